@@ -1,0 +1,102 @@
+"""The head model interface: one dataclass, whatever the source (embedded or FaceVerse)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatar.expressions import NUM_EXPRESSIONS
+
+# Part ids used in `vertex_part` / `face_part`.
+PART_NAMES: tuple[str, ...] = ("skin", "eyeball_left", "eyeball_right", "mouth_cavity", "teeth", "tongue")
+PART_ID = {n: i for i, n in enumerate(PART_NAMES)}
+
+
+class HeadModelError(ValueError):
+    """A head model file or parameter set that cannot be used; the message names the file and problem."""
+
+
+@dataclass(frozen=True, eq=False)
+class HeadModel:
+    """A triangle mesh with a UV layout, an identity basis and the 52 ARKit blendshapes.
+
+    Coordinates are the project's world (head centred at the origin, +y up, +z out of the face,
+    inside [-0.5, 0.5]^3); `metres_per_unit` converts to life size for exports.
+    Blendshapes are linear per-vertex deltas at weight 1, in canonical (alphabetical ARKit) order.
+    """
+
+    model_id: str
+    vertices: np.ndarray            # (N, 3) float32, neutral expression, zero identity
+    faces: np.ndarray               # (F, 3) int32, counter-clockwise seen from outside
+    uv: np.ndarray                  # (T, 2) float32 in [0, 1], v up (OBJ/glTF-flipped on export)
+    faces_uv: np.ndarray            # (F, 3) int32 indices into `uv` (UV seams need their own corners)
+    vertex_part: np.ndarray         # (N,) int8 ids into PART_NAMES
+    face_part: np.ndarray           # (F,) int8 ids into PART_NAMES
+    landmarks: dict[str, int]       # name -> vertex index (eye corners, pupils, brows, nose tip, ...)
+    identity_names: tuple[str, ...]
+    identity_basis: np.ndarray      # (K, N, 3) float32 per unit of each identity parameter
+    expression_basis: np.ndarray    # (52, N, 3) float32 deltas at weight 1
+    expression_regions: np.ndarray  # (52, N) bool: the vertices each blendshape is meant to move
+    eye_centers: np.ndarray         # (2, 3) float32 rotation centres of the left (+x) and right eyeballs
+    metres_per_unit: float
+    identity_range: tuple[float, float] = (-1.0, 1.0)
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.vertices)
+        checks = {
+            "vertices": self.vertices.shape == (n, 3),
+            "faces": self.faces.ndim == 2 and self.faces.shape[1] == 3 and self.faces.max(initial=0) < n,
+            "faces_uv": self.faces_uv.shape == self.faces.shape and self.faces_uv.max(initial=0) < len(self.uv),
+            "vertex_part": self.vertex_part.shape == (n,),
+            "face_part": self.face_part.shape == (len(self.faces),),
+            "identity_basis": self.identity_basis.shape == (len(self.identity_names), n, 3),
+            "expression_basis": self.expression_basis.shape == (NUM_EXPRESSIONS, n, 3),
+            "expression_regions": self.expression_regions.shape == (NUM_EXPRESSIONS, n),
+            "eye_centers": self.eye_centers.shape == (2, 3),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise HeadModelError(f"head model {self.model_id!r} has inconsistent arrays: {', '.join(bad)}")
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    def part_vertices(self, name: str) -> np.ndarray:
+        return np.flatnonzero(self.vertex_part == PART_ID[name])
+
+    def identity_vertices(self, identity: np.ndarray | None = None) -> np.ndarray:
+        """Neutral vertices for an identity parameter vector (None = mean head)."""
+        v = self.vertices
+        if identity is not None:
+            idv = np.asarray(identity, dtype=np.float32)
+            if idv.shape != (len(self.identity_names),) or not np.all(np.isfinite(idv)):
+                raise HeadModelError(f"identity must be {len(self.identity_names)} finite values, got {idv.shape}")
+            v = v + np.tensordot(idv, self.identity_basis, axes=1)
+        return v.astype(np.float32)
+
+    def posed(self, expression: np.ndarray | None = None, identity: np.ndarray | None = None,
+              eye: np.ndarray | None = None) -> np.ndarray:
+        """Vertices (N, 3) float32 for an identity, a validated canonical 52-vector and an optional
+        FaceVerse eye 4-vector (radians per eye, left eye first: +down, then +toward world +x, i.e. image right from the default camera)."""
+        v = self.identity_vertices(identity)
+        if expression is not None:
+            v = v + np.tensordot(np.asarray(expression, dtype=np.float32), self.expression_basis, axes=1)
+        if eye is not None:
+            v = self._rotate_eyes(v, np.asarray(eye, dtype=np.float64))
+        return v.astype(np.float32)
+
+    def _rotate_eyes(self, v: np.ndarray, eye: np.ndarray) -> np.ndarray:
+        if eye.shape != (4,) or not np.all(np.isfinite(eye)):
+            raise HeadModelError("eye rotation must be 4 finite radians (FaceVerse layout)")
+        v = v.copy()
+        for side, (part, centre) in enumerate(zip(("eyeball_left", "eyeball_right"), self.eye_centers)):
+            down, right = eye[2 * side], eye[2 * side + 1]
+            # Pitch about x (positive looks down = -y), then yaw about y (positive toward +x).
+            cp, sp, cy, sy = np.cos(down), np.sin(down), np.cos(right), np.sin(right)
+            rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+            ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+            idx = self.part_vertices(part)
+            v[idx] = (v[idx] - centre) @ (ry @ rx).T + centre
+        return v
