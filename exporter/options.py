@@ -1,0 +1,35 @@
+"""Export options and the one exception type every exporter raises for unusable input."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_TEXTURE_SIZE = 1024
+DEFAULT_STATIC_TRIANGLE_BUDGET = 20_000
+DEFAULT_FRAME_RATE = 30.0
+
+
+class ExportError(ValueError):
+    """An export request that cannot be carried out; the message names the input and the problem."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    texture_size: int = DEFAULT_TEXTURE_SIZE            # baked texture edge, power of two in 256..4096
+    static_triangle_budget: int = DEFAULT_STATIC_TRIANGLE_BUDGET
+    include_static: bool = True                         # hair/ears/neck mesh from the avatar's density
+    target_normals: bool = True                         # NORMAL deltas in the morph targets
+    frame_rate: float = DEFAULT_FRAME_RATE              # animation frames per second
+    density_resolution: int = 128                       # marching-cubes grid for the static parts
+
+    def __post_init__(self):
+        size = self.texture_size
+        if not isinstance(size, int) or size < 256 or size > 4096 or size & (size - 1):
+            raise ExportError(f"texture_size must be a power of two between 256 and 4096, got {size!r}")
+        if not isinstance(self.static_triangle_budget, int) or not 100 <= self.static_triangle_budget <= 1_000_000:
+            raise ExportError(
+                f"static_triangle_budget must be between 100 and 1000000, got {self.static_triangle_budget!r}")
+        rate = self.frame_rate
+        if not isinstance(rate, (int, float)) or not (0 < rate <= 1000):
+            raise ExportError(f"frame_rate must be a number in (0, 1000] frames per second, got {rate!r}")
+        if not isinstance(self.density_resolution, int) or not 16 <= self.density_resolution <= 512:
+            raise ExportError(f"density_resolution must be between 16 and 512, got {self.density_resolution!r}")
