@@ -1,0 +1,332 @@
+"""The avatar store: content-addressed directories on disk plus a small cache of loaded avatars.
+
+Layout: `<root>/<avatar_id>/` as written by `avatar.asset.save_avatar`. Anything else in the root is
+invisible here: `save_avatar`'s `.tmp-*` directories (an interrupted create) and our `.trash-*`
+directories (an interrupted delete) are never listed or loaded, and `sweep()` removes them.
+
+Every state change is one `rename`, so a crash at any moment leaves either the old or the new state:
+create renames a complete temporary directory into place (the loser of a concurrent create of the
+same id discards its copy — ids are content hashes, both copies are the same avatar); delete renames
+the avatar to a trash name first, so it disappears at once, and removes the files afterwards.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from avatar.asset import (META_FILE, SCHEMA_VERSION, THUMBNAIL_FILE, AssetError, Avatar, is_valid_avatar_id,
+                          load_avatar, save_avatar)
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".tmp-"     # save_avatar's temporary directories
+TRASH_PREFIX = ".trash-"  # deleted avatars waiting to be removed
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# A temporary directory younger than this may belong to a create still running in another process
+# sharing the store (replicas on shared storage), so the sweep leaves it alone.
+DEFAULT_STALE_AFTER_S = 600.0
+
+
+class StoreError(Exception):
+    """Base of the store's errors; the message is a sentence for the caller."""
+
+
+class AvatarNotFound(StoreError):
+    pass
+
+
+class InvalidPageToken(StoreError):
+    pass
+
+
+class DamagedAvatar(StoreError):
+    """An avatar directory that exists but cannot be read (disk corruption, hand edits)."""
+
+
+@dataclass(frozen=True)
+class AvatarRecord:
+    """What the API shows about a stored avatar; read from avatar.json alone (cheap: no tensors)."""
+
+    avatar_id: str
+    generator: str
+    generator_version: str
+    source_sha256: str
+    head_model_id: str
+    display_name: str
+    created_unix: float
+    portrait_camera: tuple[float, ...]
+    schema_version: int
+    thumbnail_png: bytes | None = None
+
+
+def check_id(avatar_id: str) -> str:
+    """The id itself when it is well-formed; anything else (path separators, '..', case) is not found."""
+    if not is_valid_avatar_id(avatar_id):
+        shown = avatar_id if isinstance(avatar_id, str) and len(avatar_id) <= 80 else f"{str(avatar_id)[:80]}..."
+        raise AvatarNotFound(f"avatar id {shown!r} is not a valid avatar id (64 lowercase hex digits)")
+    return avatar_id
+
+
+def _encode_token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    if not raw.startswith("after:") or not is_valid_avatar_id(raw[6:]):
+        raise InvalidPageToken("page_token is not a token this server returned")
+    return raw[6:]
+
+
+class RendererPool:
+    """Up to `size` renderers of one avatar, leased one caller at a time.
+
+    A renderer caches per-avatar work and is not meant to be driven by two threads at once; a few
+    instances let several streams of the same avatar render in parallel without sharing one.
+    """
+
+    def __init__(self, avatar: Avatar, factory: Callable[[Avatar], object], size: int):
+        self.avatar = avatar
+        self._factory = factory
+        self._size = max(1, size)
+        self._idle: list[object] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def lease(self) -> Iterator[object]:
+        with self._cond:
+            while not self._idle and self._count >= self._size:
+                self._cond.wait()
+            if self._idle:
+                renderer = self._idle.pop()
+            else:
+                self._count += 1
+                renderer = None
+        if renderer is None:
+            try:
+                renderer = self._factory(self.avatar)
+            except BaseException:
+                with self._cond:
+                    self._count -= 1
+                    self._cond.notify()
+                raise
+        try:
+            yield renderer
+        finally:
+            with self._cond:
+                self._idle.append(renderer)
+                self._cond.notify()
+
+    def warm(self) -> None:
+        """Build one renderer now, so a stream's first frame does not pay for it."""
+        with self.lease():
+            pass
+
+
+class AvatarStore:
+    def __init__(self, root: str | os.PathLike, *, cache_size: int = 8,
+                 renderer_factory: Callable[[Avatar], object] | None = None, renderers_per_avatar: int = 2,
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._cache_size = max(1, cache_size)
+        self._renderer_factory = renderer_factory or _default_renderer_factory
+        self._renderers_per_avatar = renderers_per_avatar
+        self._stale_after_s = stale_after_s
+        self._cache: OrderedDict[str, RendererPool] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}
+
+    # -- disk ---------------------------------------------------------------------------------
+
+    def _dir(self, avatar_id: str) -> Path:
+        return self.root / check_id(avatar_id)
+
+    def exists(self, avatar_id: str) -> bool:
+        return is_valid_avatar_id(avatar_id) and (self.root / avatar_id / META_FILE).is_file()
+
+    def create(self, avatar: Avatar) -> AvatarRecord:
+        """Save an avatar; creating an id that exists keeps the existing one (same content by construction)."""
+        check_id(avatar.avatar_id)
+        try:
+            save_avatar(avatar, self.root)
+        except OSError as e:
+            raise StoreError(f"could not write avatar {avatar.avatar_id} to the store ({e.strerror or e})") from None
+        return self.info(avatar.avatar_id)
+
+    def info(self, avatar_id: str, include_thumbnail: bool = False) -> AvatarRecord:
+        d = self._dir(avatar_id)
+        meta_path = d / META_FILE
+        try:
+            raw = meta_path.read_bytes()
+        except FileNotFoundError:
+            raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None
+        except NotADirectoryError:
+            raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None
+        try:
+            meta = json.loads(raw)
+            record = AvatarRecord(
+                avatar_id=str(meta["avatar_id"]),
+                generator=str(meta["generator"]),
+                generator_version=str(meta["generator_version"]),
+                source_sha256=str(meta["source_sha256"]),
+                head_model_id=str(meta["head_model_id"]),
+                display_name=str(meta.get("display_name", "")),
+                created_unix=float(meta.get("created_unix", 0.0)),
+                portrait_camera=tuple(float(x) for x in meta["portrait_camera"]),
+                schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise DamagedAvatar(f"avatar {avatar_id} is damaged: {META_FILE} is unreadable ({e})") from None
+        if record.avatar_id != avatar_id:
+            raise DamagedAvatar(f"avatar {avatar_id} is damaged: {META_FILE} names another id")
+        if include_thumbnail:
+            record = self._with_thumbnail(record, d, meta)
+        return record
+
+    def _with_thumbnail(self, record: AvatarRecord, d: Path, meta: dict) -> AvatarRecord:
+        expected = (meta.get("files") or {}).get(THUMBNAIL_FILE)
+        if not expected:
+            return record
+        try:
+            data = (d / THUMBNAIL_FILE).read_bytes()
+        except FileNotFoundError:
+            raise AvatarNotFound(f"avatar {record.avatar_id} does not exist") from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise DamagedAvatar(f"avatar {record.avatar_id} is damaged: {THUMBNAIL_FILE} fails its sha256 check")
+        return AvatarRecord(**{**record.__dict__, "thumbnail_png": data})
+
+    def ids(self) -> list[str]:
+        """Ids of complete avatars, sorted. Temporary and trash directories never qualify."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        return sorted(e.name for e in entries if is_valid_avatar_id(e.name) and os.path.isfile(os.path.join(e.path, META_FILE)))
+
+    def list(self, page_size: int = 0, page_token: str = "") -> tuple[list[AvatarRecord], str]:
+        """One page of avatars in id order; the token resumes after the last id shown, so pages stay
+        consistent while avatars are added or deleted between calls."""
+        size = DEFAULT_PAGE_SIZE if page_size <= 0 else min(int(page_size), MAX_PAGE_SIZE)
+        after = _decode_token(page_token) if page_token else ""
+        records: list[AvatarRecord] = []
+        remaining = [i for i in self.ids() if i > after]
+        for index, avatar_id in enumerate(remaining):
+            try:
+                records.append(self.info(avatar_id))
+            except AvatarNotFound:
+                continue  # deleted while we were listing
+            except DamagedAvatar as e:
+                log.warning("skipping damaged avatar in listing: %s", e)
+                continue
+            if len(records) == size:
+                more = index + 1 < len(remaining)
+                return records, (_encode_token(avatar_id) if more else "")
+        return records, ""
+
+    def delete(self, avatar_id: str) -> bool:
+        """True when this call removed the avatar, False when it did not exist."""
+        d = self._dir(avatar_id)
+        if not (d / META_FILE).exists():
+            return False
+        trash = self.root / f"{TRASH_PREFIX}{avatar_id[:12]}-{uuid.uuid4().hex}"
+        try:
+            os.rename(d, trash)
+        except FileNotFoundError:
+            return False  # a concurrent delete won
+        self._evict(avatar_id)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def sweep(self, min_age_s: float | None = None) -> int:
+        """Remove leftovers of interrupted creates and deletes older than `min_age_s`; returns how many."""
+        min_age = self._stale_after_s if min_age_s is None else min_age_s
+        now = time.time()
+        removed = 0
+        for entry in os.scandir(self.root):
+            if not entry.name.startswith((TEMP_PREFIX, TRASH_PREFIX)):
+                continue
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if age < min_age:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+            removed += 1
+            log.info("removed leftover %s from the store", entry.name)
+        return removed
+
+    # -- loaded avatars -------------------------------------------------------------------------
+
+    def load(self, avatar_id: str) -> Avatar:
+        return self.renderers(avatar_id).avatar
+
+    def renderers(self, avatar_id: str) -> RendererPool:
+        """The cached renderer pool of an avatar (loading and verifying it on a miss)."""
+        check_id(avatar_id)
+        with self._cache_lock:
+            pool = self._cache.get(avatar_id)
+            if pool is not None:
+                self._cache.move_to_end(avatar_id)
+                return pool
+            load_lock = self._load_locks.setdefault(avatar_id, threading.Lock())
+        # One loader per id; other ids load in parallel.
+        with load_lock:
+            with self._cache_lock:
+                pool = self._cache.get(avatar_id)
+                if pool is not None:
+                    return pool
+            avatar = self._load_from_disk(avatar_id)
+            pool = RendererPool(avatar, self._renderer_factory, self._renderers_per_avatar)
+            with self._cache_lock:
+                self._cache[avatar_id] = pool
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+                self._load_locks.pop(avatar_id, None)
+            return pool
+
+    def _load_from_disk(self, avatar_id: str) -> Avatar:
+        d = self._dir(avatar_id)
+        if not (d / META_FILE).is_file():
+            raise AvatarNotFound(f"avatar {avatar_id} does not exist")
+        try:
+            return load_avatar(d)
+        except AssetError as e:
+            if not (d / META_FILE).is_file():
+                raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None
+            raise DamagedAvatar(f"avatar {avatar_id} is damaged: {e}") from None
+
+    def _evict(self, avatar_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(avatar_id, None)
+
+
+def _default_renderer_factory(avatar: Avatar):
+    from avatar.render import Renderer
+
+    return Renderer(avatar, backend="cpu")
