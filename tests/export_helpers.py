@@ -135,3 +135,66 @@ def small_avatar(head: HeadModel, seed: int = 0):
         display_name="Test Avatar",
         created_unix=0.0,
     )
+
+
+# --- GLB reading -------------------------------------------------------------------------------
+
+_COMPONENTS = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+
+
+def read_accessor(gltf, blob: bytes, index: int) -> np.ndarray:
+    """An accessor's values as (count, width), dense or sparse, straight from the GLB's binary chunk."""
+    acc = gltf.accessors[index]
+    width = _WIDTH[acc.type]
+    dtype = _COMPONENTS[acc.componentType]
+
+    def view(view_index, count, dt, w, extra_offset=0):
+        bv = gltf.bufferViews[view_index]
+        start = (bv.byteOffset or 0) + extra_offset
+        return np.frombuffer(blob, dt, count=count * w, offset=start).reshape(count, w)
+
+    out = (view(acc.bufferView, acc.count, dtype, width, acc.byteOffset or 0).copy() if acc.bufferView is not None
+           else np.zeros((acc.count, width), dtype))
+    if acc.sparse is not None:
+        idx = view(acc.sparse.indices.bufferView, acc.sparse.count, _COMPONENTS[acc.sparse.indices.componentType], 1)
+        vals = view(acc.sparse.values.bufferView, acc.sparse.count, dtype, width)
+        out[idx[:, 0].astype(np.int64)] = vals
+    return out
+
+
+def load_glb(data: bytes):
+    import pygltflib
+
+    gltf = pygltflib.GLTF2.load_from_bytes(data)
+    return gltf, gltf.binary_blob()
+
+
+def sphere_density(resolution: int) -> np.ndarray:
+    """A density grid with a shell a little larger than the small head: static parts around it."""
+    c = (np.arange(resolution) + 0.5) / resolution - 0.5
+    x, y, z = np.meshgrid(c, c, c, indexing="ij")
+    r = np.sqrt(x ** 2 + (y - 0.08) ** 2 + (z + 0.04) ** 2)
+    return np.where(r < 0.34, 300.0, 0.0)
+
+
+def position_colour(points: np.ndarray) -> np.ndarray:
+    """A colour field that varies over space, so texture baking has something to get right."""
+    return np.clip(np.asarray(points) + 0.5, 0.0, 1.0)
+
+
+def glb_inputs():
+    """(avatar, head, colour, density_grid) for GLB tests.
+
+    With the lead's synthetic avatar and renderer available: the embedded head and a real avatar,
+    colour and density from the renderer (colour/density None). Until then: the small head with
+    spatial colour and density functions.
+    """
+    try:
+        from avatar.synthetic import synthetic_avatar
+        from avatar.head_model import embedded_head_model
+        import avatar.render  # noqa: F401  (the renderer must import too)
+    except ImportError:
+        head = small_head_model()
+        return small_avatar(head), head, position_colour, sphere_density
+    return synthetic_avatar(seed=1), embedded_head_model(), None, None

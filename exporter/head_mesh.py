@@ -1,0 +1,86 @@
+"""The head model as a glTF-ready mesh: UV seams split, metres, glTF axes, 52 morph-target deltas.
+
+The project's world already has glTF's axes (+y up, +z out of the face, right-handed), so the only
+conversion is the head model's `metres_per_unit` scale. glTF stores one UV per vertex, so vertices on
+UV seams are duplicated: one glTF vertex per distinct (position vertex, UV corner) pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from avatar.asset import Avatar
+from avatar.head_model.base import HeadModel
+from exporter.options import ExportError
+
+
+@dataclass(frozen=True, eq=False)
+class GltfMesh:
+    positions: np.ndarray              # (V, 3) float32 metres, glTF axes
+    uv: np.ndarray                     # (V, 2) float32, glTF orientation (v down)
+    indices: np.ndarray                # (F, 3) uint32 into positions
+    normals: np.ndarray | None         # (V, 3) float32 unit
+    source_vertex: np.ndarray          # (V,) int64: the head-model vertex each glTF vertex copies
+    position_deltas: np.ndarray | None = None   # (52, V, 3) float32 metres
+    normal_deltas: np.ndarray | None = None     # (52, V, 3) float32
+
+
+def resolve_head_model(avatar: Avatar, head_model: HeadModel | None = None) -> HeadModel:
+    """The head model an avatar was made with: the given one, else the embedded one if the ids agree."""
+    if head_model is None:
+        from avatar.head_model import embedded_head_model
+
+        head_model = embedded_head_model()
+    if head_model.model_id != avatar.head_model_id:
+        raise ExportError(
+            f"avatar {avatar.avatar_id[:12]} was made with head model {avatar.head_model_id!r}, but the head "
+            f"model available is {head_model.model_id!r}; export needs the avatar's own head model")
+    return head_model
+
+
+def split_uv_seams(faces: np.ndarray, faces_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One glTF vertex per distinct (vertex, uv) corner, in a deterministic order.
+
+    Returns (source_vertex (V,), source_uv (V,), indices (F, 3)).
+    """
+    pairs = np.stack([faces.reshape(-1), faces_uv.reshape(-1)], axis=1).astype(np.int64)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return unique[:, 0], unique[:, 1], inverse.reshape(-1, 3).astype(np.uint32)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
+    normals = np.asarray(mesh.vertex_normals, dtype=np.float32)
+    # Vertices used by no face (or only degenerate ones) get a valid unit normal instead of zero.
+    lengths = np.linalg.norm(normals, axis=1)
+    normals[~(lengths > 0.5)] = (0.0, 1.0, 0.0)
+    return normals
+
+
+def head_gltf_mesh(head: HeadModel, identity: np.ndarray | None, with_normals: bool = True,
+                   with_normal_deltas: bool = True) -> GltfMesh:
+    """The head posed at an identity (neutral expression), with per-target deltas, in glTF metres."""
+    mpu = np.float32(head.metres_per_unit)
+    src_v, src_uv, indices = split_uv_seams(head.faces, head.faces_uv)
+    neutral = head.posed(None, identity)
+    positions = (neutral[src_v] * mpu).astype(np.float32)
+    uv = head.uv[src_uv].astype(np.float32).copy()
+    uv[:, 1] = 1.0 - uv[:, 1]
+    deltas = (head.expression_basis[:, src_v] * mpu).astype(np.float32)
+
+    normals = normal_deltas = None
+    if with_normals:
+        base = vertex_normals(neutral, head.faces)
+        normals = base[src_v]
+        if with_normal_deltas:
+            normal_deltas = np.zeros_like(deltas)
+            for k in range(len(deltas)):
+                if not head.expression_basis[k].any():
+                    continue
+                posed = neutral + head.expression_basis[k]
+                delta = vertex_normals(posed, head.faces) - base
+                normal_deltas[k] = delta[src_v]
+    return GltfMesh(positions=positions, uv=uv, indices=indices, normals=normals, source_vertex=src_v,
+                    position_deltas=deltas, normal_deltas=normal_deltas)
