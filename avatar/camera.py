@@ -162,3 +162,29 @@ def project(points, cam) -> np.ndarray:
     z = cam_pts[..., 2]
     uv = np.stack([k[0, 0] * cam_pts[..., 0] / z + k[0, 2], k[1, 1] * cam_pts[..., 1] / z + k[1, 2]], axis=-1)
     return uv, z
+
+
+def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Head rotation matrix from radians (FaceVerse's Euler convention: R = Rz(roll) Ry(yaw) Rx(pitch))."""
+    cx, sx, cy, sy, cz, sz = math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw), math.cos(roll), math.sin(roll)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def apply_head_pose(cam, yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """The camera that sees the still head as the original camera sees the head rotated by (yaw, pitch, roll).
+
+    The whole avatar (mesh and static planes) turns together, so turning the camera the opposite way
+    is exact and keeps the planes untouched.
+    """
+    values = (yaw, pitch, roll)
+    if not all(math.isfinite(float(x)) for x in values):
+        raise CameraError(f"head pose must be finite radians, got {values}")
+    v = np.asarray(cam, dtype=np.float64).reshape(-1).copy()
+    c2w = v[:16].reshape(4, 4)
+    r_inv = np.eye(4)
+    r_inv[:3, :3] = head_rotation(*values).T
+    v[:16] = (r_inv @ c2w).reshape(-1)
+    return v.astype(np.float32)

@@ -1,0 +1,26 @@
+"""Head models by id, so an avatar (which stores only its head model id) finds its mesh again."""
+from __future__ import annotations
+
+import threading
+
+from avatar.head_model import HeadModel, HeadModelError, embedded_head_model
+
+_lock = threading.Lock()
+_registered: dict[str, HeadModel] = {}
+
+
+def register_head_model(model: HeadModel) -> None:
+    """Make a loaded model (e.g. a user's FaceVerse file) resolvable by its id in this process."""
+    with _lock:
+        _registered[model.model_id] = model
+
+
+def head_model_for(model_id: str) -> HeadModel:
+    embedded = embedded_head_model()
+    if model_id == embedded.model_id:
+        return embedded
+    with _lock:
+        model = _registered.get(model_id)
+    if model is None:
+        raise HeadModelError(f"head model {model_id!r} is not available in this process (load it first)")
+    return model

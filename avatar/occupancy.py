@@ -1,0 +1,55 @@
+"""Occupancy grids for empty-space skipping.
+
+The static grid is decoded once per avatar from the neutral-expression density; each frame adds the
+cells the posed head mesh passes through (an expression only moves geometry where the mesh is, since
+the neural texture reaches the planes through the mesh). Both are dilated by one cell so a thin
+surface between cell centres is never skipped.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from avatar.camera import BOX_HALF
+
+DENSITY_THRESHOLD = 0.05
+
+
+def grid_points(resolution: int, box_half: float = BOX_HALF) -> torch.Tensor:
+    """Cell centres of a resolution^3 grid over the box, (R^3, 3) in x-major (x, y, z) order."""
+    c = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2 * box_half - box_half
+    return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def dilate(grid: torch.Tensor) -> torch.Tensor:
+    return F.max_pool3d(grid[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+
+
+class OccupancyGrid:
+    def __init__(self, static: torch.Tensor, box_half: float = BOX_HALF):
+        self.static = static
+        self.resolution = static.shape[0]
+        self.box_half = box_half
+
+    @classmethod
+    def from_density(cls, density_fn: Callable[[torch.Tensor], torch.Tensor], resolution: int = 64,
+                     chunk: int = 1 << 16, box_half: float = BOX_HALF) -> "OccupancyGrid":
+        pts = grid_points(resolution, box_half)
+        dens = torch.cat([density_fn(pts[i:i + chunk]) for i in range(0, len(pts), chunk)])
+        occupied = (dens > DENSITY_THRESHOLD).reshape(resolution, resolution, resolution)
+        return cls(dilate(occupied), box_half)
+
+    def cell_index(self, points: torch.Tensor) -> torch.Tensor:
+        """Flat cell index of each point (clamped into the grid)."""
+        r = self.resolution
+        ijk = ((points + self.box_half) * (r / (2 * self.box_half))).long().clamp_(0, r - 1)
+        return (ijk[..., 0] * r + ijk[..., 1]) * r + ijk[..., 2]
+
+    def with_points(self, points: torch.Tensor) -> torch.Tensor:
+        """The static grid plus the (dilated) cells that contain any of these points, flattened."""
+        extra = torch.zeros(self.resolution ** 3, dtype=torch.bool)
+        extra[self.cell_index(points)] = True
+        extra = dilate(extra.view(self.resolution, self.resolution, self.resolution))
+        return (self.static | extra).reshape(-1)

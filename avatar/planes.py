@@ -1,0 +1,78 @@
+"""Neural texture -> front plane: the posed head mesh rasterized orthographically into the xy plane.
+
+As in Next3D/AvatarArtist, the expression lives in the mesh: the posed mesh is rasterized from the
+front, every covered plane texel looks up the neural texture (plane 0) at the mesh's UV there, and
+the result replaces the static xy plane where the decoder's channel mask says so. The rasterized
+surface depth is added through the decoder's depth weights, so geometry follows the mesh exactly.
+
+Plane 0 is indexed like the xy plane: column = u, row = v (row 0 at v = 0).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avatar import raster
+from avatar.decoder import TriplaneDecoder
+from avatar.head_model import HeadModel
+
+
+class FrontPlaneComposer:
+    """Builds the (3, C', H, W) static planes of one avatar for an expression, for the channels C' the
+    caller reads (all by default); only channels the decoder marks as rasterized are recomputed."""
+
+    def __init__(self, head: HeadModel, identity: np.ndarray, planes: torch.Tensor, decoder: TriplaneDecoder,
+                 backend: str = "cpu", channels: torch.Tensor | None = None, cache_size: int = 4):
+        self.head = head
+        self.identity = np.asarray(identity, dtype=np.float32)
+        ch = torch.arange(planes.shape[1]) if channels is None else channels
+        self.static = planes[1:4][:, ch].contiguous()
+        mask = decoder.raster_channel_mask[ch]
+        self.dynamic = torch.nonzero(mask > 0).squeeze(1)
+        self.texture = planes[0:1][:, ch[self.dynamic]].contiguous()
+        self.mask = mask[self.dynamic].view(-1, 1)
+        self.depth_weight = decoder.raster_depth_weight[ch][self.dynamic].view(-1, 1)
+        self.backend = backend
+        self.faces = torch.from_numpy(head.faces.astype(np.int32))
+        self.faces_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
+        self.uv = torch.from_numpy(head.uv.astype(np.float32))
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+
+    def vertices(self, expression: np.ndarray | None, eye: np.ndarray | None) -> np.ndarray:
+        return self.head.posed(expression, self.identity, eye)
+
+    def planes(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None) -> torch.Tensor:
+        """(3, C', H, W) static planes with the xy plane composed for this expression (cached)."""
+        key = b"".join(np.asarray(a, dtype=np.float32).tobytes() if a is not None else b"-" for a in (expression, eye))
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        out = self.static.clone()
+        if len(self.dynamic):
+            self._compose_front(out[0], self.vertices(expression, eye))
+        self._cache[key] = out
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def _compose_front(self, front: torch.Tensor, vertices: np.ndarray) -> None:
+        _, h, w = front.shape
+        verts = torch.from_numpy(vertices)
+        rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces, h, w, backend=self.backend)
+        texels = torch.nonzero(rast[..., 3].reshape(-1) > 0).squeeze(1)
+        if not len(texels):
+            return
+        flat = rast.reshape(-1, 4)[texels].view(1, -1, 4)
+        uv = raster.interpolate(self.uv, flat, self.faces_uv)[0]
+        depth = raster.interpolate(verts[:, 2:3], flat, self.faces)[0, :, 0]
+        grid = (uv * 2 - 1).view(1, 1, -1, 2)
+        texture = F.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]
+        dynamic = texture + self.depth_weight * depth
+        rows = front.view(front.shape[0], -1)
+        sel = rows[self.dynamic][:, texels]
+        rows[self.dynamic.unsqueeze(1), texels.unsqueeze(0)] = sel * (1 - self.mask) + dynamic * self.mask
