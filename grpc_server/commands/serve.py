@@ -1,0 +1,56 @@
+"""`avatarforge serve`: run the gRPC service. Every flag also reads AVATARFORGE_<FLAG> (e.g. AVATARFORGE_PORT)."""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from grpc_server.config import ConfigError, ServerConfig, env_name
+
+_HELP = {
+    "host": "address to bind (default 127.0.0.1; anything else without --token-file draws a loud warning)",
+    "port": "port to bind; 0 picks a free one (the ready line 'avatarforge listening on HOST:PORT' tells which)",
+    "store": "avatar store directory (default: $XDG_DATA_HOME/avatarforge/avatars or "
+             "~/.local/share/avatarforge/avatars)",
+    "token_file": "file of accepted bearer tokens, one per line; clients send 'authorization: Bearer <token>'",
+    "tls_cert": "PEM certificate chain for TLS",
+    "tls_key": "PEM private key for TLS",
+    "client_ca": "PEM CA bundle: require client certificates signed by it (mutual TLS)",
+    "max_streams": "concurrent RenderStreams; more are refused with RESOURCE_EXHAUSTED",
+    "max_portrait_bytes": "largest accepted portrait upload in bytes",
+    "max_pixels": "largest accepted portrait in pixels (width x height; stops decompression bombs)",
+    "max_frame_pixels": "largest frame in pixels (width x height)",
+    "max_message_bytes": "largest gRPC message in either direction; frames never exceed it",
+    "max_pending_jobs": "creates and exports queued or running at once",
+    "workers": "creates and exports running at once",
+    "render_slots": "frames rendered at once across all calls (rendering already uses every core)",
+    "cache_size": "loaded avatars kept in memory",
+    "grace": "seconds in-flight calls get to finish on SIGTERM/SIGINT",
+    "backend": "rasterizer backend: cpu or nvdiffrast (CUDA)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the gRPC service", description=__doc__)
+    try:
+        defaults, env_error = ServerConfig.from_env(), None
+    except ConfigError as e:
+        # Reported only if `serve` is the command run: a bad variable must not break other commands.
+        defaults, env_error = ServerConfig(), e
+    for f in fields(ServerConfig):
+        value = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        kind = (lambda s: Path(s).expanduser()) if isinstance(value, Path) else type(value)
+        parser.add_argument(flag, dest=f.name, default=value, type=kind,
+                            help=f"{_HELP[f.name]} (now: {value}; env {env_name(f.name)})")
+    parser.set_defaults(func=run, env_error=env_error)
+
+
+def run(args) -> int:
+    from grpc_server.server import serve
+
+    if args.env_error is not None:
+        print(f"avatarforge serve: {args.env_error}")
+        return 2
+    config = ServerConfig(**{f.name: getattr(args, f.name) for f in fields(ServerConfig)})
+    return serve(config)

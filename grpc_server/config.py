@@ -1,0 +1,91 @@
+"""Server configuration: defaults, overridden by AVATARFORGE_* environment variables, overridden by flags."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from grpc_server.limits import ServerLimits
+from grpc_server.paths import default_store
+
+_LIMIT_DEFAULTS = ServerLimits()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051                      # 0 = pick a free port (printed in the ready line)
+    store: Path = field(default_factory=default_store)
+    token_file: str = ""                   # one bearer token per line; empty = no authentication
+    tls_cert: str = ""
+    tls_key: str = ""
+    client_ca: str = ""                    # set = mutual TLS: clients must present a certificate it signed
+    max_streams: int = _LIMIT_DEFAULTS.max_streams
+    max_portrait_bytes: int = _LIMIT_DEFAULTS.max_portrait_bytes
+    max_pixels: int = _LIMIT_DEFAULTS.max_portrait_pixels
+    max_frame_pixels: int = _LIMIT_DEFAULTS.max_frame_pixels
+    max_message_bytes: int = _LIMIT_DEFAULTS.max_message_bytes
+    max_pending_jobs: int = _LIMIT_DEFAULTS.max_pending_jobs
+    workers: int = 1                       # creates/exports running at once
+    render_slots: int = 2                  # frames rendered at once
+    cache_size: int = 8                    # loaded avatars kept in memory
+    grace: float = 10.0                    # seconds in-flight calls get at shutdown
+    backend: str = "cpu"                   # rasterizer: cpu or nvdiffrast
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ=None) -> "ServerConfig":
+        env = os.environ if environ is None else environ
+        config = cls()
+        for f in fields(cls):
+            raw = env.get(env_name(f.name))
+            if raw is None or raw.strip() == "":
+                continue
+            setattr(config, f.name, _parse(f.name, raw.strip(), type(getattr(config, f.name))))
+        return config
+
+    def limits(self) -> ServerLimits:
+        try:
+            return ServerLimits(max_portrait_bytes=self.max_portrait_bytes, max_portrait_pixels=self.max_pixels,
+                                max_streams=self.max_streams, max_frame_pixels=self.max_frame_pixels,
+                                max_message_bytes=self.max_message_bytes, max_pending_jobs=self.max_pending_jobs)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def validate(self) -> "ServerConfig":
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is outside 0..65535")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("TLS needs both --tls-cert and --tls-key")
+        if self.client_ca and not self.tls_cert:
+            raise ConfigError("--client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        if self.backend not in ("cpu", "nvdiffrast"):
+            raise ConfigError(f"backend {self.backend!r} is not one of cpu, nvdiffrast")
+        for name in ("workers", "render_slots", "cache_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.grace < 0:
+            raise ConfigError("grace must not be negative")
+        self.limits()
+        return self
+
+
+def env_name(field_name: str) -> str:
+    return "AVATARFORGE_" + field_name.upper()
+
+
+def _parse(name: str, raw: str, kind: type):
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if issubclass(kind, Path):
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise ConfigError(f"environment variable {env_name(name)}={raw!r} is not a valid {kind.__name__}") from None

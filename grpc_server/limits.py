@@ -1,0 +1,73 @@
+"""Server limits: upload sizes, frame sizes, concurrency. One place, so ServerInfo reports what is enforced."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from avatar.portrait.errors import PortraitLimits
+
+MIN_FRAME_SIDE = 16
+MAX_FRAME_SIDE = 2048
+# Room for the protobuf framing and the small fields around a portrait or a frame's bytes.
+MESSAGE_OVERHEAD = 64 * 1024
+
+
+class LimitExceeded(Exception):
+    """A request beyond a configured limit (RESOURCE_EXHAUSTED); the message says which and by how much."""
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_portrait_bytes: int = PortraitLimits().max_bytes
+    max_portrait_pixels: int = PortraitLimits().max_pixels
+    max_streams: int = 16
+    max_frame_pixels: int = MAX_FRAME_SIDE * MAX_FRAME_SIDE
+    # Applies to every message in both directions; a frame never exceeds it.
+    max_message_bytes: int = 32 * 2**20
+    # Creates and exports queued or running at once (each holds its input in memory while it waits).
+    max_pending_jobs: int = 8
+
+    def __post_init__(self):
+        for name, value in self.__dict__.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"limit {name} must be a positive integer, got {value!r}")
+        if self.max_portrait_bytes + MESSAGE_OVERHEAD > self.max_message_bytes:
+            raise ValueError(f"max_message_bytes ({self.max_message_bytes}) must exceed max_portrait_bytes "
+                             f"({self.max_portrait_bytes}) by at least {MESSAGE_OVERHEAD} bytes, "
+                             f"or no portrait of the allowed size could be uploaded")
+        if self.max_frame_pixels < MIN_FRAME_SIDE * MIN_FRAME_SIDE:
+            raise ValueError(f"max_frame_pixels must be at least {MIN_FRAME_SIDE * MIN_FRAME_SIDE}")
+
+    def portrait_limits(self) -> PortraitLimits:
+        return PortraitLimits(max_bytes=self.max_portrait_bytes, max_pixels=self.max_portrait_pixels)
+
+
+class Slots:
+    """A counter of concurrent uses that refuses instead of waiting (streams, pending creates)."""
+
+    def __init__(self, capacity: int, what: str):
+        self.capacity = capacity
+        self._what = what
+        self._used = 0
+        self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._used >= self.capacity:
+                raise LimitExceeded(f"too many concurrent {self._what} (limit {self.capacity}); try again later")
+            self._used += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._used -= 1
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
