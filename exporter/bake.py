@@ -1,0 +1,201 @@
+"""Batch baking: a folder of portraits in, a folder of engine-ready assets out.
+
+Every regular, non-hidden file in the input folder (in name order) is one job: create an avatar with
+the projective generator, then export it into `<out>/<name>/`. A job's outcome is recorded in
+`<out>/<name>/bake.json` (the input's sha256, generator and formats with the avatar id, outputs and
+seconds, or the error), so a rerun skips every input whose record still matches, including the ones
+that failed: the same bytes would fail the same way. `report.json` in the output folder lists every
+input. Jobs run in a process pool when workers > 1 (Ray is not a dependency here; a cluster runs this
+same per-file function under its own scheduler).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+from exporter.api import normalise_formats
+from exporter.options import ExportError, ExportOptions
+
+RECORD = "bake.json"
+REPORT = "report.json"
+DEFAULT_FORMATS = ("glb", "tables")
+GENERATOR = "projective"
+
+
+@dataclass
+class BakeResult:
+    input: str
+    status: str                      # "ok", "error", "skipped-ok", "skipped-error"
+    output_dir: str
+    avatar_id: str = ""
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("ok", "skipped-ok")
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "skipped-error")
+
+
+@dataclass
+class BakeReport:
+    results: list[BakeResult]
+
+    @property
+    def succeeded(self) -> int:
+        return sum(r.succeeded for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.failed for r in self.results)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.status.startswith("skipped") for r in self.results)
+
+    def summary(self) -> str:
+        return (f"{len(self.results)} portraits: {self.succeeded} baked, {self.failed} failed, "
+                f"{self.skipped} already done")
+
+
+def list_inputs(portraits_dir: Path) -> list[Path]:
+    if not portraits_dir.is_dir():
+        raise ExportError(f"{portraits_dir}: not a directory of portraits")
+    return sorted(p for p in portraits_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def output_names(inputs: list[Path]) -> dict[Path, str]:
+    """Output folder per input: its stem, or its whole name when two inputs share a stem."""
+    stems: dict[str, int] = {}
+    for p in inputs:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    return {p: (p.stem if stems[p.stem] == 1 else p.name.replace(".", "_")) for p in inputs}
+
+
+def _job_key(sha256: str, formats: list[str], options: ExportOptions) -> dict:
+    from avatar.generators import get_generator
+
+    generator = get_generator(GENERATOR)
+    return {"sha256": sha256, "generator": generator.name, "generator_version": generator.version,
+            "formats": formats, "options": {k: getattr(options, k) for k in sorted(vars(options))}}
+
+
+def _read_record(out: Path) -> dict | None:
+    try:
+        return json.loads((out / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptions, torch_threads: int = 0) -> dict:
+    """Create + export one portrait; never raises for a bad input, returns the record it wrote."""
+    import torch
+
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    from avatar.generators import get_generator
+    from exporter.api import export
+
+    start = time.perf_counter()
+    src, out = Path(source), Path(out_dir)
+    data = src.read_bytes()
+    key = _job_key(hashlib.sha256(data).hexdigest(), formats, options)
+    record = {"input": src.name, **key}
+    try:
+        avatar = get_generator(GENERATOR).create(data)
+        outputs = export(avatar, formats, options, out_dir=out)
+        record.update(status="ok", avatar_id=avatar.avatar_id, outputs=outputs)
+    except Exception as exc:  # noqa: BLE001 - one bad portrait must not stop the batch; the record says why
+        record.update(status="error", error=f"{type(exc).__name__}: {exc}")
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (RECORD + ".partial")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / RECORD)
+    return record
+
+
+def _still_valid(record: dict | None, key: dict, out: Path) -> bool:
+    if record is None or any(record.get(k) != v for k, v in key.items()):
+        return False
+    if record.get("status") == "ok":
+        return all((out / rel).is_file() for rel in record.get("outputs", []))
+    return record.get("status") == "error"
+
+
+def _result(record: dict, out: Path, skipped: bool) -> BakeResult:
+    status = record.get("status", "error")
+    return BakeResult(input=record.get("input", ""), status=f"skipped-{status}" if skipped else status,
+                      output_dir=str(out), avatar_id=record.get("avatar_id", ""),
+                      outputs=list(record.get("outputs", [])), seconds=float(record.get("seconds", 0.0)),
+                      error=record.get("error", ""))
+
+
+def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
+                workers: int = 1, on_result: Callable[[BakeResult], None] | None = None) -> BakeReport:
+    """Bake every portrait not already done; `on_result` is called once per input as it finishes."""
+    options = options or ExportOptions()
+    formats = normalise_formats(formats)
+    if "animation" in formats:
+        raise ExportError("bake exports avatars only; the animation format needs a per-avatar animation source")
+    if not isinstance(workers, int) or workers < 1:
+        raise ExportError(f"workers must be a positive integer, got {workers!r}")
+    src_dir, out_root = Path(portraits_dir), Path(out_dir)
+    inputs = list_inputs(src_dir)
+    names = output_names(inputs)
+    out_root.mkdir(parents=True, exist_ok=True)
+    notify = on_result or (lambda result: None)
+
+    results: dict[Path, BakeResult] = {}
+    todo: list[Path] = []
+    for p in inputs:
+        out = out_root / names[p]
+        key = _job_key(hashlib.sha256(p.read_bytes()).hexdigest(), formats, options)
+        record = _read_record(out)
+        if _still_valid(record, key, out):
+            results[p] = _result(record, out, skipped=True)
+            notify(results[p])
+        else:
+            todo.append(p)
+
+    if workers == 1 or len(todo) <= 1:
+        for p in todo:
+            results[p] = _result(bake_one(str(p), str(out_root / names[p]), formats, options), out_root / names[p],
+                                 skipped=False)
+            notify(results[p])
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(bake_one, str(p), str(out_root / names[p]), formats, options, threads): p
+                       for p in todo}
+            for future in as_completed(futures):
+                p = futures[future]
+                try:
+                    record = future.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker is this input's error
+                    record = {"input": p.name, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                results[p] = _result(record, out_root / names[p], skipped=False)
+                notify(results[p])
+
+    report = BakeReport([results[p] for p in inputs])
+    doc = {"portraits_dir": str(src_dir), "out_dir": str(out_root), "formats": formats,
+           "summary": {"inputs": len(inputs), "succeeded": report.succeeded, "failed": report.failed,
+                       "skipped": report.skipped},
+           "inputs": [vars(r) | {"succeeded": r.succeeded} for r in report.results]}
+    tmp = out_root / (REPORT + ".partial")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, out_root / REPORT)
+    return report
