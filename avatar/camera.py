@@ -72,7 +72,8 @@ def look_at(origin: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray
     return m
 
 
-def orbit_to_cam2world(orbit: Orbit) -> np.ndarray:
+def orbit_to_cam2world(orbit: Orbit, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """cam2world of an orbit about the origin, the whole camera then moved by `shift` (world units)."""
     o = orbit.validate()
     yaw, pitch, roll = (math.radians(v) for v in (o.yaw_deg, o.pitch_deg, o.roll_deg))
     origin = o.radius * np.array([math.cos(pitch) * math.sin(yaw), math.sin(pitch), math.cos(pitch) * math.cos(yaw)])
@@ -81,6 +82,7 @@ def orbit_to_cam2world(orbit: Orbit) -> np.ndarray:
     # Rolling the camera clockwise in the image = rotating its x/y axes about its forward axis.
     spin = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     c2w[:3, :3] = c2w[:3, :3] @ spin
+    c2w[:3, 3] += np.asarray(shift, dtype=np.float64)
     return c2w
 
 
@@ -89,10 +91,11 @@ def intrinsics(fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
     return np.array([[f, 0.0, 0.5], [0.0, f, 0.5], [0.0, 0.0, 1.0]])
 
 
-def camera_vector(orbit: Orbit | None = None, **kwargs) -> np.ndarray:
-    """EG3D 25-vector from an Orbit (or its fields as keyword arguments)."""
+def camera_vector(orbit: Orbit | None = None, shift=(0.0, 0.0, 0.0), **kwargs) -> np.ndarray:
+    """EG3D 25-vector from an Orbit (or its fields as keyword arguments), optionally shifted."""
     orbit = orbit or Orbit(**kwargs)
-    return np.concatenate([orbit_to_cam2world(orbit).reshape(-1), intrinsics(orbit.fov_deg).reshape(-1)]).astype(np.float32)
+    c2w = orbit_to_cam2world(orbit, shift)
+    return np.concatenate([c2w.reshape(-1), intrinsics(orbit.fov_deg).reshape(-1)]).astype(np.float32)
 
 
 def validate_camera_vector(vec) -> np.ndarray:

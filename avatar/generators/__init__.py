@@ -1,0 +1,55 @@
+"""Generators turn a portrait into an Avatar. Each registers under a name; `projective` is the default."""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from avatar.asset import Avatar
+
+ProgressFn = Callable[[str, float, str], None]
+DEFAULT_GENERATOR = "projective"
+
+
+class GeneratorError(ValueError):
+    """An unknown generator name or settings a generator cannot use."""
+
+
+class Generator(Protocol):
+    name: str
+    version: str
+    description: str
+    settings: dict
+
+    def create(self, portrait_bytes: bytes, face_box=None, landmarks=None, progress: ProgressFn | None = None,
+               display_name: str = "") -> Avatar: ...
+
+
+_FACTORIES: dict[str, Callable[[], Generator]] = {}
+
+
+def register(name: str, factory: Callable[[], Generator]) -> None:
+    _FACTORIES[name] = factory
+
+
+def get_generator(name: str = "") -> Generator:
+    name = name or DEFAULT_GENERATOR
+    try:
+        return _FACTORIES[name]()
+    except KeyError:
+        raise GeneratorError(f"unknown generator {name!r}; available: {', '.join(sorted(_FACTORIES))}") from None
+
+
+def available() -> list[tuple[str, str, str]]:
+    """(name, version, description) of every registered generator."""
+    out = []
+    for name in sorted(_FACTORIES):
+        g = _FACTORIES[name]()
+        out.append((g.name, g.version, g.description))
+    return out
+
+
+def _register_builtin() -> None:
+    from avatar.generators.projective import ProjectiveGenerator
+    register(ProjectiveGenerator.name, ProjectiveGenerator)
+
+
+_register_builtin()
