@@ -1,0 +1,194 @@
+"""Triangle rasterization behind one function, with nvdiffrast's conventions on every backend.
+
+Raster layout, (H, W, 4) float32, per pixel: (u, v, z/w, triangle_id + 1), all zero where no triangle
+covers the pixel centre. An attribute interpolates as u*a0 + v*a1 + (1 - u - v)*a2 over the covering
+triangle's three corners (perspective-correct when w differs between corners). Pixel (row i, col j)
+has its centre at NDC x = (2j + 1)/W - 1, y = (2i + 1)/H - 1: row 0 is NDC y = -1, like nvdiffrast
+(and like `grid_sample`'s grid y = -1). The nearest fragment (smallest z/w) wins, the lowest triangle
+id on exactly equal depth; fragments with z/w outside [-1, 1] are dropped (near/far clipping);
+triangles with a corner at w <= 0 are culled whole (no clipping against the camera plane); no backface
+culling.
+
+Backends: "cpu" (vectorized torch, the reference the tests run) and "nvdiffrast" (CUDA).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from avatar.raster.cpu import rasterize_cpu
+from avatar.raster.nvdiffrast_backend import RasterizerUnavailable, missing_requirement, rasterize_nvdiffrast
+
+__all__ = [
+    "BACKENDS",
+    "RasterError",
+    "RasterizerUnavailable",
+    "available_backends",
+    "default_backend",
+    "interpolate",
+    "orthographic_clip",
+    "perspective_clip",
+    "rasterize",
+]
+
+BACKENDS = {"cpu": rasterize_cpu, "nvdiffrast": rasterize_nvdiffrast}
+MAX_RESOLUTION = 16384
+# Triangle ids travel as float32 in the raster, exact only below 2**24.
+MAX_FACES = (1 << 24) - 1
+# Depth of the orthographic planes: z/w = -depth / (DEPTH_RANGE * box_half), so geometry up to twice
+# the box half-size in front of or behind the plane is kept.
+ORTHO_DEPTH_RANGE = 2.0
+PLANES = ("xy", "xz", "zx")
+
+
+class RasterError(ValueError):
+    """Input the rasterizer cannot use (shapes, indices, sizes, backend name); the message says which."""
+
+
+def available_backends() -> list[str]:
+    """Backends that can run on this machine, reference first."""
+    return ["cpu"] + (["nvdiffrast"] if missing_requirement() is None else [])
+
+
+def default_backend() -> str:
+    return "nvdiffrast" if missing_requirement() is None else "cpu"
+
+
+def _as_tensor(x, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError) as exc:
+        raise RasterError(f"{name} must be a tensor or array, got {type(x).__name__}") from exc
+
+
+def _check_faces(faces, count: int, name: str = "faces") -> torch.Tensor:
+    faces = _as_tensor(faces, name)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise RasterError(f"{name} must have shape (F, 3), got {tuple(faces.shape)}")
+    if faces.dtype.is_floating_point or faces.dtype.is_complex or faces.dtype == torch.bool:
+        raise RasterError(f"{name} must hold integer vertex indices, got {faces.dtype}")
+    if faces.shape[0] > MAX_FACES:
+        raise RasterError(f"{name} has {faces.shape[0]} triangles; at most {MAX_FACES} fit the raster's id channel")
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= count):
+        raise RasterError(f"{name} index out of range: indices must be in [0, {count}), got [{int(faces.min())}, {int(faces.max())}]")
+    return faces
+
+
+def rasterize(pos_clip, faces, height: int, width: int, backend: str = "cpu") -> torch.Tensor:
+    """Rasterize triangles given in clip space; returns the (H, W, 4) float32 raster described above.
+
+    pos_clip: (N, 4) clip-space positions (x, y, z, w); faces: (F, 3) integer indices into them.
+    The result is on pos_clip's device whichever backend runs.
+    """
+    if backend not in BACKENDS:
+        raise RasterError(f"unknown rasterizer backend {backend!r}; known: {sorted(BACKENDS)}, available here: {available_backends()}")
+    pos = _as_tensor(pos_clip, "pos_clip")
+    if pos.ndim != 2 or pos.shape[1] != 4:
+        raise RasterError(f"pos_clip must have shape (N, 4), got {tuple(pos.shape)}")
+    if not pos.dtype.is_floating_point:
+        raise RasterError(f"pos_clip must be floating point, got {pos.dtype}")
+    faces = _check_faces(faces, pos.shape[0])
+    for name, size in (("height", height), ("width", width)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_RESOLUTION:
+            raise RasterError(f"{name} must be an integer in [1, {MAX_RESOLUTION}], got {size!r}")
+    faces = faces.to(pos.device)
+    return BACKENDS[backend](pos, faces, int(height), int(width))
+
+
+def interpolate(attr, rast: torch.Tensor, faces) -> torch.Tensor:
+    """Per-pixel attributes (H, W, C) from per-vertex `attr` (N, C); zeros where the raster is empty.
+
+    `faces` (F, 3) indexes `attr` and may differ from the index buffer that was rasterized (e.g. UV
+    corners `faces_uv`), as long as its rows correspond to the same triangles.
+    """
+    attr = _as_tensor(attr, "attr")
+    if attr.ndim != 2:
+        raise RasterError(f"attr must have shape (N, C), got {tuple(attr.shape)}")
+    if not attr.dtype.is_floating_point:
+        attr = attr.to(torch.float32)
+    if not isinstance(rast, torch.Tensor) or rast.ndim != 3 or rast.shape[2] != 4:
+        raise RasterError(f"rast must be a (H, W, 4) tensor from rasterize, got {getattr(rast, 'shape', type(rast))}")
+    faces = _check_faces(faces, attr.shape[0]).to(device=attr.device, dtype=torch.int64)
+    rast = rast.to(attr.device)
+    height, width = rast.shape[:2]
+    out = torch.zeros(height, width, attr.shape[1], dtype=attr.dtype, device=attr.device)
+    flat = rast.reshape(-1, 4)
+    tri = flat[:, 3].to(torch.int64) - 1
+    covered = torch.nonzero(tri >= 0).squeeze(1)
+    if covered.numel() == 0:
+        return out
+    tri = tri[covered]
+    if int(tri.max()) >= faces.shape[0]:
+        raise RasterError(f"rast refers to triangle {int(tri.max())} but faces has only {faces.shape[0]} rows")
+    corners = attr[faces[tri]]  # (M, 3, C)
+    u = flat[covered, 0:1].to(attr.dtype)
+    v = flat[covered, 1:2].to(attr.dtype)
+    values = corners[:, 2] + u * (corners[:, 0] - corners[:, 2]) + v * (corners[:, 1] - corners[:, 2])
+    return out.view(-1, attr.shape[1]).index_copy(0, covered, values).view(height, width, -1)
+
+
+def _check_vertices(vertices) -> torch.Tensor:
+    v = _as_tensor(vertices, "vertices")
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise RasterError(f"vertices must have shape (N, 3), got {tuple(v.shape)}")
+    return v if v.dtype.is_floating_point else v.to(torch.float32)
+
+
+def orthographic_clip(vertices, plane: str = "xy", box_half: float = 0.5) -> torch.Tensor:
+    """(N, 4) clip positions that rasterize world vertices into one triplane plane image.
+
+    The plane's two world coordinates (a, b) = (x, y) for "xy", (x, z) for "xz", (z, x) for "zx"
+    (EG3D's plane order and naming) map to NDC (a / box_half, b / box_half). A raster of size (H, W)
+    is then indexed exactly as `torch.nn.functional.grid_sample(plane_image, coords / box_half,
+    align_corners=False)` indexes a (C, H, W) plane: grid x = a selects the column (width), grid y = b
+    selects the row (height), pixel centres at (2j + 1)/W - 1 and (2i + 1)/H - 1. So
+    `rast.permute(2, 0, 1)` (or any interpolated attribute image) can be sampled by grid_sample at a
+    world point's (a, b) / box_half to read the pixel that point was rasterized into.
+
+    Depth makes the surface nearest the viewer win: for "xy" the viewer is at +z (larger z wins); for
+    "xz" and "zx" the viewer is at +y (larger y wins). z/w = -depth_axis / (2 * box_half), so geometry
+    within twice the box half-size along the depth axis survives the near/far range.
+    """
+    if plane not in PLANES:
+        raise RasterError(f"unknown plane {plane!r}; planes are {list(PLANES)}")
+    if not (isinstance(box_half, (int, float)) and box_half > 0 and np.isfinite(box_half)):
+        raise RasterError(f"box_half must be a positive finite number, got {box_half!r}")
+    v = _check_vertices(vertices)
+    x, y, z = v.unbind(1)
+    a, b, depth = {"xy": (x, y, z), "xz": (x, z, y), "zx": (z, x, y)}[plane]
+    one = torch.ones_like(x)
+    return torch.stack([a / box_half, b / box_half, -depth / (ORTHO_DEPTH_RANGE * box_half), one], dim=1)
+
+
+def perspective_clip(vertices, cam25, near: float = 0.1, far: float = 10.0) -> torch.Tensor:
+    """(N, 4) clip positions of world vertices seen by an EG3D 25-vector camera (see avatar.camera).
+
+    The camera is OpenCV-style (x right, y down, z forward) with normalised intrinsics; image row 0 is
+    the top, which under the raster's "row 0 = NDC y = -1" rule means NDC y = 2 * v_image - 1 with
+    v_image = fy * y_cam / z_cam + cy (and likewise x = 2 * u_image - 1). So raster pixel (i, j) is the
+    same pixel as row i, column j of an image whose rays come from avatar.camera.generate_rays.
+    Depth is OpenGL-style between `near` and `far` along the camera z axis: z/w goes from -1 at near to
+    +1 at far, smaller is closer; w = z_cam.
+    """
+    if not (0 < near < far and np.isfinite(far)):
+        raise RasterError(f"need 0 < near < far (finite), got near={near!r}, far={far!r}")
+    v = _check_vertices(vertices)
+    cam = np.asarray(cam25.detach().cpu() if isinstance(cam25, torch.Tensor) else cam25, dtype=np.float64).reshape(-1)
+    if cam.shape != (25,) or not np.all(np.isfinite(cam)):
+        raise RasterError("cam25 must be 25 finite numbers (cam2world 4x4 row-major, then normalised 3x3 intrinsics)")
+    c2w, k = cam[:16].reshape(4, 4), cam[16:].reshape(3, 3)
+    # world -> camera is p_cam = R^T (p - t); fold it and the intrinsics into one 3x4 matrix.
+    rot_t = c2w[:3, :3].T
+    world_to_cam = np.concatenate([rot_t, -(rot_t @ c2w[:3, 3])[:, None]], axis=1)
+    proj = np.zeros((4, 3))
+    proj[0] = [2 * k[0, 0], 2 * k[0, 1], 2 * k[0, 2] - 1]
+    proj[1] = [0.0, 2 * k[1, 1], 2 * k[1, 2] - 1]
+    proj[2] = [0.0, 0.0, (far + near) / (far - near)]
+    proj[3] = [0.0, 0.0, 1.0]
+    full = proj @ world_to_cam
+    full[2, 3] -= 2 * far * near / (far - near)
+    m = torch.as_tensor(full, dtype=torch.float64, device=v.device)
+    homo = torch.cat([v.to(torch.float64), torch.ones_like(v[:, :1], dtype=torch.float64)], dim=1)
+    return (homo @ m.T).to(v.dtype)

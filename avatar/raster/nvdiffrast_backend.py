@@ -1,0 +1,51 @@
+"""The CUDA backend: nvdiffrast's CUDA rasterizer behind the same call as the CPU reference."""
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+
+class RasterizerUnavailable(RuntimeError):
+    """A rasterizer backend that cannot run on this machine; the message says what is missing."""
+
+
+_contexts: dict[int, object] = {}
+
+
+def missing_requirement() -> str | None:
+    """Why the nvdiffrast backend cannot run here, or None when it can."""
+    if not torch.cuda.is_available():
+        return "torch reports no CUDA device (torch.cuda.is_available() is False)"
+    if importlib.util.find_spec("nvdiffrast") is None:
+        return "the nvdiffrast package is not installed (pip install nvdiffrast, or the project's [cuda] extra)"
+    return None
+
+
+def _context(device: torch.device):
+    import nvdiffrast.torch as dr
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    # Creating a context allocates CUDA buffers; one per device is reused across calls.
+    if index not in _contexts:
+        _contexts[index] = dr.RasterizeCudaContext(device=torch.device("cuda", index))
+    return _contexts[index]
+
+
+def rasterize_nvdiffrast(pos: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(H, W, 4) float32 raster of already validated inputs, returned on the device `pos` came from."""
+    reason = missing_requirement()
+    if reason is not None:
+        raise RasterizerUnavailable(f"the nvdiffrast rasterizer backend is unavailable: {reason}")
+    try:
+        import nvdiffrast.torch as dr
+    except ImportError as exc:
+        raise RasterizerUnavailable(f"the nvdiffrast rasterizer backend is unavailable: importing nvdiffrast.torch failed ({exc})") from exc
+
+    device = pos.device if pos.device.type == "cuda" else torch.device("cuda")
+    if faces.shape[0] == 0:
+        return torch.zeros(height, width, 4, dtype=torch.float32, device=pos.device)
+    gpu_pos = pos.to(device=device, dtype=torch.float32).contiguous().unsqueeze(0)
+    gpu_tri = faces.to(device=device, dtype=torch.int32).contiguous()
+    rast, _ = dr.rasterize(_context(device), gpu_pos, gpu_tri, resolution=[height, width])
+    return rast[0].to(pos.device)
