@@ -1,0 +1,20 @@
+"""How well an avatar reproduces its portrait: the figure tests and benchmarks both report."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from avatar.asset import Avatar
+from avatar.render import Renderer
+
+
+def frontal_psnr(avatar: Avatar, matte: np.ndarray, size: int = 256, renderer: Renderer | None = None) -> float:
+    """PSNR (dB) of the render from the portrait camera against the aligned portrait, inside the matte."""
+    if avatar.portrait is None:
+        raise ValueError("the avatar carries no aligned portrait to compare with")
+    renderer = renderer or Renderer(avatar, neural_resolution=size)
+    rendered = renderer.render(avatar.portrait_camera, size=size).over((0.0, 0.0, 0.0))
+    photo = cv2.resize(avatar.portrait, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    inside = cv2.resize(matte.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0.5
+    mse = float(((rendered - photo) ** 2)[inside].mean())
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
