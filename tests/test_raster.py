@@ -312,6 +312,20 @@ def test_the_cpu_backend_is_deterministic():
     assert (first[..., 3] > 0).sum() > 1000
 
 
+def test_chunking_and_row_bands_do_not_change_the_result(monkeypatch):
+    import avatar.raster.cpu as cpu
+
+    rng = np.random.default_rng(11)
+    ndc = rng.uniform(-1.5, 1.5, size=(90, 2))
+    pos = clip2d(ndc, rng.uniform(-0.9, 0.9, size=90))
+    faces = faces_of(np.arange(90).reshape(-1, 3))
+    whole = rasterize(pos, faces, 37, 50)
+    # Smaller than any triangle's candidate grid: every chunk is one triangle, split into row bands.
+    monkeypatch.setattr(cpu, "MAX_CANDIDATES_PER_CHUNK", 3)
+    assert torch.equal(rasterize(pos, faces, 37, 50), whole)
+    assert (whole[..., 3] > 0).sum() > 1000
+
+
 def test_backend_listing_and_bad_input_errors():
     assert available_backends()[0] == "cpu"
     assert default_backend() in available_backends()

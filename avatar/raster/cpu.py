@@ -147,13 +147,13 @@ class _Triangles:
         self.base = (row_lo * self.width + col_lo).to(torch.int64)
         self.shading = torch.cat([bary_a[:2], bary_b[:2], bary_c[:2], inv_w])
 
-    def scatter(self, keys: torch.Tensor, lo: int, hi: int, group: int) -> None:
-        """Scatter the nearest fragments of sorted triangles [lo, hi), all of group id `group`, into `keys`."""
-        log_h, log_w = (group >> 5) & 31, group & 31
-        kh, kw = 1 << log_h, 1 << log_w
+    def scatter(self, keys: torch.Tensor, lo: int, hi: int, group: int, first_row: int, row_count: int) -> None:
+        """Scatter into `keys` the nearest fragments of sorted triangles [lo, hi), all of group id `group`,
+        from rows [first_row, first_row + row_count) of their candidate grids."""
+        kw = 1 << (group & 31)
         dtype = torch.float64 if group & _NEEDS_FLOAT64 else torch.int32
         cols = torch.arange(kw, dtype=dtype, device=keys.device).unsqueeze(1)
-        rows = torch.arange(kh, dtype=dtype, device=keys.device).view(kh, 1, 1)
+        rows = torch.arange(first_row, first_row + row_count, dtype=dtype, device=keys.device).view(-1, 1, 1)
         e0, ea, eb = (t[:, None, None, lo:hi].to(dtype) for t in self.edges)
         # (3 edges, Kh, Kw, T) edge values from the box origin, triangles innermost so the broadcast
         # ops vectorize.
@@ -167,6 +167,8 @@ class _Triangles:
         if local.numel() == 0:
             return
         local = local + lo
+        if first_row:
+            drow = drow + first_row
         z = self.depth[0].index_select(0, local)
         z = z + self.depth[1].index_select(0, local) * dcol + self.depth[2].index_select(0, local) * drow
         pixel = self.base.index_select(0, local) + drow * self.width + dcol
@@ -189,19 +191,32 @@ def rasterize_cpu(pos: torch.Tensor, faces: torch.Tensor, height: int, width: in
     keys = torch.full((height * width,), _EMPTY_KEY, dtype=torch.int64, device=device)
     first = 0
     for gid, count in tris.groups:
-        per_chunk = max(MAX_CANDIDATES_PER_CHUNK >> (((gid >> 5) & 31) + (gid & 31)), 1)
+        grid_h, grid_w = 1 << ((gid >> 5) & 31), 1 << (gid & 31)
+        per_chunk = max(MAX_CANDIDATES_PER_CHUNK // (grid_h * grid_w), 1)
+        # A grid larger than a chunk on its own (a big triangle at a high resolution) goes in row bands.
+        band = min(grid_h, max(MAX_CANDIDATES_PER_CHUNK // grid_w, 1))
         for lo in range(first, first + count, per_chunk):
-            tris.scatter(keys, lo, min(lo + per_chunk, first + count), gid)
+            for row in range(0, grid_h, band):
+                tris.scatter(keys, lo, min(lo + per_chunk, first + count), gid, row, min(band, grid_h - row))
         first += count
 
-    covered = torch.nonzero(keys != _EMPTY_KEY).squeeze(1)
-    if covered.numel() == 0:
-        return out
-    won = keys.index_select(0, covered)
-    winner = won & _LOW32
     # Face id -> sorted position, for the shading rows.
     position = torch.empty(faces.shape[0], dtype=torch.int64, device=device)
     position[tris.tri] = torch.arange(len(tris.tri), device=device)
+    flat = out.view(-1, 4)
+    # Bands of pixels bound the float64 temporaries at very large resolutions.
+    for start in range(0, height * width, MAX_CANDIDATES_PER_CHUNK):
+        band = keys[start:start + MAX_CANDIDATES_PER_CHUNK]
+        covered = torch.nonzero(band != _EMPTY_KEY).squeeze(1)
+        if covered.numel():
+            _shade(flat, tris, position, band.index_select(0, covered), covered + start, width)
+    return out
+
+
+def _shade(flat: torch.Tensor, tris: _Triangles, position: torch.Tensor, won: torch.Tensor, covered: torch.Tensor,
+           width: int) -> None:
+    """Write (u, v, z/w, id + 1) of the covered pixels, whose winning depth keys are `won`, into `flat`."""
+    winner = won & _LOW32
     where = position.index_select(0, winner)
     s = [t.index_select(0, where) for t in tris.shading]
     row = torch.div(covered, width, rounding_mode="floor")
@@ -214,4 +229,4 @@ def rasterize_cpu(pos: torch.Tensor, faces: torch.Tensor, height: int, width: in
     inv_total = 1.0 / (q0 + q1 + q2)
     values = torch.stack([(q0 * inv_total).to(torch.float32), (q1 * inv_total).to(torch.float32),
                           _depth_from_keys(won), (winner + 1).to(torch.float32)], dim=1)
-    return out.view(-1, 4).index_copy_(0, covered, values).view(height, width, 4)
+    flat.index_copy_(0, covered, values)
