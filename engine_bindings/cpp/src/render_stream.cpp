@@ -26,6 +26,9 @@ struct RenderStream::State {
 
   std::thread reader;
   std::atomic<std::thread::id> reader_id{};
+  // Set when the RenderStream is destroyed from inside one of its own callbacks: the reader
+  // thread then owns this state and frees it when its loop ends.
+  bool self_owned = false;
 
   void ReadLoop();
   std::optional<Error> Outcome() const;
@@ -59,6 +62,7 @@ void RenderStream::State::ReadLoop() {
     const std::optional<Error> error = Outcome();
     on_closed(error ? &*error : nullptr);
   }
+  if (self_owned) delete this;
 }
 
 std::optional<Error> RenderStream::State::Outcome() const {
@@ -73,7 +77,17 @@ std::optional<Error> RenderStream::State::Outcome() const {
 RenderStream::RenderStream(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 RenderStream::~RenderStream() {
-  if (state_ && state_->reader.joinable()) Cancel();
+  if (!state_) return;
+  if (std::this_thread::get_id() == state_->reader_id) {
+    // Joining would wait for ourselves: hand the state to the reader thread instead.
+    state_->cancelled = true;
+    state_->context->TryCancel();
+    state_->self_owned = true;
+    state_->reader.detach();
+    (void)state_.release();
+    return;
+  }
+  if (state_->reader.joinable()) Cancel();
 }
 
 bool RenderStream::Send(const FrameParams& params) {

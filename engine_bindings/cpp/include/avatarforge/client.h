@@ -210,7 +210,8 @@ struct ServerInfo {
 class Client;
 
 // A live RenderStream. Frames arrive on a reader thread owned by this object, in the order the
-// server sends them. Not copyable; destroying it cancels the call.
+// server sends them. Not copyable; destroying it cancels the call (also allowed from inside its
+// own callbacks, where the reader thread then cleans up after itself).
 class AVATARFORGE_CLIENT_API RenderStream {
  public:
   using FrameCallback = std::function<void(const Frame&)>;
