@@ -143,3 +143,27 @@ def test_delete_then_get_is_not_found(cpp_binary, server, avatar_id):
     gone = cli(cpp_binary, server, "get", avatar_id)
     assert gone.returncode == 1
     assert "NOT_FOUND" in gone.stderr
+
+
+def test_unreal_sync_copies_client_and_generates_code(tmp_path):
+    """engine_bindings/unreal/sync_client.py fills the plugin's client module from cpp/ and protos/."""
+    import shutil
+    import subprocess
+    import sys
+
+    from bindings_helpers import ROOT, require_tools
+
+    require_tools("protoc", "grpc_cpp_plugin")
+    plugin = tmp_path / "AvatarForge"
+    shutil.copytree(ROOT / "engine_bindings" / "unreal" / "AvatarForge", plugin)
+    proc = subprocess.run([sys.executable, ROOT / "engine_bindings" / "unreal" / "sync_client.py", "--plugin", plugin],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    module = plugin / "Source" / "AvatarForgeClient"
+    assert (module / "Public" / "avatarforge" / "client.h").read_bytes() == \
+        (ROOT / "engine_bindings" / "cpp" / "include" / "avatarforge" / "client.h").read_bytes()
+    for name in ("client.cpp", "render_stream.cpp", "export_writer.cpp", "convert.cpp", "sha256.cpp", "internal.h"):
+        assert (module / "Private" / "Client" / name).is_file(), name
+    generated = module / "Private" / "Generated" / "avatarforge" / "v1"
+    assert {p.name for p in generated.iterdir()} == {
+        "avatarforge.pb.h", "avatarforge.pb.cc", "avatarforge.grpc.pb.h", "avatarforge.grpc.pb.cc"}

@@ -100,10 +100,28 @@ def _expected_frame() -> dict:
     }
 
 
+def _livelink_expectation(data: bytes) -> dict:
+    """What the exporter's own reader makes of a Live Link Face CSV."""
+    from exporter.animation import eye_to_pose_columns
+    from exporter.livelink import read_livelink_csv
+
+    back = read_livelink_csv(data, FRAME_RATE)
+    timecodes = [line.split(",", 1)[0] for line in data.decode().splitlines()[1:]]
+    eye_columns = eye_to_pose_columns(back.eye)
+    return {
+        "frame_rate": FRAME_RATE,
+        "frames": [
+            {"timecode": timecodes[i], "time": float(back.times[i]), "weights": back.weights[i].tolist(),
+             "head_rotation": back.head_rotation[i].tolist(), "eye_columns": eye_columns[i].tolist()}
+            for i in range(back.num_frames)
+        ],
+    }
+
+
 def _write_livelink_csv(path: Path) -> dict:
-    """A Live Link Face CSV written by the exporter, and what the exporter's own reader makes of it."""
-    from exporter.animation import Animation, eye_to_pose_columns
-    from exporter.livelink import read_livelink_csv, write_livelink_csv
+    """A Live Link Face CSV written by the exporter's writer, and its expectation."""
+    from exporter.animation import Animation
+    from exporter.livelink import write_livelink_csv
 
     rng = np.random.default_rng(11)
     frames = 9
@@ -116,33 +134,26 @@ def _write_livelink_csv(path: Path) -> dict:
     )
     data = write_livelink_csv(animation)
     path.write_bytes(data)
-    back = read_livelink_csv(data, FRAME_RATE)
-    timecodes = [line.split(",", 1)[0] for line in data.decode().splitlines()[1:]]
-    eye_columns = eye_to_pose_columns(back.eye)
-    return {
-        "frame_rate": FRAME_RATE,
-        "frames": [
-            {"timecode": timecodes[i], "time": float(back.times[i]), "weights": back.weights[i].tolist(),
-             "head_rotation": back.head_rotation[i].tolist(), "eye_columns": eye_columns[i].tolist()}
-            for i in range(frames)
-        ],
-    }
+    return _livelink_expectation(data)
 
 
-def _write_blendshapes_json(path: Path) -> dict:
-    """blendshapes.json for an avatar on the embedded head model, written by the exporter."""
+def _export_tables_and_animation(out_dir: Path, source_csv: Path) -> tuple[Path, Path, dict]:
+    """The exporter's own files (exporter.api.export, formats tables + animation) for an avatar on the
+    embedded head model: blendshapes.json and animation/livelink.csv, plus the table expectation."""
     try:
         from avatar.head_model import embedded_head_model
         from avatar.synthetic import synthetic_avatar
     except ImportError as exc:
         pytest.skip(f"the embedded head model is not in this checkout yet ({exc})")
-    from exporter.tables import blendshapes_json
+    from exporter.api import export
 
     head = embedded_head_model()
-    data = blendshapes_json(synthetic_avatar(0, head=head), head)
-    path.write_bytes(data)
-    doc = json.loads(data)
-    return {"avatar_id": doc["avatar_id"], "head_model_id": doc["head_model_id"], "targets": doc["targets"]}
+    written = export(synthetic_avatar(0, head=head), ["tables", "animation"],
+                     animation_sources=[(source_csv.name, source_csv.read_bytes())], out_dir=out_dir, head=head)
+    assert "blendshapes.json" in written and "animation/livelink.csv" in written, written
+    doc = json.loads((out_dir / "blendshapes.json").read_text())
+    table = {"avatar_id": doc["avatar_id"], "head_model_id": doc["head_model_id"], "targets": doc["targets"]}
+    return out_dir / "blendshapes.json", out_dir / "animation" / "livelink.csv", table
 
 
 def _run_core_tests(exe: Path, expected: dict, workdir: Path, table: Path | None = None,
@@ -170,13 +181,14 @@ def test_names_maps_frames_and_livelink_csv_match_python(core_tests_exe, tmp_pat
                            "json_reader", "livelink_csv", "livelink_csv_rejects_bad_input"}
 
 
-def test_blendshapes_json_from_the_exporter(core_tests_exe, tmp_path):
+def test_files_the_exporter_wrote(core_tests_exe, tmp_path):
+    """blendshapes.json and animation/livelink.csv exactly as exporter.api.export writes them."""
     expected = _expected_names_and_maps()
     expected["frame"] = _expected_frame()
-    table_path = tmp_path / "blendshapes.json"
-    expected["table"] = _write_blendshapes_json(table_path)
-    csv_path = tmp_path / "livelink.csv"
-    expected["livelink"] = _write_livelink_csv(csv_path)
+    source = tmp_path / "take.csv"
+    _write_livelink_csv(source)
+    table_path, csv_path, expected["table"] = _export_tables_and_animation(tmp_path / "export", source)
+    expected["livelink"] = _livelink_expectation(csv_path.read_bytes())
     passed = _run_core_tests(core_tests_exe, expected, tmp_path, table=table_path, livelink=csv_path)
     assert {"blendshape_table", "blendshape_table_rejects_bad_input", "table_livelink_columns"} <= set(passed)
 
