@@ -1,0 +1,81 @@
+"""The embedded head model (no files needed): built by our own code, deterministic, cached per process."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from avatar.head_model.base import PART_ID, HeadModel
+from avatar.head_model.blendshapes import build_blendshapes
+from avatar.head_model.geometry import SKIN_V0, build_rig, eye_centre
+from avatar.head_model.identity import IDENTITY_NAMES, build_identity
+from avatar.head_model.shape import EYEBALL_RADIUS, JAW_HINGE, METRES_PER_UNIT
+
+MODEL_ID = "embedded-v1"
+
+
+def _face_uv_rect(uv: np.ndarray, faces: np.ndarray, faces_uv: np.ndarray, vertices: np.ndarray,
+                  landmarks: dict) -> tuple[float, float, float, float]:
+    """UV rectangle holding the front of the face (brows to chin, ear-side of the eyes to the other)."""
+    lo = np.array([vertices[landmarks["eye_outer_right"], 0] - 0.05, vertices[landmarks["chin"], 1] - 0.01])
+    hi = np.array([vertices[landmarks["eye_outer_left"], 0] + 0.05, vertices[landmarks["brow_left"], 1] + 0.04])
+    corner_v = vertices[faces].reshape(-1, 3)
+    corner_uv = uv[faces_uv].reshape(-1, 2)
+    sel = ((corner_v[:, 0] >= lo[0]) & (corner_v[:, 0] <= hi[0]) & (corner_v[:, 1] >= lo[1])
+           & (corner_v[:, 1] <= hi[1]) & (corner_v[:, 2] > 0.2) & (corner_uv[:, 1] >= SKIN_V0))
+    u0, v0 = corner_uv[sel].min(0)
+    u1, v1 = corner_uv[sel].max(0)
+    return float(u0), float(v0), float(u1), float(v1)
+
+
+@functools.lru_cache(maxsize=1)
+def embedded_head_model() -> HeadModel:
+    """The default head model. Cached: every call returns the same (read-only) instance."""
+    rig = build_rig()
+    basis, regions = build_blendshapes(rig)
+    identity = build_identity(rig)
+    vertices = rig.vertices.astype(np.float32)
+    faces = rig.faces.astype(np.int32)
+    uv = rig.uv.astype(np.float32)
+    faces_uv = rig.faces_uv.astype(np.int32)
+    eye_centers = np.stack([eye_centre(1), eye_centre(-1)]).astype(np.float32)
+    landmarks = dict(rig.landmarks)
+    extras = {
+        "mirror": rig.mirror.astype(np.int32),
+        "eyeball_radius": float(EYEBALL_RADIUS),
+        "jaw_hinge": JAW_HINGE.astype(np.float32),
+        "uv_islands": dict(rig.islands),
+        "face_uv_rect": _face_uv_rect(uv, faces, faces_uv, vertices, landmarks),
+        "landmarks_uv": {k: _vertex_uv(v, faces, faces_uv, uv) for k, v in landmarks.items()},
+        "eye_center_identity_basis": _eye_identity(identity, rig),
+        "grid_shape": rig.grid_shape,
+        # The sacks belong to the closed skin surface (part "skin"); these masks tell them apart.
+        "mouth_cavity_vertices": rig.sack == 1,
+        "mouth_cavity_faces": (rig.sack[rig.faces] == 1).any(axis=1) & (rig.face_part == PART_ID["skin"]),
+        "eye_sack_faces": (rig.sack[rig.faces] >= 2).any(axis=1),
+    }
+    arrays = [vertices, faces, uv, faces_uv, rig.vertex_part, rig.face_part, identity, basis, regions, eye_centers,
+              extras["mirror"], extras["jaw_hinge"], extras["eye_center_identity_basis"],
+              extras["mouth_cavity_vertices"], extras["mouth_cavity_faces"], extras["eye_sack_faces"]]
+    for a in arrays:
+        a.setflags(write=False)
+    return HeadModel(model_id=MODEL_ID, vertices=vertices, faces=faces, uv=uv, faces_uv=faces_uv,
+                     vertex_part=rig.vertex_part, face_part=rig.face_part, landmarks=landmarks,
+                     identity_names=IDENTITY_NAMES, identity_basis=identity, expression_basis=basis,
+                     expression_regions=regions, eye_centers=eye_centers, metres_per_unit=float(METRES_PER_UNIT),
+                     extras=extras)
+
+
+def _vertex_uv(v: int, faces: np.ndarray, faces_uv: np.ndarray, uv: np.ndarray) -> tuple[float, float]:
+    # The first face using the vertex is a skin face for rim vertices (skin faces come first).
+    f, c = np.argwhere(faces == v)[0]
+    return float(uv[faces_uv[f, c], 0]), float(uv[faces_uv[f, c], 1])
+
+
+def _eye_identity(identity: np.ndarray, rig) -> np.ndarray:
+    """(K, 2, 3): how each identity parameter moves the eye rotation centres (mean eyeball motion)."""
+    out = np.zeros((identity.shape[0], 2, 3), np.float32)
+    for e, name in enumerate(("eyeball_left", "eyeball_right")):
+        ids = np.flatnonzero(rig.vertex_part == PART_ID[name])
+        out[:, e] = identity[:, ids].mean(axis=1)
+    return out

@@ -1,0 +1,636 @@
+"""Geometry of the embedded head: skin grid with eye and mouth openings, sacks, eyeballs, tongue, teeth.
+
+The skin is a (rows x columns) lattice around the vertical axis (rows from the crown to the neck cap,
+column 0 straight ahead, columns mirrored about it), closed by a pole fan at each end. Three rows are
+cut open along a span of columns (a "slit": the cut vertices are duplicated, the row above keeps the
+originals, the row below uses the copies): the mouth and the two eyes. Each slit's rim is continued
+inward by a sack of vertex rings ending in a point, so the skin stays one closed surface: the mouth
+cavity behind the lips, a conjunctival sack around each eyeball. The result is described by `Rig`,
+which also carries the per-vertex bookkeeping the blendshapes need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from avatar.head_model.base import PART_ID
+from avatar.head_model.rings import ring_disk_uv, ring_faces
+from avatar.head_model.shape import (EYE_CENTER, EYE_CORNER_DX, EYE_SLIT_Y, EYEBALL_RADIUS, LID_RADIUS,
+                                     MOUTH_HALF_WIDTH, MOUTH_Y, SACK_RADIUS, ray_exit)
+
+COLUMNS = 160           # even: column 0 looks straight ahead, column COLUMNS/2 straight back
+ROWS = 104              # vertex rings between the crown pole and the neck-cap pole
+SKIN_V0 = 0.13          # the skin's UV takes v in [SKIN_V0, 1]; the small islands sit below
+LID_OPEN_UP = 0.62      # neutral upper-lid opening (radians about the eye centre) at mid-eye
+LID_OPEN_DOWN = 0.12    # neutral lower-lid opening
+LID_REACH_UP = 1.1      # how far above the lid margin (radians) the lid rotation fades out
+LID_REACH_DOWN = 0.8
+EYE_SACK_RINGS = 7
+MOUTH_SACK = {          # ring depth behind the lip line, oval half-width/half-height, pull toward the oval
+    "depth": (0.012, 0.03, 0.06, 0.10, 0.15, 0.20, 0.25),
+    "half_width": (0.080, 0.092, 0.098, 0.100, 0.095, 0.080, 0.055),
+    "half_height": (0.018, 0.045, 0.065, 0.075, 0.075, 0.065, 0.045),
+    "pull": (0.3, 0.5, 0.7, 1.0, 1.0, 1.0, 1.0),
+    "throat": 0.29,
+}
+ISLAND = 0.125          # width of each small UV island box along the bottom strip
+ISLANDS = ("mouth_cavity", "eye_sack_left", "eye_sack_right", "eyeball_left", "eyeball_right",
+           "tongue", "teeth_upper", "teeth_lower")
+
+
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((np.asarray(x, dtype=np.float64) - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def rotate_about_x(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rotate points about the axis through `centre` parallel to x; positive angle lifts the front (+z) up."""
+    rel = p - centre
+    ca, sa = np.cos(angle), np.sin(angle)
+    out = rel.copy()
+    out[..., 1] = rel[..., 1] * ca + rel[..., 2] * sa
+    out[..., 2] = -rel[..., 1] * sa + rel[..., 2] * ca
+    return out + centre
+
+
+def eye_centre(side: int) -> np.ndarray:
+    """Centre of the left (side=+1, +x) or right (side=-1) eye."""
+    return EYE_CENTER * np.array([side, 1.0, 1.0])
+
+
+@dataclass
+class Rig:
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray
+    faces_uv: np.ndarray
+    vertex_part: np.ndarray
+    face_part: np.ndarray
+    mirror: np.ndarray
+    landmarks: dict
+    islands: dict
+    # Per-vertex bookkeeping (length N; meaningless entries are 0 / -1 / nan).
+    row: np.ndarray            # skin lattice row (fractional for slit copies: -0.5 above / +0.5 below)
+    theta: np.ndarray          # lattice column angle (0 = straight ahead, + toward +x)
+    mouth_lower: np.ndarray    # 0 = above the mouth line (upper lip side), 1 = below (jaw side)
+    sack: np.ndarray           # 0 none, 1 mouth cavity, 2 left eye sack, 3 right eye sack
+    sack_ring: np.ndarray      # ring number inside the sack (1 = next to the rim)
+    lid_side: np.ndarray       # (2, N): +1 upper lid, -1 lower lid, 0 elsewhere, per eye (left, right)
+    lid_profile: np.ndarray    # (2, N): opening profile across the eye (0 at the corners, 1 mid-eye)
+    lid_reach: np.ndarray      # (2, N): 1 at the lid margin fading to 0 away from it
+    teeth_lower: np.ndarray    # (N,) bool
+    grid_shape: tuple = (ROWS, COLUMNS)
+    info: dict = field(default_factory=dict)
+
+
+def _columns() -> np.ndarray:
+    # Denser columns toward the face: theta(t) = pi*(t - a*sin(pi t)/pi) has slope (1-a) in front.
+    half = COLUMNS // 2
+    t = np.arange(half + 1) / half
+    a = 0.55
+    th = np.pi * (t - a * np.sin(np.pi * t) / np.pi)
+    theta = np.empty(COLUMNS)
+    theta[:half + 1] = th
+    theta[half + 1:] = -th[1:half][::-1]
+    return theta
+
+
+def _directions(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    return np.stack([np.sin(phi) * np.sin(theta), np.cos(phi), np.sin(phi) * np.cos(theta)], axis=-1)
+
+
+def _rows(anchor_phis: list[float]) -> tuple[np.ndarray, list[int]]:
+    """Row angles from the crown (phi=0) to the neck cap (phi=pi): even spacing in arc length,
+    denser over the face, with rows placed exactly at each anchor angle. Returns (phis, anchor rows)."""
+    phis = np.linspace(0.0, np.pi, 721)
+    thetas = np.array([0.0, 0.35, 0.7, 1.2, np.pi / 2, 2.2, np.pi])
+    weights = np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0])
+    tt, pp = np.meshgrid(thetas, phis, indexing="ij")
+    d = _directions(tt, pp).reshape(-1, 3)
+    pts = (d * ray_exit(d)[:, None]).reshape(len(thetas), len(phis), 3)
+    ds = np.linalg.norm(np.diff(pts, axis=1), axis=-1)
+    rate = (weights[:, None] * ds).sum(0) / weights.sum()
+    mid = 0.5 * (phis[1:] + phis[:-1])
+    importance = 1.0 + 1.5 * np.exp(-((mid - 1.62) / 0.42) ** 2)
+    cum = np.concatenate([[0.0], np.cumsum(rate * importance)])
+    total = cum[-1]
+    knots_k, knots_m = [0.0], [0.0]
+    anchor_rows = []
+    for a in sorted(anchor_phis):
+        m = np.interp(a, phis, cum)
+        k = int(round(m / total * (ROWS + 1)))
+        knots_k.append(k)
+        knots_m.append(m)
+        anchor_rows.append(k - 1)
+    knots_k.append(ROWS + 1)
+    knots_m.append(total)
+    ks = np.arange(1, ROWS + 1)
+    row_phi = np.interp(np.interp(ks, knots_k, knots_m), cum, phis)
+    order = np.argsort(anchor_phis)
+    rows_sorted = anchor_rows
+    result = [0] * len(anchor_phis)
+    for pos, idx in enumerate(order):
+        result[idx] = rows_sorted[pos]
+    return row_phi, result
+
+
+def _eye_wrap(p: np.ndarray, side: int) -> np.ndarray:
+    """Drape the skin around one eye onto the lid sphere, keeping all skin outside that sphere."""
+    c = eye_centre(side)
+    rel = p - c
+    dist = np.linalg.norm(rel, axis=-1)
+    n = rel / dist[..., None]
+    q = np.hypot((p[..., 0] - c[0]) / 0.062, (p[..., 1] - c[1]) / 0.052)
+    w = (1.0 - smoothstep(1.0, 1.55, q)) * smoothstep(c[2] - 0.03, c[2], p[..., 2])
+    d2 = dist + (LID_RADIUS - dist) * w
+    x = d2 - LID_RADIUS
+    clamped = LID_RADIUS + 0.5 * (x + np.sqrt(x * x + 0.004 ** 2))
+    d3 = clamped + (d2 - clamped) * smoothstep(0.08, 0.12, d2)
+    return c + n * d3[..., None]
+
+
+class _Verts:
+    """Growing vertex table with per-vertex bookkeeping columns."""
+
+    def __init__(self):
+        self.blocks: list[np.ndarray] = []
+        self.meta: dict[str, list[np.ndarray]] = {}
+        self.count = 0
+
+    def add(self, pts: np.ndarray, **meta) -> np.ndarray:
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 3)
+        ids = np.arange(self.count, self.count + len(pts))
+        self.blocks.append(pts)
+        for key in set(self.meta) | set(meta):
+            if key not in self.meta:
+                self.meta[key] = [np.zeros(self.count)]
+            val = np.asarray(meta.get(key, 0.0), dtype=np.float64)
+            self.meta[key].append(np.broadcast_to(val, (len(pts),)).copy())
+        self.count += len(pts)
+        return ids
+
+    def set(self, key: str, ids: np.ndarray, value: float) -> None:
+        col = self.column(key)
+        col[ids] = value
+        self.meta[key] = [col]
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.blocks)
+
+    def column(self, key: str) -> np.ndarray:
+        return np.concatenate(self.meta[key])
+
+
+def _slit_loop(upper_of, lower_of, ja: int, jb: int, grid_id) -> np.ndarray:
+    """Rim of a slit with corner columns ja < jb (unwrapped): +x corner, upper chain toward -x,
+    -x corner, lower chain back toward +x. Returns vertex ids."""
+    upper = [upper_of[j % COLUMNS] for j in range(jb - 1, ja, -1)]
+    lower = [lower_of[j % COLUMNS] for j in range(ja + 1, jb)]
+    return np.array([grid_id(jb % COLUMNS)] + upper + [grid_id(ja % COLUMNS)] + lower)
+
+
+def build_rig() -> Rig:
+    theta = _columns()
+    side_eye = 1
+    ce = eye_centre(side_eye)
+    slit_eye_pt = np.array([ce[0], EYE_SLIT_Y, ce[2] + LID_RADIUS])
+    phi_eye = float(np.arccos(slit_eye_pt[1] / np.linalg.norm(slit_eye_pt)))
+    mouth_pt = np.array([0.0, MOUTH_Y, 0.36])
+    phi_mouth = float(np.arccos(mouth_pt[1] / np.linalg.norm(mouth_pt)))
+    row_phi, (i_eye, i_mouth) = _rows([phi_eye, phi_mouth])
+
+    # Skin lattice on the +x half, mirrored, then draped around the eyes.
+    half = COLUMNS // 2
+    tt, pp = np.meshgrid(theta[:half + 1], row_phi, indexing="xy")
+    d = _directions(tt, pp).reshape(-1, 3)
+    pos_half = (d * ray_exit(d)[:, None]).reshape(ROWS, half + 1, 3)
+    grid = np.empty((ROWS, COLUMNS, 3))
+    grid[:, :half + 1] = pos_half
+    grid[:, half + 1:] = pos_half[:, 1:half][:, ::-1] * np.array([-1.0, 1.0, 1.0])
+    crown = np.array([0.0, ray_exit(np.array([[0.0, 1.0, 0.0]]))[0], 0.0])
+    base_cap = np.array([0.0, -ray_exit(np.array([[0.0, -1.0, 0.0]]))[0], 0.0])
+    for s in (1, -1):
+        grid = _eye_wrap(grid, s)
+
+    # Slit column spans.
+    mouth_theta_c = np.arcsin(MOUTH_HALF_WIDTH / np.hypot(MOUTH_HALF_WIDTH, 0.33))
+    k_m = int(np.argmin(np.abs(theta[:half] - mouth_theta_c)))
+    eye_row = grid[i_eye]
+    right_half = np.arange(1, half)
+    j_in = int(right_half[np.argmin(np.abs(eye_row[right_half, 0] - (ce[0] - EYE_CORNER_DX)))])
+    j_out = int(right_half[np.argmin(np.abs(eye_row[right_half, 0] - (ce[0] + EYE_CORNER_DX)))])
+
+    verts = _Verts()
+    rows_idx = np.repeat(np.arange(ROWS), COLUMNS).astype(np.float64)
+    verts.add(grid.reshape(-1, 3), part=np.full(ROWS * COLUMNS, PART_ID["skin"], np.int8), row=rows_idx,
+              theta=np.tile(theta, ROWS), slit=np.zeros(ROWS * COLUMNS, np.int8),
+              sack=np.zeros(ROWS * COLUMNS, np.int8), sack_ring=np.zeros(ROWS * COLUMNS, np.int64),
+              omega=np.zeros(ROWS * COLUMNS))
+    gid = lambda i, j: i * COLUMNS + (j % COLUMNS)  # noqa: E731
+    top = verts.add(crown[None], part=PART_ID["skin"], row=-1.0, theta=0.0)[0]
+    bottom = verts.add(base_cap[None], part=PART_ID["skin"], row=float(ROWS), theta=0.0)[0]
+
+    # Slits: the lattice vertex is the upper copy; the lower copy is appended.
+    lower_copy: dict[tuple[int, int], int] = {}
+    slit_spans = {"mouth": (i_mouth, -k_m, k_m), "eye_left": (i_eye, j_in, j_out),
+                  "eye_right": (i_eye, COLUMNS - j_out, COLUMNS - j_in)}
+    for name, (i, ja, jb) in slit_spans.items():
+        cols = [j % COLUMNS for j in range(ja + 1, jb)]
+        src = np.array([gid(i, j) for j in cols])
+        ids = verts.add(grid.reshape(-1, 3)[src], part=PART_ID["skin"], row=float(i), theta=theta[cols],
+                        slit=-1)
+        verts.set("slit", src, 1.0)
+        for j, v in zip(cols, ids):
+            lower_copy[(i, j)] = int(v)
+
+    def lower_id(i: int, j: int) -> int:
+        return lower_copy.get((i, j % COLUMNS), gid(i, j))
+
+    # Lattice faces: outward winding, diagonals mirrored across column 0 so the mesh is symmetric.
+    faces = []
+    uv_faces = []
+    jj = (np.arange(COLUMNS) + half) % COLUMNS      # unwrapped UV column of lattice column j
+    vrow = SKIN_V0 + (1.0 - SKIN_V0) * (1.0 - (np.arange(ROWS) + 1) / (ROWS + 1))
+    uv_grid = np.stack(np.meshgrid(np.arange(COLUMNS + 1) / COLUMNS, vrow, indexing="xy"), -1).reshape(-1, 2)
+    uvid = lambda i, c: i * (COLUMNS + 1) + c  # noqa: E731
+    for i in range(ROWS - 1):
+        for j in range(COLUMNS):
+            a, b = lower_id(i, j), lower_id(i, j + 1)
+            c, dd = gid(i + 1, j + 1), gid(i + 1, j)
+            c0 = jj[j]
+            ua, ub, uc, ud = uvid(i, c0), uvid(i, c0 + 1), uvid(i + 1, c0 + 1), uvid(i + 1, c0)
+            if j < half:
+                faces += [(a, c, b), (a, dd, c)]
+                uv_faces += [(ua, uc, ub), (ua, ud, uc)]
+            else:
+                faces += [(a, dd, b), (dd, c, b)]
+                uv_faces += [(ua, ud, ub), (ud, uc, ub)]
+    n_uv = len(uv_grid)
+    pole_uv = []
+    for j in range(COLUMNS):
+        c0 = jj[j]
+        faces.append((top, gid(0, j), gid(0, j + 1)))
+        pole_uv.append(((c0 + 0.5) / COLUMNS, 1.0))
+        uv_faces.append((n_uv + len(pole_uv) - 1, uvid(0, c0), uvid(0, c0 + 1)))
+        faces.append((bottom, gid(ROWS - 1, j + 1), gid(ROWS - 1, j)))
+        pole_uv.append(((c0 + 0.5) / COLUMNS, SKIN_V0))
+        uv_faces.append((n_uv + len(pole_uv) - 1, uvid(ROWS - 1, c0 + 1), uvid(ROWS - 1, c0)))
+    uv_parts = [uv_grid, np.array(pole_uv)]
+    uv_count = n_uv + len(pole_uv)
+    faces_l = [np.array(faces)]
+    faces_uv_l = [np.array(uv_faces)]
+    face_parts = [np.full(len(faces), PART_ID["skin"], np.int8)]
+
+    def add_uv(uv, fuv):
+        nonlocal uv_count
+        uv_parts.append(uv)
+        faces_uv_l.append(fuv + uv_count)
+        uv_count += len(uv)
+
+    def island(name: str) -> tuple[float, float, float, float]:
+        k = ISLANDS.index(name)
+        return (k * ISLAND + 0.0025, 0.0025, k * ISLAND + ISLAND - 0.0025, ISLAND - 0.0025)
+
+    v_all = lambda: verts.array()  # noqa: E731
+
+    # Lips: a hair's breadth apart at rest, with the lip line tucked in so they read as closed.
+    pts = v_all()
+    upper_ids = [gid(i_mouth, j) for j in range(-k_m + 1, k_m)]
+    lower_ids = [lower_id(i_mouth, j) for j in range(-k_m + 1, k_m)]
+    th_m = theta[[j % COLUMNS for j in range(-k_m + 1, k_m)]]
+    prof = np.cos(0.5 * np.pi * np.abs(th_m) / theta[k_m]) ** 0.7
+    pts[upper_ids, 1] += 0.0015 * prof
+    pts[lower_ids, 1] -= 0.0015 * prof
+    near = np.abs(verts.column("row") - i_mouth) <= 3
+    near &= np.abs(verts.column("theta")) < 1.25 * theta[k_m]
+    near_ids = np.flatnonzero(near & (verts.column("part") == PART_ID["skin"]))
+    drow = verts.column("row")[near_ids] - i_mouth
+    tuck = np.exp(-(drow / 1.2) ** 2) * smoothstep(1.25, 0.7, np.abs(verts.column("theta")[near_ids]) / theta[k_m])
+    pts[near_ids, 2] -= 0.006 * tuck
+
+    # Eyelids: per eye, measure each vertex's angle from the slit before opening, then open the lids.
+    nv = verts.count
+    lid_side = np.zeros((2, nv), np.int8)
+    lid_profile = np.zeros((2, nv))
+    lid_reach = np.zeros((2, nv))
+    row_all = verts.column("row")
+    slit_all = verts.column("slit")
+    col_theta = verts.column("theta")
+    col_index = np.full(nv, -1)
+    col_index[:ROWS * COLUMNS] = np.tile(np.arange(COLUMNS), ROWS)
+    for key, (i, ja, jb) in slit_spans.items():
+        if key == "mouth":
+            continue
+        cols = [j % COLUMNS for j in range(ja + 1, jb)]
+        col_index[[lower_copy[(i, j)] for j in cols]] = cols
+    for e, s in enumerate((1, -1)):
+        c = eye_centre(s)
+        i, ja, jb = slit_spans["eye_left" if s > 0 else "eye_right"]
+        corner_x = np.abs(pts[[gid(i, ja), gid(i, jb)], 0])
+        x_in, x_out = corner_x.min(), corner_x.max()
+        beta = np.arctan2(pts[:, 1] - c[1], pts[:, 2] - c[2])
+        beta_slit = beta[gid(i, np.arange(COLUMNS))]
+        skin_grid = col_index >= 0
+        sx = np.clip((pts[:, 0] * s - x_in) / (x_out - x_in), 0.0, 1.0)
+        profile = np.where(skin_grid, np.sin(np.pi * sx) ** 0.9, 0.0)
+        upper = skin_grid & ((row_all < i) | ((row_all == i) & (slit_all == 1)))
+        lower = skin_grid & ((row_all > i) | ((row_all == i) & (slit_all == -1)))
+        # Beyond the corners the slit row is no reference: use the nearest corner column's angle.
+        lo_c, hi_c = sorted((ja % COLUMNS, jb % COLUMNS))
+        ref_col = np.clip(np.maximum(col_index, 0), lo_c, hi_c)
+        dbeta = np.abs(beta - beta_slit[ref_col])
+        near_eye = 1.0 - smoothstep(0.07, 0.1, np.linalg.norm(pts - c, axis=1))
+        front = (pts[:, 2] > c[2] - 0.02) * near_eye
+        reach = np.where(upper, 1.0 - smoothstep(0.0, LID_REACH_UP, dbeta),
+                         1.0 - smoothstep(0.0, LID_REACH_DOWN, dbeta)) * front
+        lid_side[e] = np.where(upper & (front > 0), 1, np.where(lower & (front > 0), -1, 0))
+        lid_profile[e] = profile * (lid_side[e] != 0)
+        lid_reach[e] = reach * (lid_side[e] != 0)
+        angle = np.where(lid_side[e] > 0, LID_OPEN_UP, -LID_OPEN_DOWN) * lid_profile[e] * lid_reach[e]
+        moving = angle != 0
+        pts[moving] = rotate_about_x(pts[moving], c, angle[moving])
+
+    verts.blocks = [pts]
+    for key in verts.meta:
+        verts.meta[key] = [verts.column(key)]
+
+    # Mouth cavity: rings from the lip rim inward to the throat.
+    theta_c = theta[k_m]
+    rim = _slit_loop({j: gid(i_mouth, j) for j in range(COLUMNS)},
+                     {j: lower_id(i_mouth, j) for j in range(COLUMNS)}, -k_m, k_m,
+                     lambda j: gid(i_mouth, j))
+    rim_pts = pts[rim]
+    rim_theta = theta[[(j) % COLUMNS for j in [k_m] + list(range(k_m - 1, -k_m, -1)) + [-k_m]
+                       + list(range(-k_m + 1, k_m))]]
+    n_up = 2 * k_m
+    omega = np.arccos(np.clip(rim_theta / theta_c, -1, 1))
+    omega[n_up:] = 2 * np.pi - omega[n_up:]
+    omega[0] = 0.0
+    omega[n_up] = np.pi
+    z_ref = pts[gid(i_mouth, 0), 2]
+    y_ref = 0.5 * (pts[gid(i_mouth, 0), 1] + pts[lower_id(i_mouth, 0), 1])
+    rings = [rim]
+    ms = MOUTH_SACK
+    for k in range(len(ms["depth"])):
+        pull = ms["pull"][k]
+        oval = np.stack([ms["half_width"][k] * np.cos(omega), y_ref + ms["half_height"][k] * np.sin(omega),
+                         np.full_like(omega, z_ref)], axis=1)
+        ring_pts = (1 - pull) * rim_pts + pull * oval
+        ring_pts[:, 2] -= ms["depth"][k]
+        rings.append(verts.add(ring_pts, part=PART_ID["skin"], sack=1, sack_ring=k + 1, omega=omega,
+                               row=np.nan, theta=np.nan))
+    throat = verts.add(np.array([[0.0, y_ref, z_ref - ms["throat"]]]), part=PART_ID["skin"], sack=1,
+                       sack_ring=len(ms["depth"]) + 1, omega=1.5 * np.pi, row=np.nan, theta=np.nan)[0]
+    rings_arr = np.stack(rings)
+    f = ring_faces(rings_arr, back_pole=throat)
+    faces_l.append(f)
+    face_parts.append(np.full(len(f), PART_ID["skin"], np.int8))
+    radii = 1.0 - np.arange(len(rings)) / len(rings)
+    add_uv(*ring_disk_uv(radii, rings_arr.shape[1], None, 0.0, island("mouth_cavity")))
+
+    # Eye sacks: rings along meridians of a sphere around the eye centre, from the lid rim to the back.
+    eye_sack_ids = {}
+    left_rings_pts: list[np.ndarray] = []
+    left_rim: np.ndarray | None = None
+
+    def mirror_rim_id(v: int) -> int:
+        # Lattice vertex (i, j) <-> (i, -j); slit copies likewise.
+        for (i2, j2), cid in lower_copy.items():
+            if cid == v:
+                return lower_copy[(i2, (-j2) % COLUMNS)]
+        return (v // COLUMNS) * COLUMNS + (-(v % COLUMNS)) % COLUMNS
+
+    for e, s in enumerate((1, -1)):
+        c = eye_centre(s)
+        i, ja, jb = slit_spans["eye_left" if s > 0 else "eye_right"]
+        rim = _slit_loop({j: gid(i, j) for j in range(COLUMNS)}, {j: lower_id(i, j) for j in range(COLUMNS)},
+                         ja, jb, lambda j: gid(i, j))
+        if s > 0:
+            n = verts.array()[rim] - c
+            n /= np.linalg.norm(n, axis=1, keepdims=True)
+            gamma = np.arccos(np.clip(n[:, 2], -1, 1))
+            # Deeper rings drift toward evenly spaced meridians so no sack triangle spans a wide azimuth
+            # gap (a wide chord would cut into the eyeball).
+            az = np.unwrap(np.arctan2(n[:, 1], n[:, 0]))
+            if az[-1] < az[0]:
+                raise RuntimeError("embedded head: eye rim does not wind around the gaze axis")
+            even = az[0] + 2 * np.pi * np.arange(len(az)) / len(az)
+            for k in range(1, EYE_SACK_RINGS + 1):
+                t = (k / (EYE_SACK_RINGS + 1)) ** 0.8
+                g = gamma + (np.pi - gamma) * t
+                a_k = (1 - t) * az + t * even
+                left_rings_pts.append(c + SACK_RADIUS * np.stack([np.sin(g) * np.cos(a_k), np.sin(g) * np.sin(a_k),
+                                                                  np.cos(g)], 1))
+            left_rim = rim
+            ring_pts_list = left_rings_pts
+        else:
+            # The right sack is the left one reflected, matched rim vertex by rim vertex.
+            pos = {int(v): k for k, v in enumerate(left_rim)}
+            order = np.array([pos[mirror_rim_id(int(v))] for v in rim])
+            ring_pts_list = [p_[order] * np.array([-1.0, 1.0, 1.0]) for p_ in left_rings_pts]
+        rings = [rim]
+        for k, ring_pts in enumerate(ring_pts_list, start=1):
+            rings.append(verts.add(ring_pts, part=PART_ID["skin"], sack=2 + e, sack_ring=k, row=np.nan,
+                                   theta=np.nan))
+        back = verts.add((c - np.array([0, 0, SACK_RADIUS]))[None], part=PART_ID["skin"], sack=2 + e,
+                         sack_ring=EYE_SACK_RINGS + 1, row=np.nan, theta=np.nan)[0]
+        rings_arr = np.stack(rings)
+        f = ring_faces(rings_arr, back_pole=back)
+        faces_l.append(f)
+        face_parts.append(np.full(len(f), PART_ID["skin"], np.int8))
+        radii = 1.0 - np.arange(len(rings)) / len(rings)
+        add_uv(*ring_disk_uv(radii, rings_arr.shape[1], None, 0.0,
+                             island("eye_sack_left" if s > 0 else "eye_sack_right")))
+        eye_sack_ids[e] = (rings_arr, back)
+
+    # Eyeballs: rings about the gaze axis, pole in front (the pupil).
+    n_eb, m_eb = 14, 24
+    gam = np.pi * np.arange(1, n_eb + 1) / (n_eb + 1)
+    alp = 2 * np.pi * np.arange(m_eb) / m_eb
+    unit = np.stack([np.sin(gam)[:, None] * np.cos(alp)[None], np.sin(gam)[:, None] * np.sin(alp)[None],
+                     np.cos(gam)[:, None] * np.ones(m_eb)[None]], -1)
+    pupils = {}
+    for e, s in enumerate((1, -1)):
+        c = eye_centre(s)
+        u = unit * np.array([s, 1.0, 1.0])
+        part = PART_ID["eyeball_left" if s > 0 else "eyeball_right"]
+        front = verts.add((c + [0, 0, EYEBALL_RADIUS])[None], part=part, row=np.nan, theta=np.nan)[0]
+        ids = verts.add((c + EYEBALL_RADIUS * u).reshape(-1, 3), part=part, row=np.nan, theta=np.nan)
+        back = verts.add((c - [0, 0, EYEBALL_RADIUS])[None], part=part, row=np.nan, theta=np.nan)[0]
+        rings_arr = ids.reshape(n_eb, m_eb)
+        f = ring_faces(rings_arr, front, back, flip=s > 0)
+        faces_l.append(f)
+        face_parts.append(np.full(len(f), part, np.int8))
+        radii = np.arange(1, n_eb + 1) / (n_eb + 1)
+        add_uv(*ring_disk_uv(radii, m_eb, 0.0, 1.0, island("eyeball_left" if s > 0 else "eyeball_right"),
+                             flip=s > 0))
+        pupils[e] = int(front)
+
+    # Tongue: a flattened ellipsoid lying on the cavity floor, tip forward.
+    n_t, m_t = 12, 20
+    t_centre = np.array([0.0, y_ref - 0.034, z_ref - 0.16])
+    t_radii = np.array([0.042, 0.02, 0.09])
+    gam = np.pi * np.arange(1, n_t + 1) / (n_t + 1)
+    alp = 2 * np.pi * np.arange(m_t) / m_t
+    unit = np.stack([np.sin(gam)[:, None] * np.cos(alp)[None], np.sin(gam)[:, None] * np.sin(alp)[None],
+                     np.cos(gam)[:, None] * np.ones(m_t)[None]], -1)
+    tip = verts.add((t_centre + [0, 0, t_radii[2]])[None], part=PART_ID["tongue"], row=np.nan, theta=np.nan)[0]
+    ids = verts.add((t_centre + t_radii * unit).reshape(-1, 3), part=PART_ID["tongue"], row=np.nan, theta=np.nan)
+    root = verts.add((t_centre - [0, 0, t_radii[2]])[None], part=PART_ID["tongue"], row=np.nan, theta=np.nan)[0]
+    f = ring_faces(ids.reshape(n_t, m_t), tip, root, flip=True)
+    faces_l.append(f)
+    face_parts.append(np.full(len(f), PART_ID["tongue"], np.int8))
+    add_uv(*ring_disk_uv(np.arange(1, n_t + 1) / (n_t + 1), m_t, 0.0, 1.0, island("tongue"), flip=True))
+
+    # Teeth: an elliptical tube swept along each dental arch, capped at both ends.
+    teeth_lower_ids = []
+    n_s, m_c = 17, 10
+    arch_a, arch_b, psi_max = 0.062, 0.09, 1.6
+    z_t = z_ref - 0.04
+    psi = np.linspace(-psi_max, psi_max, n_s)
+    for upper_arch in (True, False):
+        h0, h1 = (y_ref + 0.004, y_ref + 0.03) if upper_arch else (y_ref - 0.03, y_ref - 0.004)
+        curve = np.stack([arch_a * np.sin(psi), np.zeros_like(psi), z_t - arch_b * (1 - np.cos(psi))], 1)
+        normal = np.stack([arch_b * np.sin(psi), np.zeros_like(psi), arch_a * np.cos(psi)], 1)
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        alp = 2 * np.pi * np.arange(m_c) / m_c
+        thick = 0.018
+        off_n = -thick / 2 + thick / 2 * np.cos(alp)
+        off_y = 0.5 * (h0 + h1) + 0.5 * (h1 - h0) * np.sin(alp)
+        ring_pts = (curve[:, None, :] + off_n[None, :, None] * normal[:, None, :]
+                    + off_y[None, :, None] * np.array([0.0, 1.0, 0.0]))
+        tangent = np.stack([arch_a * np.cos(psi), np.zeros_like(psi), -arch_b * np.sin(psi)], 1)
+        tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+        mid_n = -thick / 2
+        cap0 = curve[0] + mid_n * normal[0] - 0.006 * tangent[0] + [0, 0.5 * (h0 + h1), 0]
+        cap1 = curve[-1] + mid_n * normal[-1] + 0.006 * tangent[-1] + [0, 0.5 * (h0 + h1), 0]
+        a_id = verts.add(cap0[None], part=PART_ID["teeth"], row=np.nan, theta=np.nan)[0]
+        ids = verts.add(ring_pts.reshape(-1, 3), part=PART_ID["teeth"], row=np.nan, theta=np.nan)
+        b_id = verts.add(cap1[None], part=PART_ID["teeth"], row=np.nan, theta=np.nan)[0]
+        f = ring_faces(ids.reshape(n_s, m_c), a_id, b_id, flip=True)
+        faces_l.append(f)
+        face_parts.append(np.full(len(f), PART_ID["teeth"], np.int8))
+        add_uv(*ring_disk_uv(np.arange(1, n_s + 1) / (n_s + 1), m_c, 0.0, 1.0,
+                             island("teeth_upper" if upper_arch else "teeth_lower"), flip=True))
+        if not upper_arch:
+            teeth_lower_ids = np.concatenate([[a_id], ids, [b_id]])
+
+    vertices = verts.array()
+    faces_all = np.concatenate(faces_l)
+    # Closed parts are oriented by their enclosed volume (the skin is built outward already).
+    face_part = np.concatenate(face_parts)
+    for pid in np.unique(face_part):
+        sel = face_part == pid
+        tri = vertices[faces_all[sel]]
+        vol = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum()
+        if vol < 0:
+            print("INWARD", pid)
+    mirror = _mirror_map(vertices)
+    vertices = 0.5 * (vertices + vertices[mirror] * np.array([-1.0, 1.0, 1.0]))
+    n_all = len(vertices)
+
+    part = verts.column("part").astype(np.int8)
+    row = verts.column("row")
+    sack = verts.column("sack").astype(np.int8)
+    sack_ring = verts.column("sack_ring")
+    omega_all = verts.column("omega")
+    # Which side of the mouth line each vertex is on (1 = moves with the jaw).
+    th_all = verts.column("theta")
+    slit_all = verts.column("slit")
+    drow = np.where(np.isnan(row), 0.0, row - i_mouth)
+    drow = np.where((row == i_mouth) & (slit_all == 1), -0.5, drow)
+    drow = np.where((row == i_mouth) & (slit_all == -1), 0.5, drow)
+    beyond = np.maximum(np.abs(np.nan_to_num(th_all)) - theta_c, 0.0) / theta_c
+    width = np.minimum(0.5 + 6.0 * beyond ** 2, 14.0)
+    mouth_lower = smoothstep(-1.0, 1.0, drow / width)
+    mouth_lower = np.where(sack == 1, smoothstep(0.3, -0.3, np.sin(omega_all)), mouth_lower)
+    mouth_lower = np.where(part == PART_ID["tongue"], 1.0, mouth_lower)
+    teeth_lower = np.zeros(n_all, bool)
+    teeth_lower[teeth_lower_ids] = True
+    mouth_lower = np.where(teeth_lower, 1.0, np.where(part == PART_ID["teeth"], 0.0, mouth_lower))
+    mouth_lower = np.where((part == PART_ID["eyeball_left"]) | (part == PART_ID["eyeball_right"])
+                           | (sack >= 2), 0.0, mouth_lower)
+
+    # Eye sack vertices follow their rim vertex's lid, fading with depth.
+    lid_side_all = np.zeros((2, n_all), np.int8)
+    lid_profile_all = np.zeros((2, n_all))
+    lid_reach_all = np.zeros((2, n_all))
+    lid_side_all[:, :nv] = lid_side
+    lid_profile_all[:, :nv] = lid_profile
+    lid_reach_all[:, :nv] = lid_reach
+    for e in (0, 1):
+        rings_arr, _ = eye_sack_ids[e]
+        rim_ids = rings_arr[0]
+        for k in range(1, len(rings_arr)):
+            ids = rings_arr[k]
+            lid_side_all[e, ids] = lid_side[e, rim_ids]
+            lid_profile_all[e, ids] = lid_profile[e, rim_ids]
+            lid_reach_all[e, ids] = max(0.0, 1.0 - k / 3.5)
+
+    uv = np.concatenate(uv_parts)
+    faces_uv = np.concatenate(faces_uv_l)
+    rig = Rig(vertices=vertices, faces=faces_all, uv=uv, faces_uv=faces_uv, vertex_part=part,
+              face_part=face_part, mirror=mirror, landmarks={}, islands={n: island(n) for n in ISLANDS},
+              row=row, theta=th_all, mouth_lower=mouth_lower, sack=sack, sack_ring=sack_ring,
+              lid_side=lid_side_all, lid_profile=lid_profile_all, lid_reach=lid_reach_all,
+              teeth_lower=teeth_lower)
+    rig.info = {"i_eye": i_eye, "i_mouth": i_mouth, "k_m": k_m, "j_in": j_in, "j_out": j_out,
+                "pupils": pupils, "lower_copy": lower_copy, "theta_columns": theta, "gid": gid}
+    rig.landmarks = _landmarks(rig, lower_id)
+    return rig
+
+
+def _mirror_map(v: np.ndarray) -> np.ndarray:
+    tree = cKDTree(v)
+    dist, idx = tree.query(v * np.array([-1.0, 1.0, 1.0]))
+    if dist.max() > 1e-6 or not np.array_equal(idx[idx], np.arange(len(v))):
+        raise RuntimeError(f"embedded head is not mirror-symmetric (max mismatch {dist.max():.2e})")
+    return idx.astype(np.int64)
+
+
+def _landmarks(rig: Rig, lower_id) -> dict[str, int]:
+    info = rig.info
+    gid = info["gid"]
+    i_e, i_m, k_m, j_in, j_out = info["i_eye"], info["i_mouth"], info["k_m"], info["j_in"], info["j_out"]
+    v = rig.vertices
+    skin_grid = np.arange(ROWS * COLUMNS)
+    col0 = gid(np.arange(ROWS), 0)
+    lm = {
+        "eye_outer_left": gid(i_e, j_out), "eye_inner_left": gid(i_e, j_in),
+        "eye_outer_right": gid(i_e, COLUMNS - j_out), "eye_inner_right": gid(i_e, COLUMNS - j_in),
+        "pupil_left": info["pupils"][0], "pupil_right": info["pupils"][1],
+        "mouth_corner_left": gid(i_m, k_m), "mouth_corner_right": gid(i_m, -k_m),
+        "lip_upper": gid(i_m, 0), "lip_lower": lower_id(i_m, 0),
+        "nose_tip": int(col0[np.argmax(v[col0, 2])]),
+        "head_top": int(ROWS * COLUMNS),
+    }
+    j_mid = (j_in + j_out) // 2
+    lm["eye_top_left"] = gid(i_e, j_mid)
+    lm["eye_bottom_left"] = lower_id(i_e, j_mid)
+    lm["eye_top_right"] = gid(i_e, COLUMNS - j_mid)
+    lm["eye_bottom_right"] = lower_id(i_e, COLUMNS - j_mid)
+    below = col0[(np.arange(ROWS) > i_m) & (v[col0, 2] > 0.2)]
+    lm["chin"] = int(below[np.argmin(v[below, 1])])
+    front = skin_grid[(v[skin_grid, 2] > 0.15)]
+
+    def nearest(target_xy, pool=front):
+        d = np.hypot(v[pool, 0] - target_xy[0], v[pool, 1] - target_xy[1])
+        return int(pool[np.argmin(d)])
+
+    lm["brow_left"] = nearest((EYE_CENTER[0], EYE_CENTER[1] + 0.082))
+    lm["brow_right"] = nearest((-EYE_CENTER[0], EYE_CENTER[1] + 0.082))
+    lm["brow_inner_left"] = nearest((EYE_CENTER[0] - 0.045, EYE_CENTER[1] + 0.075))
+    lm["brow_inner_right"] = nearest((-EYE_CENTER[0] + 0.045, EYE_CENTER[1] + 0.075))
+    lm["nose_bridge"] = nearest((0.0, EYE_CENTER[1] + 0.01))
+    lm["nostril_left"] = nearest((0.028, -0.06))
+    lm["nostril_right"] = nearest((-0.028, -0.06))
+    lm["cheek_left"] = nearest((0.12, -0.07))
+    lm["cheek_right"] = nearest((-0.12, -0.07))
+    lm["lip_upper_outer"] = int(col0[i_m - 2])
+    lm["lip_lower_outer"] = int(col0[i_m + 3])
+    ears = skin_grid[np.abs(v[skin_grid, 2]) < 0.1]
+    lm["ear_left"] = int(ears[np.argmax(v[ears, 0])])
+    lm["ear_right"] = int(ears[np.argmin(v[ears, 0])])
+    return {k: int(x) for k, x in lm.items()}

@@ -1,0 +1,350 @@
+"""The embedded head model (geometry, UV, blendshapes, identity) and the FaceVerse loader."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import trimesh
+
+from avatar.expressions import ARKIT_NAMES
+from avatar.head_model import PART_ID, PART_NAMES, HeadModel, HeadModelError, embedded_head_model, load_faceverse
+from avatar.head_model.embedded import embedded_head_model as cached_builder
+from head_model_helpers import (faceverse_dict, skin_faces, uv_coverage, weights, winding_numbers,
+                                      write_malicious_npy, write_npy_dict)
+
+MM = 1e-3
+
+
+@pytest.fixture(scope="module")
+def model() -> HeadModel:
+    return embedded_head_model()
+
+
+def life(model: HeadModel, a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) * model.metres_per_unit)
+
+
+# -- geometry -----------------------------------------------------------------------------------------
+
+def test_skin_is_closed_and_outward(model):
+    skin = trimesh.Trimesh(model.vertices, skin_faces(model), process=False)
+    assert skin.is_watertight
+    assert skin.is_winding_consistent
+    assert skin.volume > 0
+    for part in ("eyeball_left", "eyeball_right", "tongue", "teeth"):
+        mesh = trimesh.Trimesh(model.vertices, model.faces[model.face_part == PART_ID[part]], process=False)
+        assert mesh.is_watertight and mesh.volume > 0, part
+
+
+def test_counts_types_and_box(model):
+    n_skin = len(model.part_vertices("skin"))
+    assert 5000 <= n_skin <= 20000
+    assert model.vertices.dtype == np.float32 and model.faces.dtype == np.int32
+    assert model.expression_basis.dtype == np.float32 and model.identity_basis.dtype == np.float32
+    present = {PART_NAMES[i] for i in np.unique(model.vertex_part)}
+    assert present == {"skin", "eyeball_left", "eyeball_right", "teeth", "tongue"}
+    # The mouth cavity is part of the closed skin surface; extras say which faces line it.
+    cavity = model.extras["mouth_cavity_faces"]
+    assert cavity.dtype == bool and 0 < cavity.sum() < 0.1 * len(model.faces)
+    assert np.all(model.face_part[cavity] == PART_ID["skin"])
+    assert model.model_id == "embedded-v1"
+    for expr in (None, weights(jawOpen=1, tongueOut=1), weights(cheekPuff=1, mouthLeft=1, jawLeft=1)):
+        for ident in (-np.ones(len(model.identity_names)), np.ones(len(model.identity_names))):
+            v = model.posed(expr, ident)
+            assert np.abs(v).max() < 0.5
+    width = model.vertices[:, 0].max() - model.vertices[:, 0].min()
+    assert 0.14 < width * model.metres_per_unit < 0.19    # life-size head including ears
+
+
+def test_inner_parts_sit_in_their_pockets(model):
+    # Mouth cavity and eye sacks are pockets of the outside world: their contents must not be inside
+    # the flesh (winding number 0 against the closed skin), yet lie within the head's outer shell.
+    skin = skin_faces(model)
+    sacks = model.extras["mouth_cavity_faces"] | model.extras["eye_sack_faces"]
+    shell = model.faces[(model.face_part == PART_ID["skin"]) & ~sacks]
+    for part in ("tongue", "teeth", "eyeball_left", "eyeball_right"):
+        pts = model.vertices[model.part_vertices(part)[::2]]
+        assert np.abs(winding_numbers(model.vertices, skin, pts)).max() < 0.5, part
+        if part in ("tongue", "teeth"):
+            assert winding_numbers(model.vertices, shell, pts).min() > 0.8, part
+
+
+def test_mirror_map_is_an_exact_reflection(model):
+    mirror = model.extras["mirror"]
+    assert np.array_equal(mirror[mirror], np.arange(model.num_vertices))
+    reflected = model.vertices[mirror] * np.array([-1, 1, 1], np.float32)
+    assert np.abs(reflected - model.vertices).max() < 1e-6
+
+
+def test_landmarks_are_named_and_sided(model):
+    v, lm = model.vertices, model.landmarks
+    required = ["eye_outer_left", "eye_inner_left", "eye_outer_right", "eye_inner_right", "pupil_left",
+                "pupil_right", "brow_left", "brow_right", "nose_tip", "mouth_corner_left", "mouth_corner_right",
+                "lip_upper", "lip_lower", "chin", "ear_left", "ear_right"]
+    assert set(required) <= set(lm)
+    for name in required:
+        if name.endswith("_left"):
+            assert v[lm[name], 0] > 0, name
+            assert v[lm[name.replace("_left", "_right")], 0] < 0, name
+    assert v[lm["nose_tip"], 2] == v[:, 2].max()
+    assert v[lm["eye_outer_left"], 0] > v[lm["eye_inner_left"], 0]
+    assert v[lm["brow_left"], 1] > v[lm["pupil_left"], 1] > v[lm["nose_tip"], 1] > v[lm["lip_upper"], 1]
+    assert v[lm["lip_upper"], 1] > v[lm["lip_lower"], 1] > v[lm["chin"], 1]
+    assert model.vertex_part[lm["pupil_left"]] == PART_ID["eyeball_left"]
+    np.testing.assert_allclose(np.linalg.norm(model.vertices[model.part_vertices("eyeball_left")]
+                                              - model.eye_centers[0], axis=1), model.extras["eyeball_radius"],
+                               atol=1e-5)
+
+
+# -- UV --------------------------------------------------------------------------------------------------
+
+def test_uv_in_unit_square_and_overlap_free(model):
+    uv, fuv = model.uv, model.faces_uv
+    assert uv.min() >= 0 and uv.max() <= 1
+    count = uv_coverage(uv, fuv, res=1024)
+    assert count.max() <= 1
+    t = uv[fuv].astype(np.float64)
+    area = 0.5 * np.abs((t[:, 1, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1])
+                        - (t[:, 2, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1]))
+    assert abs(area.sum() - count.sum() / 1024 ** 2) < 0.01   # summed areas == covered area: no overlap
+
+
+def test_face_is_laid_out_as_seen_from_the_front(model):
+    luv = model.extras["landmarks_uv"]
+    assert luv["eye_outer_left"][0] > luv["nose_tip"][0] > luv["eye_outer_right"][0]
+    assert luv["mouth_corner_left"][0] > luv["mouth_corner_right"][0]
+    assert luv["brow_left"][1] > luv["nose_tip"][1] > luv["lip_upper"][1] > luv["chin"][1]
+    u0, v0, u1, v1 = model.extras["face_uv_rect"]
+    for name in ("eye_outer_left", "eye_outer_right", "nose_tip", "mouth_corner_left", "chin", "brow_left"):
+        u, v = luv[name]
+        assert u0 <= u <= u1 and v0 <= v <= v1, name
+
+
+# -- blendshapes ---------------------------------------------------------------------------------------
+
+def test_each_blendshape_stays_in_its_region(model):
+    n = model.num_vertices
+    for k, name in enumerate(ARKIT_NAMES):
+        energy = (model.expression_basis[k].astype(np.float64) ** 2).sum(axis=1)
+        region = model.expression_regions[k]
+        assert energy.sum() > 0, name
+        assert energy[region].sum() >= 0.9 * energy.sum(), name
+        assert 0 < region.sum() < 0.5 * n, name
+
+
+def test_left_right_pairs_mirror(model):
+    mirror = model.extras["mirror"]
+    flip = np.array([-1, 1, 1], np.float32)
+    pairs = [(k, ARKIT_NAMES.index(n[:-4] + "Right")) for k, n in enumerate(ARKIT_NAMES) if n.endswith("Left")]
+    assert len(pairs) == sum(n.endswith("Left") for n in ARKIT_NAMES) >= 20
+    for left, right in pairs:
+        dl, dr = model.expression_basis[left], model.expression_basis[right]
+        err = np.abs(dl - dr[mirror] * flip).max()
+        assert err <= 0.01 * np.linalg.norm(dl, axis=1).max(), ARKIT_NAMES[left]
+
+
+def test_jaw_open_parts_the_lips(model):
+    lm = model.landmarks
+    rest = model.vertices
+    assert life(model, rest[lm["lip_upper"]], rest[lm["lip_lower"]]) < 2 * MM
+    opened = model.posed(weights(jawOpen=1))
+    assert life(model, opened[lm["lip_upper"]], opened[lm["lip_lower"]]) >= 10 * MM
+    assert opened[lm["chin"], 1] < rest[lm["chin"], 1]
+    lower_teeth = model.part_vertices("teeth")[np.abs(model.expression_basis[ARKIT_NAMES.index("jawOpen")]
+                                                      [model.part_vertices("teeth")]).sum(1) > 0]
+    assert len(lower_teeth) > 0
+    closed = model.posed(weights(jawOpen=1, mouthClose=1))
+    assert life(model, closed[lm["lip_upper"]], closed[lm["lip_lower"]]) < 3 * MM
+
+
+@pytest.mark.parametrize("side", ["Left", "Right"])
+def test_blink_closes_lids_outside_the_eyeball(model, side):
+    lm = model.landmarks
+    s = side.lower()
+    eye = 0 if side == "Left" else 1
+    rest = model.vertices
+    assert life(model, rest[lm[f"eye_top_{s}"]], rest[lm[f"eye_bottom_{s}"]]) > 5 * MM
+    shut = model.posed(weights(**{f"eyeBlink{side}": 1}))
+    assert life(model, shut[lm[f"eye_top_{s}"]], shut[lm[f"eye_bottom_{s}"]]) < 1 * MM
+    skin = model.part_vertices("skin")
+    radius = model.extras["eyeball_radius"]
+    for pose in (rest, shut, model.posed(weights(**{f"eyeWide{side}": 1, f"eyeSquint{side}": 1}))):
+        assert np.linalg.norm(pose[skin] - model.eye_centers[eye], axis=1).min() > radius
+
+
+def test_eye_sacks_clear_the_eyeballs(model):
+    # Sample every eye-sack triangle (not just its corners): no part of the lining may cut the eyeball.
+    faces = model.faces[model.extras["eye_sack_faces"]]
+    bary = np.array([(a, b, 1 - a - b) for a in np.linspace(0, 1, 7) for b in np.linspace(0, 1, 7) if a + b <= 1])
+    radius = model.extras["eyeball_radius"]
+    for pose in (model.vertices, model.posed(weights(eyeBlinkLeft=1, eyeBlinkRight=1)),
+                 model.posed(weights(eyeWideLeft=1, eyeWideRight=1))):
+        pts = np.einsum("kj,fjc->fkc", bary, pose[faces].astype(np.float64)).reshape(-1, 3)
+        for centre in model.eye_centers:
+            assert np.linalg.norm(pts - centre, axis=1).min() > radius
+
+
+def test_eye_look_rotates_the_eyeball(model):
+    radius = model.extras["eyeball_radius"]
+    for side, eye in (("Left", 0), ("Right", 1)):
+        pupil = model.landmarks[f"pupil_{side.lower()}"]
+        ids = model.part_vertices(f"eyeball_{side.lower()}")
+        centre = model.eye_centers[eye]
+        toward_nose = -1.0 if side == "Left" else 1.0
+        for name, axis, sign in (("In", 0, toward_nose), ("Out", 0, -toward_nose), ("Up", 1, 1.0), ("Down", 1, -1.0)):
+            v = model.posed(weights(**{f"eyeLook{name}{side}": 1}))
+            move = v[pupil] - model.vertices[pupil]
+            assert np.sign(move[axis]) == sign, name + side
+            np.testing.assert_allclose(np.linalg.norm(v[ids] - centre, axis=1), radius, atol=1e-5)
+            gaze0 = (model.vertices[pupil] - centre) / radius
+            gaze1 = (v[pupil] - centre) / radius
+            angle = np.degrees(np.arccos(np.clip(gaze0 @ gaze1, -1, 1)))
+            assert 20 <= angle <= 30
+
+
+def test_tongue_out_passes_the_lips(model):
+    v = model.posed(weights(tongueOut=1))
+    tongue = model.part_vertices("tongue")
+    assert v[tongue, 2].max() > v[model.landmarks["lip_lower"], 2]
+
+
+def test_named_shapes_move_the_right_way(model):
+    lm = model.landmarks
+    rest = model.vertices
+
+    def moved(name, landmark):
+        return model.posed(weights(**{name: 1}))[lm[landmark]] - rest[lm[landmark]]
+
+    assert moved("mouthSmileLeft", "mouth_corner_left")[1] > 0
+    assert moved("mouthSmileLeft", "mouth_corner_left")[0] > 0
+    assert moved("mouthFrownLeft", "mouth_corner_left")[1] < 0
+    assert np.allclose(moved("mouthSmileLeft", "mouth_corner_right"), 0)
+    assert moved("browOuterUpLeft", "brow_left")[1] > 0
+    assert moved("browDownLeft", "brow_left")[1] < 0
+    assert moved("mouthLeft", "lip_upper")[0] > 0 and moved("mouthRight", "lip_upper")[0] < 0
+    assert moved("jawLeft", "chin")[0] > 0 and moved("jawForward", "chin")[2] > 0
+    assert moved("mouthPucker", "lip_upper")[2] > 0
+    assert moved("eyeWideLeft", "eye_top_left")[1] > 0
+    assert moved("eyeSquintLeft", "eye_bottom_left")[1] > 0
+    cheek = moved("cheekPuff", "cheek_left")
+    assert cheek[0] > 0 or cheek[2] > 0
+
+
+# -- identity ------------------------------------------------------------------------------------------
+
+def test_identity_parameters(model):
+    assert {"head_width", "face_height", "jaw_width", "nose_length", "eye_spacing"} <= set(model.identity_names)
+    mirror = model.extras["mirror"]
+    for k, name in enumerate(model.identity_names):
+        d = model.identity_basis[k]
+        assert np.isfinite(d).all() and np.abs(d).max() > 0, name
+        assert np.abs(d - d[mirror] * np.array([-1, 1, 1], np.float32)).max() < 1e-6, name
+    ident = np.zeros(len(model.identity_names), np.float32)
+    ident[model.identity_names.index("eye_spacing")] = 1
+    v = model.identity_vertices(ident)
+    lm = model.landmarks
+    assert v[lm["pupil_left"], 0] - v[lm["pupil_right"], 0] > model.vertices[lm["pupil_left"], 0] * 2
+    with pytest.raises(HeadModelError):
+        model.identity_vertices(np.ones(2))
+
+
+# -- caching and determinism ---------------------------------------------------------------------------
+
+def test_cached_and_deterministic(model):
+    assert embedded_head_model() is model
+    start = time.perf_counter()
+    fresh = cached_builder.__wrapped__()
+    seconds = time.perf_counter() - start
+    print(f"embedded head build: {seconds:.2f} s, {fresh.num_vertices} vertices, {len(fresh.faces)} faces")
+    for field in ("vertices", "faces", "uv", "faces_uv", "vertex_part", "face_part", "identity_basis",
+                  "expression_basis", "expression_regions", "eye_centers"):
+        assert getattr(fresh, field).tobytes() == getattr(model, field).tobytes(), field
+    assert fresh.landmarks == model.landmarks
+    assert not model.vertices.flags.writeable
+
+
+# -- FaceVerse loader ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def faceverse_file(tmp_path_factory, model):
+    path = tmp_path_factory.mktemp("fv") / "faceverse_v3_1.npy"
+    return write_npy_dict(path, faceverse_dict(model))
+
+
+def test_faceverse_round_trip(faceverse_file, model):
+    fv = load_faceverse(faceverse_file)
+    scale = fv.extras["transform"]["scale"]
+    assert np.abs(fv.vertices).max() <= 0.5
+    assert np.array_equal(fv.faces, model.faces) and np.array_equal(fv.faces_uv, model.faces_uv)
+    np.testing.assert_allclose(fv.uv, model.uv, atol=1e-6)
+    # Same shape as the source up to the documented translate + uniform scale.
+    src = model.vertices * 10.0
+    np.testing.assert_allclose(fv.vertices / scale - (fv.vertices / scale).mean(0), src - src.mean(0), atol=1e-3)
+    np.testing.assert_allclose(fv.expression_basis, model.expression_basis * 10.0 * scale, atol=1e-6)
+    assert fv.identity_names[:2] == ("id_000", "id_001") and fv.identity_basis.shape[0] == 6
+    assert np.array_equal(fv.vertex_part == PART_ID["eyeball_left"], model.vertex_part == PART_ID["eyeball_left"])
+    for name in ("nose_tip", "lip_upper", "mouth_corner_left", "eye_outer_right", "brow_left", "chin"):
+        assert fv.landmarks[name] == model.landmarks[name], name
+    assert fv.landmarks["pupil_left"] == model.landmarks["pupil_left"]
+    np.testing.assert_allclose(fv.eye_centers[0] / scale - fv.eye_centers[1] / scale,
+                               (model.eye_centers[0] - model.eye_centers[1]) * 10.0, atol=1e-3)
+    ipd = np.linalg.norm(fv.eye_centers[0] - fv.eye_centers[1]) * fv.metres_per_unit
+    assert abs(ipd - 0.063) < 1e-6
+    jaw = ARKIT_NAMES.index("jawOpen")
+    assert fv.expression_regions[jaw][model.landmarks["lip_lower"]]
+    assert not fv.expression_regions[jaw][model.landmarks["head_top"]]
+    v = fv.posed(weights(jawOpen=1), np.zeros(6))
+    assert v[fv.landmarks["lip_lower"], 1] < fv.vertices[fv.landmarks["lip_lower"], 1]
+
+
+def test_faceverse_upside_down_file_is_turned_upright(tmp_path, model, faceverse_file):
+    upright = load_faceverse(faceverse_file)
+    path = write_npy_dict(tmp_path / "flipped.npy", faceverse_dict(model, upside_down=True))
+    fv = load_faceverse(path)
+    np.testing.assert_allclose(fv.vertices, upright.vertices, atol=1e-5)
+    np.testing.assert_allclose(fv.expression_basis, upright.expression_basis, atol=1e-6)
+
+
+def test_faceverse_refuses_code_in_the_pickle(tmp_path):
+    marker = tmp_path / "pwned"
+    path = write_malicious_npy(tmp_path / "evil.npy", marker)
+    with pytest.raises(HeadModelError, match="posix.system|os.system|nt.system") as err:
+        load_faceverse(path)
+    assert "evil.npy" in str(err.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda d: d.pop("exBase_52"), "exBase_52"),
+    (lambda d: d.pop("meanshape"), "meanshape"),
+    (lambda d: d.update(exBase_52=d["exBase_52"][:, :40]), "exBase_52"),
+    (lambda d: d.update(idBase=d["idBase"][:-3]), "idBase"),
+    (lambda d: d.update(tri=d["tri"] + 10 ** 6), "tri"),
+    (lambda d: (d.pop("uv"), d.pop("tri_uv")), "uv_per_ver"),
+    (lambda d: d.update(ver_inds=np.array([5, 2, 1])), "ver_inds"),
+    (lambda d: d.update(meanshape=np.full_like(d["meanshape"], np.nan)), "meanshape"),
+])
+def test_faceverse_bad_keys_are_named(tmp_path, model, mutate, key):
+    data = faceverse_dict(model, n_identity=2)
+    mutate(data)
+    path = write_npy_dict(tmp_path / "bad.npy", data)
+    with pytest.raises(HeadModelError, match=key) as err:
+        load_faceverse(path)
+    assert "bad.npy" in str(err.value)
+
+
+def test_faceverse_rejects_non_model_files(tmp_path):
+    with pytest.raises(HeadModelError, match="no such file"):
+        load_faceverse(tmp_path / "missing.npy")
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.zeros((3, 3)))
+    with pytest.raises(HeadModelError, match="plain.npy"):
+        load_faceverse(plain)
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"not numpy at all")
+    with pytest.raises(HeadModelError, match="junk.npy"):
+        load_faceverse(junk)
+    listy = write_npy_dict(tmp_path / "list.npy", np.array([1, 2, 3], dtype=object))
+    with pytest.raises(HeadModelError, match="dict"):
+        load_faceverse(listy)
