@@ -64,7 +64,7 @@ def test_inner_parts_sit_in_their_pockets(model):
     sacks = model.extras["mouth_cavity_faces"] | model.extras["eye_sack_faces"]
     shell = model.faces[(model.face_part == PART_ID["skin"]) & ~sacks]
     for part in ("tongue", "teeth", "eyeball_left", "eyeball_right"):
-        pts = model.vertices[model.part_vertices(part)[::2]]
+        pts = model.vertices[model.part_vertices(part)[::7]]
         assert np.abs(winding_numbers(model.vertices, skin, pts)).max() < 0.5, part
         if part in ("tongue", "teeth"):
             assert winding_numbers(model.vertices, shell, pts).min() > 0.8, part

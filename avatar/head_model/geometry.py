@@ -128,11 +128,10 @@ def _rows(anchor_phis: list[float]) -> tuple[np.ndarray, list[int]]:
     knots_m.append(total)
     ks = np.arange(1, ROWS + 1)
     row_phi = np.interp(np.interp(ks, knots_k, knots_m), cum, phis)
-    order = np.argsort(anchor_phis)
-    rows_sorted = anchor_rows
+    # anchor_rows follows the sorted anchors; hand them back in the caller's order.
     result = [0] * len(anchor_phis)
-    for pos, idx in enumerate(order):
-        result[idx] = rows_sorted[pos]
+    for pos, idx in enumerate(np.argsort(anchor_phis)):
+        result[idx] = anchor_rows[pos]
     return row_phi, result
 
 
@@ -193,8 +192,7 @@ def _slit_loop(upper_of, lower_of, ja: int, jb: int, grid_id) -> np.ndarray:
 
 def build_rig() -> Rig:
     theta = _columns()
-    side_eye = 1
-    ce = eye_centre(side_eye)
+    ce = eye_centre(1)
     slit_eye_pt = np.array([ce[0], EYE_SLIT_Y, ce[2] + LID_RADIUS])
     phi_eye = float(np.arccos(slit_eye_pt[1] / np.linalg.norm(slit_eye_pt)))
     mouth_pt = np.array([0.0, MOUTH_Y, 0.36])
@@ -293,10 +291,8 @@ def build_rig() -> Rig:
         k = ISLANDS.index(name)
         return (k * ISLAND + 0.0025, 0.0025, k * ISLAND + ISLAND - 0.0025, ISLAND - 0.0025)
 
-    v_all = lambda: verts.array()  # noqa: E731
-
     # Lips: a hair's breadth apart at rest, with the lip line tucked in so they read as closed.
-    pts = v_all()
+    pts = verts.array()
     upper_ids = [gid(i_mouth, j) for j in range(-k_m + 1, k_m)]
     lower_ids = [lower_id(i_mouth, j) for j in range(-k_m + 1, k_m)]
     th_m = theta[[j % COLUMNS for j in range(-k_m + 1, k_m)]]
@@ -317,7 +313,6 @@ def build_rig() -> Rig:
     lid_reach = np.zeros((2, nv))
     row_all = verts.column("row")
     slit_all = verts.column("slit")
-    col_theta = verts.column("theta")
     col_index = np.full(nv, -1)
     col_index[:ROWS * COLUMNS] = np.tile(np.arange(COLUMNS), ROWS)
     for key, (i, ja, jb) in slit_spans.items():
