@@ -7,7 +7,7 @@ PROTO_OUT := grpc_server/_proto
 STAMP := .venv/.installed
 APT_STAMP := .venv/.apt-installed
 NPM_STAMP := .venv/.npm-installed
-APT_PACKAGES := libgrpc++-dev protobuf-compiler-grpc protobuf-compiler cmake g++ make pkg-config \
+APT_PACKAGES := libgrpc++-dev libprotobuf-dev libssl-dev protobuf-compiler-grpc protobuf-compiler cmake g++ make pkg-config \
                 mono-mcs blender python3-numpy
 
 .PHONY: venv proto serve demo test bench tools clean

@@ -108,7 +108,8 @@ class Renderer:
     # --- rendering ----------------------------------------------------------------------------
     @torch.no_grad()
     def render(self, camera, expression=None, size=256, head_pose=None, eye=None,
-               reference: bool = False, neural_resolution: int | None = None) -> RenderResult:
+               reference: bool = False, neural_resolution: int | None = None,
+               reference_samples: tuple[int, int] = REFERENCE_SAMPLES) -> RenderResult:
         h, w = _size(size)
         camera = cam.validate_camera_vector(camera)
         if head_pose is not None:
@@ -126,9 +127,11 @@ class Renderer:
         depth = torch.zeros(nh * nw)
         idx = torch.nonzero(hit).squeeze(1)
         if len(idx):
-            march = self._march_reference if reference else self._march_accelerated
-            self._hit_index = idx
-            c, a, d = march(planes, origins[idx], dirs[idx], t0[idx], t1[idx], expression, eye, (nh, nw))
+            if reference:
+                c, a, d = self._march_reference(planes, origins[idx], dirs[idx], t0[idx], t1[idx], reference_samples)
+            else:
+                c, a, d = self._march_accelerated(planes, origins[idx], dirs[idx], t0[idx], t1[idx], idx,
+                                                  expression, eye, (nh, nw))
             rgb[idx], alpha[idx], depth[idx] = c, a, d
         return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w)
 
@@ -143,8 +146,8 @@ class Renderer:
         d = torch.where(a > 1e-4, out[..., 4] / a.clamp(min=1e-4), torch.zeros_like(a))
         return RenderResult(out[..., :3].clamp(min=0), a, d)
 
-    def _march_reference(self, planes, origins, dirs, t0, t1, expression, eye, ray_shape):
-        n_coarse, n_fine = REFERENCE_SAMPLES
+    def _march_reference(self, planes, origins, dirs, t0, t1, samples):
+        n_coarse, n_fine = samples
         steps = (torch.arange(n_coarse, dtype=torch.float32) + 0.5) / n_coarse
         t = t0[:, None] + (t1 - t0)[:, None] * steps
         dens, feats = self._samples(planes, origins, dirs, t)
@@ -165,14 +168,14 @@ class Renderer:
         dens, rgb = self._field(planes, pts.reshape(-1, 3))
         return dens.view(t.shape), rgb.reshape(*t.shape, 3)
 
-    def _march_accelerated(self, planes, origins, dirs, t0, t1, expression, eye, ray_shape):
+    def _march_accelerated(self, planes, origins, dirs, t0, t1, hit_rays, expression, eye, ray_shape):
         """Density-only marching through occupied space in rounds with early termination; colour is
         then decoded once, only at the samples that carry weight."""
         grid = self.occupancy
         verts = torch.from_numpy(self.composer.vertices(expression, eye))
         occupied = grid.with_points(torch.cat([verts, verts[self._faces].mean(dim=1)]))
         cell = 2 * grid.box_half / grid.resolution
-        t_first, t_last = self._occupied_span(occupied, origins, dirs, t0, t1, ray_shape, cell)
+        t_first, t_last = self._occupied_span(occupied, origins, dirs, t0, t1, hit_rays, ray_shape, cell)
         density_planes = planes[:, self.density_field.positions].contiguous()
         step = cell / 2
         n_rays = len(origins)
@@ -210,14 +213,13 @@ class Renderer:
         acc = 1 - trans
         return rgb, acc, torch.where(acc > 1e-6, acc_depth / acc.clamp(min=1e-6), torch.zeros_like(acc))
 
-    def _occupied_span(self, occupied, origins, dirs, t0, t1, ray_shape, cell):
+    def _occupied_span(self, occupied, origins, dirs, t0, t1, hit_rays, ray_shape, cell):
         """Per ray, the depth range that can hold density: scanned on every other pixel, then widened
         to the pixel's neighbours so a surface between scanned rays is never missed."""
         h, w = ray_shape
         big = 1e4
         full_first = torch.full((h * w,), big)
         full_last = torch.full((h * w,), -big)
-        hit_rays = self._hit_index
         o_img = torch.zeros(h * w, 3)
         d_img = torch.zeros(h * w, 3)
         o_img[hit_rays], d_img[hit_rays] = origins, dirs

@@ -13,8 +13,10 @@ mean something exact and give the decoder weights that read that meaning:
 
 The summed features (3x the decoder's mean) then give: density high where z_back < z < z_front (a
 z-convex shell, sharp at both walls); colour = front colour in front of the split depth, back colour
-behind it. Each gated colour is relu(c + G d) - 9 relu(G d) + 8 relu(G d - 1) with d = z - z_split,
-which is exactly c - 8 once G d > 1 and 0 once G d < -c; softplus with a large gain stands in for relu.
+behind it. Each gated colour is relu(c + G d) - relu(8 + G d) with d = z - z_split (mirrored for the
+back): exactly c - 8 = logit(colour) once G d > 0, exactly 0 once G d < -14, and a monotone ramp
+between, so front and back colours meet through mid-grey without overshoot; softplus with a large
+gain stands in for relu.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from avatar.decoder import CHANNELS, HIDDEN, TriplaneDecoder
 
 FRONT_DEPTH, BACK_DEPTH, FRONT_GATE, BACK_GATE = 0, 1, 2, 6
 FRONT_RGB, BACK_RGB = (3, 4, 5), (7, 8, 9)
-GATE_SLOPE = 1000.0        # G: the front/back colour switch is exact beyond 1/G of the split depth
+GATE_SLOPE = 200.0         # G: front/back colours are exact beyond 14/G on either side of the split depth
 COLOUR_OFFSET = 8.0        # stored colours are logit + 8, so they stay positive inside the gate
 LOGIT_LIMIT = 6.0
 DENSITY_INSIDE = 300.0     # density inside the shell (per box unit): opaque within ~0.01
@@ -67,17 +69,14 @@ def surface_decoder() -> TriplaneDecoder:
     b2[0] = DENSITY_INSIDE + 1.0  # +1 undoes the renderer's softplus(raw - 1) shift
     unit = 2
     for gate_ch, rgb_chs in ((FRONT_GATE, FRONT_RGB), (BACK_GATE, BACK_RGB)):
-        g, g1 = unit, unit + 1
+        g = unit
         w1[g, gate_ch] = g_col * mean_to_sum
-        w1[g1, gate_ch] = g_col * mean_to_sum
-        b1[g1] = -g_col
-        unit += 2
+        b1[g] = g_col * COLOUR_OFFSET
+        unit += 1
         for k, ch in enumerate(rgb_chs):
             w1[unit, ch] = g_col * mean_to_sum
-            out = 1 + k
-            w2[out, unit] += 1.0 / g_col
-            w2[out, g] += -9.0 / g_col
-            w2[out, g1] += 8.0 / g_col
+            w2[1 + k, unit] += 1.0 / g_col
+            w2[1 + k, g] += -1.0 / g_col
             unit += 1
     with torch.no_grad():
         dec.net[0].weight.copy_(w1)
@@ -95,8 +94,8 @@ def surface_decoder() -> TriplaneDecoder:
 
 def depth_maps(vertices: np.ndarray, faces: np.ndarray, resolution: int, backend: str = "cpu"):
     """Front and back depth of a mesh seen along z on the xy plane's texel grid, and coverage."""
-    verts = torch.from_numpy(np.asarray(vertices, dtype=np.float32))
-    tri = torch.from_numpy(np.asarray(faces, dtype=np.int32))
+    verts = torch.from_numpy(np.array(vertices, dtype=np.float32))
+    tri = torch.from_numpy(np.array(faces, dtype=np.int32))
     out = []
     for sign in (1.0, -1.0):
         v = verts * torch.tensor([1.0, 1.0, sign])  # seen from behind: the nearest surface is the back one

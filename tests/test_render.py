@@ -1,0 +1,121 @@
+"""Renderer: accelerated vs reference, coverage, expressions, poses; on the synthetic avatar."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from avatar import camera
+from avatar.decoder import RenderField, TriplaneDecoder, sample_static_planes
+from avatar.render import Renderer
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def renderer(synthetic):
+    return Renderer(synthetic)
+
+
+def psnr(a, b) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def image_rows(points, cam, size):
+    uv, _ = camera.project(points, cam)
+    return uv[..., 1] * size
+
+
+@pytest.mark.parametrize("yaw, pitch", [(0, 0), (30, 0), (-25, 10)])
+def test_accelerated_matches_reference(renderer, yaw, pitch):
+    cam = camera.camera_vector(yaw_deg=yaw, pitch_deg=pitch)
+    fast = renderer.render(cam, size=SIZE)
+    ref = renderer.render(cam, size=SIZE, reference=True)
+    for background in ((0, 0, 0), (1, 1, 1)):  # composited both ways, so coverage differences count
+        assert psnr(fast.over(background), ref.over(background)) >= 40
+
+
+def test_accelerated_is_as_accurate_as_reference(renderer):
+    """Against a dense 512+256-sample render, the accelerated path is at least as close as the 48+48 one."""
+    cam = camera.camera_vector(yaw_deg=15)
+    truth = renderer.render(cam, size=SIZE, reference=True, reference_samples=(512, 256))
+    fast = renderer.render(cam, size=SIZE)
+    ref = renderer.render(cam, size=SIZE, reference=True)
+    fast_psnr = psnr(fast.over((1, 1, 1)), truth.over((1, 1, 1)))
+    assert fast_psnr >= 40
+    assert fast_psnr >= psnr(ref.over((1, 1, 1)), truth.over((1, 1, 1))) - 1.0
+
+
+def test_alpha_zero_away_from_head(renderer):
+    res = renderer.render(camera.camera_vector(radius=6.0), size=SIZE)
+    a = res.alpha.numpy()
+    corners = np.concatenate([a[:12, :12].ravel(), a[:12, -12:].ravel(), a[-12:, -12:].ravel()])
+    assert corners.max() < 1e-3
+    assert a[SIZE // 2, SIZE // 2] > 0.99  # and the head itself is opaque
+    assert not torch.isnan(res.rgb).any() and not torch.isnan(res.depth).any()
+
+
+def test_yaw_changes_the_image(renderer):
+    a = renderer.render(camera.camera_vector(), size=SIZE).rgb
+    b = renderer.render(camera.camera_vector(yaw_deg=30), size=SIZE).rgb
+    assert float((a - b).abs().mean()) > 0.02
+
+
+def test_jaw_open_moves_lower_face_only(renderer, synthetic):
+    cam = camera.camera_vector()
+    neutral = renderer.render(cam, size=SIZE).rgb.numpy()
+    jaw = renderer.render(cam, {"jawOpen": 1.0}, size=SIZE).rgb.numpy()
+    diff = np.abs(jaw - neutral).mean(-1)
+    head = renderer.head
+    verts = head.identity_vertices(synthetic.identity)
+    brow_row = image_rows(verts[[head.landmarks["brow_left"], head.landmarks["brow_right"]]], cam, SIZE).min()
+    nose_row = image_rows(verts[head.landmarks["nose_tip"]], cam, SIZE)
+    assert diff[int(nose_row) + 2:].mean() > 0.01          # mouth and chin change
+    assert diff[: int(brow_row) - 2].max() < 0.01           # nothing above the eyes moves
+
+
+def test_no_nan_for_extreme_inputs(renderer):
+    res = renderer.render(camera.camera_vector(yaw_deg=80, pitch_deg=-60), np.ones(52, np.float32), size=64,
+                          head_pose=(0.5, -0.3, 0.2), eye=np.array([0.3, -0.3, 0.3, -0.3]))
+    for t in (res.rgb, res.alpha, res.depth):
+        assert not torch.isnan(t).any()
+
+
+def test_head_pose_equals_counter_rotated_camera(renderer):
+    cam = camera.camera_vector(yaw_deg=10)
+    posed = renderer.render(cam, size=64, head_pose=(math.radians(15), 0.0, 0.0)).rgb
+    moved = renderer.render(camera.camera_vector(yaw_deg=-5), size=64).rgb
+    assert psnr(posed.numpy(), moved.numpy()) > 35
+
+
+def test_render_field_is_exact(synthetic):
+    decoder = TriplaneDecoder.from_asset(synthetic.decoder)
+    field = RenderField(decoder)
+    pts = torch.rand(2000, 3) - 0.5
+    planes = synthetic.planes[1:4]
+    full_density, full_feats = decoder(sample_static_planes(planes, pts))
+    density, rgb = field(sample_static_planes(planes[:, field.channels], pts) * 3)
+    assert torch.allclose(density, full_density, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(rgb, full_feats[:, :3], atol=1e-5)
+    # A dense decoder (every weight non-zero) keeps every channel.
+    assert len(RenderField(TriplaneDecoder()).channels) == 32
+
+
+def test_outputs_and_sizes(renderer):
+    res = renderer.render(camera.camera_vector(), size=(96, 64))
+    assert res.rgb.shape == (96, 64, 3) and res.alpha.shape == (96, 64)
+    rgba = res.rgba8()
+    assert rgba.dtype == np.uint8 and rgba.shape == (96, 64, 4)
+    with pytest.raises(ValueError, match="outside"):
+        renderer.render(camera.camera_vector(), size=4)
+    with pytest.raises(camera.CameraError):
+        renderer.render(np.zeros(25), size=64)
+
+
+def test_density_grid_and_query(renderer):
+    grid = renderer.density_grid(32)
+    assert grid.shape == (32, 32, 32)
+    assert grid[16, 16, 16] > 10 and grid[0, 0, 0] < 1e-3  # solid inside the head, empty in the corner
+    dens, rgb = renderer.query(torch.tensor([[0.0, 0.0, 0.0], [0.49, 0.49, 0.49]]))
+    assert dens[0] > 10 and dens[1] < 1e-3 and rgb.shape == (2, 3)
