@@ -36,10 +36,18 @@ class ClientError(Exception):
         self.message = message
 
 
+# Statuses gRPC makes up on the client side carry terse details; say what happened instead.
+_LOCAL_DETAILS = {
+    (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"):
+        "deadline exceeded: the server did not finish before the call's timeout",
+    (grpc.StatusCode.CANCELLED, "Locally cancelled by application!"): "the call was cancelled by this client",
+}
+
+
 def _wrap(e: grpc.RpcError) -> ClientError:
-    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-    details = e.details() if hasattr(e, "details") else str(e)
-    return ClientError(code or grpc.StatusCode.UNKNOWN, details or "")
+    code = (e.code() if hasattr(e, "code") else None) or grpc.StatusCode.UNKNOWN
+    details = (e.details() if hasattr(e, "details") else str(e)) or ""
+    return ClientError(code, _LOCAL_DETAILS.get((code, details), details))
 
 
 @dataclass

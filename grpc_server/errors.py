@@ -78,7 +78,10 @@ def rpc_errors(context: grpc.ServicerContext, what: str):
         if context.code() not in (None, grpc.StatusCode.OK):
             raise  # already aborted with a status
         if not context.is_active() or isinstance(exc, Cancelled):
-            context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled or its deadline passed")
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work finished")
+            context.abort(grpc.StatusCode.CANCELLED, "the call was cancelled")
         code, message = status_for(exc)
         if code == grpc.StatusCode.INTERNAL:
             log.exception("%s failed", what)

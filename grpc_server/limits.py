@@ -1,10 +1,14 @@
 """Server limits: upload sizes, frame sizes, concurrency. One place, so ServerInfo reports what is enforced."""
 from __future__ import annotations
 
+import io
 import threading
+import warnings
 from dataclasses import dataclass
 
-from avatar.portrait.errors import PortraitLimits
+from PIL import Image
+
+from avatar.portrait.errors import PortraitError, PortraitLimits
 
 MIN_FRAME_SIDE = 16
 MAX_FRAME_SIDE = 2048
@@ -71,3 +75,24 @@ class Slots:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def check_portrait_header(data: bytes, limits: PortraitLimits) -> None:
+    """Refuse a portrait above the pixel limit from its header alone (no pixel is decoded).
+
+    For generators that cannot take the server's limits themselves; anything that is not a readable
+    image header is left to the generator, which reports it precisely.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:
+        raise PortraitError("too_large", f"image too large (more than {Image.MAX_IMAGE_PIXELS * 2} pixels > "
+                                         f"limit {limits.max_pixels})") from None
+    except Exception:  # noqa: BLE001 - not an image we can size: the generator's decoder explains why
+        return
+    if width * height > limits.max_pixels:
+        raise PortraitError("too_large", f"image too large ({width} x {height} = {width * height} pixels "
+                                         f"> limit {limits.max_pixels})")

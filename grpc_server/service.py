@@ -5,6 +5,7 @@ seconds and must never hold up streams); renders go through FrameRenderer's few 
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import queue
@@ -21,13 +22,12 @@ from typing import Callable, Iterator
 import grpc
 import numpy as np
 
-from avatar.asset import avatar_id_for
 from avatar.expressions import ARKIT_NAMES
 from grpc_server import exports
 from grpc_server.proto import pb, pb_grpc
 from grpc_server.convert import avatar_info, frame_inputs, frame_spec
 from grpc_server.errors import Cancelled, InvalidRequest, ShuttingDown, register_invalid_argument, rpc_errors
-from grpc_server.limits import MESSAGE_OVERHEAD, LimitExceeded, ServerLimits, Slots
+from grpc_server.limits import MESSAGE_OVERHEAD, LimitExceeded, ServerLimits, Slots, check_portrait_header
 from grpc_server.rendering import FrameRenderer
 from grpc_server.store import AvatarStore, check_id
 from grpc_server.streaming import StreamSession
@@ -65,11 +65,11 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
         self.job_slots = Slots(self.limits.max_pending_jobs, "avatar creations and exports")
         self.frame_renderer = FrameRenderer(options.render_slots, self.limits.max_message_bytes)
         self._jobs = ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="avatarforge-job")
-        try:
-            from exporter.options import ExportError
-            register_invalid_argument(ExportError)
-        except ImportError:
-            pass
+        for module, name in (("exporter.options", "ExportError"), ("avatar.generators", "GeneratorError")):
+            try:
+                register_invalid_argument(getattr(importlib.import_module(module), name))
+            except (ImportError, AttributeError):
+                pass  # that component is not installed; its RPCs say so themselves
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -152,6 +152,15 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
             kwargs["limits"] = self.limits.portrait_limits()
         return kwargs
 
+    @staticmethod
+    def _known_id(generator, portrait: bytes, kwargs: dict) -> str:
+        """The id the generator will give this request, when it can say without generating (so an
+        existing avatar is answered at once); empty when it cannot."""
+        id_for = getattr(generator, "avatar_id", None)
+        if not callable(id_for):
+            return ""
+        return id_for(portrait, face_box=kwargs.get("face_box"), landmarks=kwargs.get("landmarks"))
+
     def CreateAvatar(self, request: pb.CreateAvatarRequest, context) -> Iterator[pb.CreateAvatarEvent]:
         with rpc_errors(context, "CreateAvatar"):
             self.check_open()
@@ -163,8 +172,10 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
                 raise InvalidRequest("portrait is empty: send PNG, JPEG or WebP bytes")
             generator = self._generator(request.generator)
             kwargs = self._create_kwargs(generator, request)
-            avatar_id = avatar_id_for(portrait, generator.name, generator.version, generator.settings)
-            if self.store.exists(avatar_id):
+            if "limits" not in kwargs:
+                check_portrait_header(portrait, self.limits.portrait_limits())
+            avatar_id = self._known_id(generator, portrait, kwargs)
+            if avatar_id and self.store.exists(avatar_id):
                 yield pb.CreateAvatarEvent(progress=pb.Progress(stage="done", fraction=1.0,
                                                                 message="this avatar already exists"))
                 yield pb.CreateAvatarEvent(avatar=avatar_info(self.store.info(avatar_id, include_thumbnail=True)))
