@@ -17,7 +17,7 @@ import torch
 
 from avatar.asset import Avatar
 from avatar.expressions import ARKIT_NAMES
-from avatar.head_model.base import HeadModel
+from avatar.head_model.base import PART_ID, HeadModel
 from exporter.animation import Animation
 from exporter.head_mesh import GltfMesh, head_gltf_mesh, resolve_head_model
 from exporter.options import ExportOptions
@@ -194,13 +194,13 @@ def build_glb(avatar: Avatar, options: ExportOptions = ExportOptions(), head: He
     if options.include_static:
         report("glb", 0.5, "extracting the static parts")
         grid = density_grid(options.density_resolution)
-        skin = head.face_part == 0
+        skin = head.face_part == PART_ID["skin"]
         static = extract_static_mesh(grid, half_opaque_level(options.density_resolution), world_positions,
                                      head.faces[skin], options.static_triangle_budget)
         if static is not None:
             report("glb", 0.7, "baking the static texture")
             static_texture = bake_texture(colour, static.vertices, static.faces, static.uv, static.faces,
-                                          options.texture_size)
+                                          options.static_texture_size)
 
     report("glb", 0.9, "writing the GLB")
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=GENERATOR), scene=0)

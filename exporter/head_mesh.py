@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import trimesh
+from scipy import sparse
 
 from avatar.asset import Avatar
 from avatar.head_model.base import HeadModel
@@ -54,13 +54,51 @@ def split_uv_seams(faces: np.ndarray, faces_uv: np.ndarray) -> tuple[np.ndarray,
     return unique[:, 0], unique[:, 1], inverse.reshape(-1, 3).astype(np.uint32)
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
-    normals = np.asarray(mesh.vertex_normals, dtype=np.float32)
+def _face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unnormalised face normals: their length is twice the face area, which weights the vertex sums."""
+    corners = vertices[faces].astype(np.float64)
+    return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
+
+def _incidence(faces: np.ndarray, vertex_count: int) -> sparse.csr_matrix:
+    rows = faces.reshape(-1)
+    cols = np.repeat(np.arange(len(faces)), 3)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(vertex_count, len(faces)))
+
+
+def _normalise(sums: np.ndarray) -> np.ndarray:
+    lengths = np.linalg.norm(sums, axis=1, keepdims=True)
     # Vertices used by no face (or only degenerate ones) get a valid unit normal instead of zero.
-    lengths = np.linalg.norm(normals, axis=1)
-    normals[~(lengths > 0.5)] = (0.0, 1.0, 0.0)
-    return normals
+    out = np.where(lengths > 1e-20, sums / np.maximum(lengths, 1e-30), (0.0, 1.0, 0.0))
+    return out.astype(np.float32)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals."""
+    return _normalise(_incidence(faces, len(vertices)) @ _face_cross(vertices, faces))
+
+
+def normal_deltas(neutral: np.ndarray, faces: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neutral unit normals (N, 3) and per-target normal deltas (K, N, 3) for linear position deltas.
+
+    Only the faces a target moves change their normals, so each target updates the neutral
+    area-weighted sums with those faces alone: vertices outside a target's reach get exact zeros.
+    """
+    incidence = _incidence(faces, len(neutral))
+    cross = _face_cross(neutral, faces)
+    sums = incidence @ cross
+    base = _normalise(sums)
+    deltas = np.zeros(basis.shape, np.float32)
+    for k in range(len(basis)):
+        moved = np.any(basis[k] != 0, axis=1)
+        touched = np.flatnonzero(moved[faces].any(axis=1))
+        if len(touched) == 0:
+            continue
+        change = _face_cross(neutral + basis[k], faces[touched]) - cross[touched]
+        rows = np.unique(faces[touched])
+        new_sums = sums[rows] + incidence[rows][:, touched] @ change
+        deltas[k, rows] = _normalise(new_sums) - base[rows]
+    return base, deltas
 
 
 def head_gltf_mesh(head: HeadModel, identity: np.ndarray | None, with_normals: bool = True,
@@ -74,17 +112,13 @@ def head_gltf_mesh(head: HeadModel, identity: np.ndarray | None, with_normals: b
     uv[:, 1] = 1.0 - uv[:, 1]
     deltas = (head.expression_basis[:, src_v] * mpu).astype(np.float32)
 
-    normals = normal_deltas = None
+    normals = target_normals = None
     if with_normals:
-        base = vertex_normals(neutral, head.faces)
-        normals = base[src_v]
         if with_normal_deltas:
-            normal_deltas = np.zeros_like(deltas)
-            for k in range(len(deltas)):
-                if not head.expression_basis[k].any():
-                    continue
-                posed = neutral + head.expression_basis[k]
-                delta = vertex_normals(posed, head.faces) - base
-                normal_deltas[k] = delta[src_v]
+            base, all_deltas = normal_deltas(neutral, head.faces, head.expression_basis)
+            target_normals = all_deltas[:, src_v]
+        else:
+            base = vertex_normals(neutral, head.faces)
+        normals = base[src_v]
     return GltfMesh(positions=positions, uv=uv, indices=indices, normals=normals, source_vertex=src_v,
-                    position_deltas=deltas, normal_deltas=normal_deltas)
+                    position_deltas=deltas, normal_deltas=target_normals)

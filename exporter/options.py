@@ -14,12 +14,13 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    texture_size: int = DEFAULT_TEXTURE_SIZE            # baked texture edge, power of two in 256..4096
+    texture_size: int = DEFAULT_TEXTURE_SIZE            # head texture edge, power of two in 256..4096;
+                                                        # the static parts get half of it (at least 256)
     static_triangle_budget: int = DEFAULT_STATIC_TRIANGLE_BUDGET
     include_static: bool = True                         # hair/ears/neck mesh from the avatar's density
     target_normals: bool = True                         # NORMAL deltas in the morph targets
     frame_rate: float = DEFAULT_FRAME_RATE              # animation frames per second
-    density_resolution: int = 128                       # marching-cubes grid for the static parts
+    density_resolution: int = 96                        # marching-cubes grid for the static parts (~3 mm cells)
 
     def __post_init__(self):
         size = self.texture_size
@@ -33,3 +34,8 @@ class ExportOptions:
             raise ExportError(f"frame_rate must be a number in (0, 1000] frames per second, got {rate!r}")
         if not isinstance(self.density_resolution, int) or not 16 <= self.density_resolution <= 512:
             raise ExportError(f"density_resolution must be between 16 and 512, got {self.density_resolution!r}")
+
+    @property
+    def static_texture_size(self) -> int:
+        # Hair, ears and neck cover less of the view than the face and carry less detail.
+        return max(256, self.texture_size // 2)

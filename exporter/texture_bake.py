@@ -30,16 +30,16 @@ def uv_clip_positions(uv: np.ndarray) -> torch.Tensor:
     """
     uv = np.asarray(uv, dtype=np.float32)
     one = np.ones(len(uv), np.float32)
-    return torch.from_numpy(np.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1], 0 * one, one], axis=1))
+    return torch.from_numpy(np.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1], 0 * one, one], axis=1).copy())
 
 
 def surface_points(positions: np.ndarray, faces: np.ndarray, uv: np.ndarray, faces_uv: np.ndarray,
                    size: int) -> tuple[np.ndarray, np.ndarray]:
     """(size, size) bool coverage and (M, 3) surface points of the covered texels (row-major order)."""
-    rast = raster.rasterize(uv_clip_positions(uv), torch.from_numpy(np.ascontiguousarray(faces_uv, np.int32)),
+    rast = raster.rasterize(uv_clip_positions(uv), torch.from_numpy(np.array(faces_uv, np.int32)),
                             size, size, backend="cpu")
-    points = raster.interpolate(torch.from_numpy(np.ascontiguousarray(positions, np.float32)), rast,
-                                torch.from_numpy(np.ascontiguousarray(faces, np.int32)))
+    points = raster.interpolate(torch.from_numpy(np.array(positions, np.float32)), rast,
+                                torch.from_numpy(np.array(faces, np.int32)))
     covered = (rast[..., 3] > 0).numpy()
     return covered, points.numpy()[covered]
 

@@ -1,0 +1,40 @@
+import numpy as np
+import trimesh
+
+from exporter.head_mesh import head_gltf_mesh, normal_deltas, split_uv_seams, vertex_normals
+from export_helpers import small_head_model
+
+
+def test_incremental_normal_deltas_equal_full_recomputation():
+    head = small_head_model()
+    base, deltas = normal_deltas(head.vertices, head.faces, head.expression_basis)
+    np.testing.assert_allclose(base, vertex_normals(head.vertices, head.faces), atol=1e-6)
+    for k in range(0, 52, 5):
+        full = vertex_normals(head.vertices + head.expression_basis[k], head.faces) - base
+        np.testing.assert_allclose(deltas[k], full, atol=1e-5)
+        # Vertices no moved face touches keep their normal exactly.
+        moved = np.any(head.expression_basis[k] != 0, axis=1)
+        reach = np.unique(head.faces[moved[head.faces].any(axis=1)])
+        outside = np.setdiff1d(np.arange(head.num_vertices), reach)
+        assert not deltas[k][outside].any()
+
+
+def test_normals_are_unit_and_point_outward():
+    head = small_head_model()
+    normals = vertex_normals(head.vertices, head.faces)
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-6)
+    skin = head.vertex_part == 0
+    assert (np.sum(normals[skin] * head.vertices[skin], axis=1) > 0).mean() > 0.99
+    reference = trimesh.Trimesh(head.vertices, head.faces, process=False).vertex_normals
+    assert (np.sum(normals * reference, axis=1) > 0.95).mean() > 0.95
+
+
+def test_uv_seams_split_into_distinct_corners():
+    head = small_head_model()
+    src_v, src_uv, indices = split_uv_seams(head.faces, head.faces_uv)
+    assert len(src_v) > head.num_vertices  # the seam column and poles are duplicated
+    np.testing.assert_array_equal(src_v[indices], head.faces)
+    np.testing.assert_array_equal(src_uv[indices], head.faces_uv)
+    mesh = head_gltf_mesh(head, None)
+    np.testing.assert_allclose(mesh.uv[:, 1], 1 - head.uv[src_uv, 1])
+    assert mesh.position_deltas.shape == (52, len(src_v), 3)
