@@ -41,6 +41,21 @@ class FrontPlaneComposer:
         self.uv = torch.from_numpy(head.uv.astype(np.float32))
         self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
+        # Triangles no expression or gaze can move are rasterized once; each frame rasterizes only the
+        # others, and only those facing the front view: every part is a closed surface, so a triangle
+        # facing away is always hidden behind one facing the viewer.
+        moving = np.abs(head.expression_basis).sum(axis=(0, 2)) > 0
+        for part in ("eyeball_left", "eyeball_right"):
+            moving[head.part_vertices(part)] = True
+        face_moves = moving[head.faces].any(axis=1)
+        self.moving_faces = torch.from_numpy(np.flatnonzero(face_moves))
+        fixed = torch.from_numpy(np.flatnonzero(~face_moves))
+        size = self.static.shape[-2:]
+        verts = torch.from_numpy(head.identity_vertices(self.identity))
+        rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[fixed], *size, backend=backend)
+        ids = rast[..., 3].long()
+        rast[..., 3] = torch.where(ids > 0, fixed[(ids - 1).clamp(min=0)] + 1, 0).float()
+        self.fixed_raster = rast
 
     def vertices(self, expression: np.ndarray | None, eye: np.ndarray | None) -> np.ndarray:
         return self.head.posed(expression, self.identity, eye)
@@ -60,10 +75,23 @@ class FrontPlaneComposer:
             self._cache.popitem(last=False)
         return out
 
+    def front_raster(self, verts: torch.Tensor) -> torch.Tensor:
+        """Orthographic front-view raster of the posed mesh, ids into the full face list."""
+        h, w = self.fixed_raster.shape[:2]
+        tri = self.faces[self.moving_faces].long()
+        a, b, c = verts[tri[:, 0], :2], verts[tri[:, 1], :2], verts[tri[:, 2], :2]
+        facing = ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]) > 0
+        sub = self.moving_faces[facing]
+        rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[sub], h, w, backend=self.backend)
+        ids = rast[..., 3].long()
+        fixed = self.fixed_raster
+        nearer = (ids > 0) & ((fixed[..., 3] == 0) | (rast[..., 2] < fixed[..., 2]))
+        rast[..., 3] = torch.where(ids > 0, sub[(ids - 1).clamp(min=0)] + 1, 0).float()
+        return torch.where(nearer[..., None], rast, fixed)
+
     def _compose_front(self, front: torch.Tensor, vertices: np.ndarray) -> None:
-        _, h, w = front.shape
         verts = torch.from_numpy(vertices)
-        rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces, h, w, backend=self.backend)
+        rast = self.front_raster(verts)
         texels = torch.nonzero(rast[..., 3].reshape(-1) > 0).squeeze(1)
         if not len(texels):
             return

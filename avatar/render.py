@@ -62,15 +62,24 @@ class Renderer:
                  neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 64):
         self.avatar = avatar
         self.head = head or head_model_for(avatar.head_model_id)
-        decoder = TriplaneDecoder.from_asset(avatar.decoder)
-        self.field = RenderField(decoder)
+        self._decoder = TriplaneDecoder.from_asset(avatar.decoder)
+        self.backend = backend
+        self.field = RenderField(self._decoder)
         self.density_field = self.field.density_only()
-        self.composer = FrontPlaneComposer(self.head, avatar.identity, avatar.planes, decoder, backend,
+        self.composer = FrontPlaneComposer(self.head, avatar.identity, avatar.planes, self._decoder, backend,
                                            channels=self.field.channels)
         self.neural_resolution = neural_resolution
         self.occupancy_resolution = occupancy_resolution
         self._occupancy: OccupancyGrid | None = None
         self._faces = torch.from_numpy(self.head.faces.astype(np.int64))
+
+    def planes_changed(self, geometry: bool = True) -> None:
+        """Pick up edits to the avatar's planes; `geometry=False` promises density did not change
+        (a colour-only edit), so the occupancy grid is kept."""
+        self.composer = FrontPlaneComposer(self.head, self.avatar.identity, self.avatar.planes, self._decoder,
+                                           self.backend, channels=self.field.channels)
+        if geometry:
+            self._occupancy = None
 
     # --- fields -------------------------------------------------------------------------------
     def head_vertices(self, expression=None, eye=None) -> np.ndarray:

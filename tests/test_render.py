@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from avatar import camera
+from avatar import camera, raster
+from avatar.expressions import to_expression
 from avatar.decoder import RenderField, TriplaneDecoder, sample_static_planes
 from avatar.render import Renderer
 
@@ -119,3 +120,12 @@ def test_density_grid_and_query(renderer):
     assert grid[16, 16, 16] > 10 and grid[0, 0, 0] < 1e-3  # solid inside the head, empty in the corner
     dens, rgb = renderer.query(torch.tensor([[0.0, 0.0, 0.0], [0.49, 0.49, 0.49]]))
     assert dens[0] > 10 and dens[1] < 1e-3 and rgb.shape == (2, 3)
+
+
+def test_front_raster_equals_full_rasterization(renderer):
+    """Cached still triangles + culled moving ones give exactly the raster of the whole posed mesh."""
+    composer = renderer.composer
+    for expression in (None, {"jawOpen": 1.0, "eyeBlinkLeft": 1.0, "tongueOut": 1.0, "eyeLookUpRight": 1.0}):
+        verts = torch.from_numpy(composer.vertices(to_expression(expression), np.array([0.2, 0.1, -0.1, 0.3])))
+        full = raster.rasterize(raster.orthographic_clip(verts, "xy"), composer.faces, 256, 256)
+        assert torch.equal(composer.front_raster(verts), full)

@@ -13,7 +13,8 @@ from avatar import raster
 from avatar.head_model import PART_ID, HeadModel
 from avatar.synthetic import texture_from_vertex_colours, vertex_colours
 
-FACING_MIN = 0.15        # texels seen more edge-on than this (cosine) take no colour from the photo
+FACING_MIN = 0.05        # texels seen more edge-on than this (cosine) take no colour from the photo
+INPAINT_RADIUS = 4
 MATTE_MIN = 0.5
 VISIBILITY_EPS = 0.01    # depth tolerance of the visibility test, in world units
 HAIR_ROUNDNESS = 0.35    # radius of curvature (world units) used to inflate the silhouette into depth
@@ -24,6 +25,8 @@ HAIR_MAX_DEPTH = 0.42
 class Projection:
     texture: np.ndarray      # (R, R, 3) float colour in UV space (row = v)
     seen: np.ndarray         # (R, R) float weight of texels coloured from the photo (incl. mirrored)
+    points: np.ndarray       # (R, R, 3) surface point of each texel
+    covered: np.ndarray      # (R, R) bool: a triangle covers the texel
 
 
 def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -96,8 +99,19 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
     total = weight + m_weight
     blended = (colour * weight[..., None] + m_colour * m_weight[..., None]) / np.maximum(total, 1e-6)[..., None]
     seen = np.clip(total, 0, 1)
-    texture = blended * seen[..., None] + prior * (1 - seen[..., None])
-    return Projection(texture=np.clip(texture, 0, 1).astype(np.float32), seen=seen.astype(np.float32))
+    # Skin the photo does not show takes the colour of the nearest skin it does show (hair line,
+    # jaw line), not a flat tone: what borders it is the best guess and hides the seam.
+    skin_mask = part == PART_ID["skin"]
+    known = (seen > 0.3) & skin_mask
+    fill = prior.copy()
+    if known.any():
+        source = np.where(known[..., None], blended, 0.0)
+        filled = cv2.inpaint((source * 255).astype(np.uint8), (~known & skin_mask).astype(np.uint8) * 255,
+                             INPAINT_RADIUS, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+        fill = np.where(skin_mask[..., None], filled, prior)
+    texture = blended * seen[..., None] + fill * (1 - seen[..., None])
+    return Projection(texture=np.clip(texture, 0, 1).astype(np.float32), seen=seen.astype(np.float32),
+                      points=pts, covered=covered)
 
 
 def plane_texel_centres(resolution: int, box_half: float = cam.BOX_HALF) -> np.ndarray:

@@ -16,7 +16,7 @@ from avatar import camera as cam
 from avatar import portrait as portrait_prep
 from avatar.asset import Avatar, avatar_id_for
 from avatar.generators.fit import fit_head
-from avatar.generators.projection import sample_image, project_texture, static_geometry, surface_texels
+from avatar.generators.projection import project_texture, sample_image, static_geometry
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.render import Renderer
 from avatar.surface_field import (COLOUR_OFFSET, FRONT_RGB, LOGIT_LIMIT, SEMANTICS, depth_maps, split_depth,
@@ -82,25 +82,25 @@ class ProjectiveGenerator:
             portrait=prepared.image,
             display_name=display_name,
         )
-        pts, _, covered, _ = surface_texels(head, verts, RESOLUTION)
-        texel_uv, _ = cam.project(pts, fit.camera)
+        texel_uv, _ = cam.project(proj.points, fit.camera)
         photo = sample_image(prepared.image.astype(np.float32) / 255.0, _pixel_uv(REFINE_RENDER_SIZE))
+        renderer = Renderer(avatar, head=head, neural_resolution=REFINE_RENDER_SIZE)
         for k in range(self.settings["refine_passes"]):
             report("decoder", 0.65 + 0.25 * k / max(1, self.settings["refine_passes"]), f"residual pass {k + 1}")
-            self._refine_texture(avatar, head, photo, texel_uv, proj.seen * covered)
+            self._refine_texture(avatar, renderer, photo, texel_uv, proj.seen * proj.covered)
+            renderer.planes_changed(geometry=False)
 
         report("thumbnail", 0.95, "rendering the thumbnail")
-        avatar.thumbnail = Renderer(avatar, head=head).render(fit.camera, size=THUMBNAIL_SIZE).rgba8()
+        avatar.thumbnail = renderer.render(fit.camera, size=THUMBNAIL_SIZE).rgba8()
         report("done", 1.0, "avatar ready")
         return avatar
 
     @staticmethod
-    def _refine_texture(avatar: Avatar, head: HeadModel, photo: np.ndarray, texel_uv: np.ndarray,
+    def _refine_texture(avatar: Avatar, renderer: Renderer, photo: np.ndarray, texel_uv: np.ndarray,
                         weight: np.ndarray) -> None:
         """Move each seen texel's colour by the re-render's error (in logit space) where that texel
         lands in the photo: a fixed-point fit of the texture to the portrait."""
-        result = Renderer(avatar, head=head, neural_resolution=REFINE_RENDER_SIZE).render(
-            avatar.portrait_camera, size=REFINE_RENDER_SIZE)
+        result = renderer.render(avatar.portrait_camera, size=REFINE_RENDER_SIZE)
         alpha = result.alpha.numpy()
         rendered = result.rgb.numpy() / np.maximum(alpha, 1e-3)[..., None]
         error = (_logit(photo) - _logit(rendered)) * (alpha[..., None] > 0.95)

@@ -12,6 +12,10 @@ from avatar.head_model.identity import IDENTITY_NAMES, build_identity
 from avatar.head_model.shape import EYEBALL_RADIUS, JAW_HINGE, METRES_PER_UNIT
 
 MODEL_ID = "embedded-v1"
+# The rig is modelled at a comfortable working size; the model is then scaled so its face fills the
+# EG3D/FFHQ default view (radius 2.7, FOV 18.837 degrees) the way an FFHQ-aligned portrait does
+# (eyes about a quarter of the frame apart), which leaves the box's margin for hair.
+CANONICAL_SCALE = 0.67
 
 
 def _face_uv_rect(uv: np.ndarray, faces: np.ndarray, faces_uv: np.ndarray, vertices: np.ndarray,
@@ -33,19 +37,20 @@ def embedded_head_model() -> HeadModel:
     """The default head model. Cached: every call returns the same (read-only) instance."""
     rig = build_rig()
     basis, regions = build_blendshapes(rig)
-    identity = build_identity(rig)
-    vertices = rig.vertices.astype(np.float32)
+    basis = (basis * CANONICAL_SCALE).astype(np.float32)
+    identity = (build_identity(rig) * CANONICAL_SCALE).astype(np.float32)
+    vertices = (rig.vertices * CANONICAL_SCALE).astype(np.float32)
     faces = rig.faces.astype(np.int32)
     uv = rig.uv.astype(np.float32)
     faces_uv = rig.faces_uv.astype(np.int32)
-    eye_centers = np.stack([eye_centre(1), eye_centre(-1)]).astype(np.float32)
+    eye_centers = (np.stack([eye_centre(1), eye_centre(-1)]) * CANONICAL_SCALE).astype(np.float32)
     landmarks = dict(rig.landmarks)
     extras = {
         "mirror": rig.mirror.astype(np.int32),
-        "eyeball_radius": float(EYEBALL_RADIUS),
-        "jaw_hinge": JAW_HINGE.astype(np.float32),
+        "eyeball_radius": float(EYEBALL_RADIUS * CANONICAL_SCALE),
+        "jaw_hinge": (JAW_HINGE * CANONICAL_SCALE).astype(np.float32),
         "uv_islands": dict(rig.islands),
-        "face_uv_rect": _face_uv_rect(uv, faces, faces_uv, vertices, landmarks),
+        "face_uv_rect": _face_uv_rect(uv, faces, faces_uv, rig.vertices, landmarks),
         "landmarks_uv": {k: _vertex_uv(v, faces, faces_uv, uv) for k, v in landmarks.items()},
         "eye_center_identity_basis": _eye_identity(identity, rig),
         "grid_shape": rig.grid_shape,
@@ -62,7 +67,7 @@ def embedded_head_model() -> HeadModel:
     return HeadModel(model_id=MODEL_ID, vertices=vertices, faces=faces, uv=uv, faces_uv=faces_uv,
                      vertex_part=rig.vertex_part, face_part=rig.face_part, landmarks=landmarks,
                      identity_names=IDENTITY_NAMES, identity_basis=identity, expression_basis=basis,
-                     expression_regions=regions, eye_centers=eye_centers, metres_per_unit=float(METRES_PER_UNIT),
+                     expression_regions=regions, eye_centers=eye_centers, metres_per_unit=float(METRES_PER_UNIT / CANONICAL_SCALE),
                      extras=extras)
 
 
