@@ -38,3 +38,43 @@ def test_uv_seams_split_into_distinct_corners():
     mesh = head_gltf_mesh(head, None)
     np.testing.assert_allclose(mesh.uv[:, 1], 1 - head.uv[src_uv, 1])
     assert mesh.position_deltas.shape == (52, len(src_v), 3)
+
+
+_STATIC_SCRIPT = """
+import hashlib, sys
+sys.path.insert(0, {tests!r})
+from export_helpers import small_head_model, sphere_density
+from exporter.static_mesh import extract_static_mesh, half_opaque_level
+head = small_head_model()
+mesh = extract_static_mesh(sphere_density(64), half_opaque_level(64), head.vertices, head.faces[head.face_part == 0], 1500)
+print(hashlib.sha256(mesh.vertices.tobytes() + mesh.faces.tobytes() + mesh.uv.tobytes()).hexdigest())
+"""
+
+
+def test_static_mesh_is_decimated_unwrapped_and_deterministic_across_processes():
+    import hashlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from exporter.static_mesh import extract_static_mesh, half_opaque_level
+    from export_helpers import sphere_density
+
+    head = small_head_model()
+    skin_faces = head.faces[head.face_part == 0]
+    mesh = extract_static_mesh(sphere_density(64), half_opaque_level(64), head.vertices, skin_faces, 1500)
+    assert 0 < len(mesh.faces) <= 1500
+    assert mesh.uv.min() >= 0 and mesh.uv.max() <= 1
+    # Nothing left on the head's own surface: every static vertex keeps its distance from the skin.
+    dist = np.linalg.norm(mesh.vertices[:, None] - head.vertices[None, head.vertex_part == 0], axis=2).min(axis=1)
+    assert np.median(dist) > 0.02
+    # Outward winding: face normals point away from the shell's centre.
+    corners = mesh.vertices[mesh.faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    assert (np.sum(normals * (corners.mean(axis=1) - [0, 0.08, -0.04]), axis=1) > 0).mean() > 0.95
+    digest = hashlib.sha256(mesh.vertices.tobytes() + mesh.faces.tobytes() + mesh.uv.tobytes()).hexdigest()
+    tests = str(Path(__file__).resolve().parent)
+    proc = subprocess.run([sys.executable, "-c", _STATIC_SCRIPT.format(tests=tests)], capture_output=True, text=True,
+                          cwd=str(Path(tests).parent), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == digest
