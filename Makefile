@@ -41,7 +41,7 @@ $(APT_STAMP):
 	touch $@
 
 $(NPM_STAMP):
-	mkdir -p .venv/node && npm install --silent --prefix .venv/node gltf-validator@2
+	mkdir -p .venv/node && npm install --silent --prefix .venv/node gltf-validator@2.0.0-dev.3.10
 	touch $@
 
 tools: venv $(APT_STAMP) $(NPM_STAMP)
