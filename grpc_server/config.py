@@ -31,7 +31,11 @@ class ServerConfig:
     max_message_bytes: int = _LIMIT_DEFAULTS.max_message_bytes
     max_pending_jobs: int = _LIMIT_DEFAULTS.max_pending_jobs
     workers: int = 1                       # creates/exports running at once
-    render_slots: int = 2                  # frames rendered at once
+    render_slots: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))  # frames at once
+    # Threads per render. One, with several renders side by side, keeps every core busy without
+    # OpenMP teams spinning against each other (or against other processes on a shared machine),
+    # which measured 3-30x slower per frame here than single-threaded renders.
+    torch_threads: int = 1
     cache_size: int = 8                    # loaded avatars kept in memory
     grace: float = 10.0                    # seconds in-flight calls get at shutdown
     backend: str = "cpu"                   # rasterizer: cpu or nvdiffrast
@@ -65,7 +69,7 @@ class ServerConfig:
             raise ConfigError("--client-ca (mutual TLS) needs --tls-cert and --tls-key")
         if self.backend not in ("cpu", "nvdiffrast"):
             raise ConfigError(f"backend {self.backend!r} is not one of cpu, nvdiffrast")
-        for name in ("workers", "render_slots", "cache_size"):
+        for name in ("workers", "render_slots", "cache_size", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if self.grace < 0:

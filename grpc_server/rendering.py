@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from grpc_server import frames
+from grpc_server import frames, torch_threads
 from grpc_server.convert import FrameInputs
 from grpc_server.errors import Cancelled
 from grpc_server.frames import FrameSpec
@@ -53,6 +53,7 @@ class FrameRenderer:
             if cancelled():
                 raise Cancelled("the call ended while waiting for a render slot")
             start = time.perf_counter()
+            torch_threads.apply()
             with pool.lease() as renderer:
                 result = renderer.render(inputs.camera, expression=inputs.expression,
                                          size=(spec.height, spec.width), head_pose=inputs.head_pose, eye=inputs.eye)

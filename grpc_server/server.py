@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_server.proto import pb, pb_grpc
 from grpc_server.auth import BearerTokenInterceptor, TokenFileError, load_tokens
 from grpc_server.config import ConfigError, ServerConfig
+from grpc_server import torch_threads
 from grpc_server.service import AvatarForgeService, ServiceOptions
 from grpc_server.store import AvatarStore
 
@@ -78,6 +79,7 @@ def start(config: ServerConfig) -> RunningServer:
 
         return Renderer(avatar, backend=config.backend)
 
+    torch_threads.configure(config.torch_threads)
     store = AvatarStore(config.store, cache_size=config.cache_size, renderer_factory=renderer_factory,
                         renderers_per_avatar=config.render_slots)
     swept = store.sweep()

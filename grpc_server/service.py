@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 
 from avatar.expressions import ARKIT_NAMES
-from grpc_server import exports
+from grpc_server import exports, torch_threads
 from grpc_server.proto import pb, pb_grpc
 from grpc_server.convert import avatar_info, frame_inputs, frame_spec
 from grpc_server.errors import Cancelled, InvalidRequest, ShuttingDown, register_invalid_argument, rpc_errors
@@ -106,6 +106,7 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
 
         def run():
             try:
+                torch_threads.apply()
                 return work(progress)
             finally:
                 self.job_slots.release()
