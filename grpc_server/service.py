@@ -49,7 +49,7 @@ def server_version() -> str:
 class ServiceOptions:
     limits: ServerLimits = ServerLimits()
     workers: int = 1          # threads for creates and exports
-    render_slots: int = 2     # frames rendered at once, across all calls
+    render_slots: int = 2     # frames rendered at once, across all calls (the server passes its config)
     backend: str = "cpu"      # rasterizer backend
     auth_required: bool = False
     default_generator: str = DEFAULT_GENERATOR
