@@ -153,3 +153,31 @@ def test_kill_9_during_create_leaves_no_partial_avatar(store):
         assert visible == listed
     finally:
         assert srv2.stop() == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_streams_with_unavailable_and_exits_0(store, signum):
+    import grpc
+
+    srv = ServerProcess(store, "--grace", "20")
+    avatar_id = sorted(p.name for p in store.iterdir() if not p.name.startswith("."))[0]
+    try:
+        with srv.client() as c:
+            def endless():
+                i = 0
+                while True:
+                    yield {"yaw": float(i % 30 - 15), "seq": i}
+                    i += 1
+                    time.sleep(0.02)
+
+            frames = c.stream(avatar_id, endless(), size=32, mode="latest_wins")
+            first = next(frames)
+            assert first.seq >= 0
+            srv.signal(signum)
+            with pytest.raises(ClientError) as e:
+                for _ in frames:
+                    pass
+            assert e.value.code == grpc.StatusCode.UNAVAILABLE and "shutting down" in e.value.message
+        assert srv.wait() == 0, srv.log()
+    finally:
+        srv.stop()
