@@ -99,16 +99,19 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
     total = weight + m_weight
     blended = (colour * weight[..., None] + m_colour * m_weight[..., None]) / np.maximum(total, 1e-6)[..., None]
     seen = np.clip(total, 0, 1)
-    # Skin the photo does not show takes the colour of the nearest skin it does show (hair line,
-    # jaw line), not a flat tone: what borders it is the best guess and hides the seam.
-    skin_mask = part == PART_ID["skin"]
-    known = (seen > 0.3) & skin_mask
+    # Skin and eyeballs the photo does not show take the colour of the nearest part it does show (hair
+    # line, jaw line, the visible sclera), not a flat tone: what borders them is the best guess and hides
+    # the seam. The mouth interior, teeth and tongue keep their region priors.
     fill = prior.copy()
-    if known.any():
+    for parts in ((PART_ID["skin"],), (PART_ID["eyeball_left"], PART_ID["eyeball_right"])):
+        region = np.isin(part, parts) & covered
+        known = (seen > 0.3) & region
+        if known.sum() < 10:
+            continue
         source = np.where(known[..., None], blended, 0.0)
-        filled = cv2.inpaint((source * 255).astype(np.uint8), (~known & skin_mask).astype(np.uint8) * 255,
+        filled = cv2.inpaint((source * 255).astype(np.uint8), (region & ~known).astype(np.uint8) * 255,
                              INPAINT_RADIUS, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
-        fill = np.where(skin_mask[..., None], filled, prior)
+        fill = np.where(region[..., None], filled, fill)
     texture = blended * seen[..., None] + fill * (1 - seen[..., None])
     return Projection(texture=np.clip(texture, 0, 1).astype(np.float32), seen=seen.astype(np.float32),
                       points=pts, covered=covered)
