@@ -26,6 +26,9 @@ $(PROTO_OUT)/.stamp: $(PROTO_SRC) $(STAMP)
 	rm -rf $(PROTO_OUT) && mkdir -p $(PROTO_OUT)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
 	    --grpc_python_out=$(PROTO_OUT) $(PROTO_SRC)
+	# protoc writes imports rooted at protos/; the code lives in a package, so qualify them
+	# (the descriptors keep their API paths, e.g. avatarforge/v1/avatarforge.proto, for reflection).
+	sed -i 's/^from avatarforge\.v1 import/from grpc_server._proto.avatarforge.v1 import/' $(PROTO_OUT)/avatarforge/v1/*_grpc.py
 	touch $(PROTO_OUT)/__init__.py $(PROTO_OUT)/avatarforge/__init__.py $(PROTO_OUT)/avatarforge/v1/__init__.py
 	touch $@
 

@@ -95,6 +95,7 @@ def test_deterministic_with_progress(astronaut_png, astronaut_avatar):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {"decode", "fit", "texture", "planes", "decoder", "thumbnail", "done"} <= {s for s, _ in events}
     assert again.avatar_id == astronaut_avatar.avatar_id
+    assert get_generator().avatar_id(astronaut_png) == again.avatar_id  # known without generating
     assert torch.equal(again.planes, astronaut_avatar.planes)
     assert all(torch.equal(again.decoder[k], astronaut_avatar.decoder[k]) for k in again.decoder)
     assert np.array_equal(again.identity, astronaut_avatar.identity)

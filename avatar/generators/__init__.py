@@ -20,7 +20,9 @@ class Generator(Protocol):
     settings: dict
 
     def create(self, portrait_bytes: bytes, face_box=None, landmarks=None, progress: ProgressFn | None = None,
-               display_name: str = "") -> Avatar: ...
+               display_name: str = "", limits=None) -> Avatar: ...
+
+    def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str: ...
 
 
 _FACTORIES: dict[str, Callable[[], Generator]] = {}

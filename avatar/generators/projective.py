@@ -9,6 +9,8 @@ learned prior: unseen parts are guesses, and hair has no real 3D structure.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -65,8 +67,7 @@ class ProjectiveGenerator:
 
         report("decoder", 0.65, "fitting the decoder to re-render the portrait")
         decoder = surface_decoder()
-        settings = dict(self.settings, face_box=None if face_box is None else [float(v) for v in face_box],
-                        landmarks=landmarks is not None)
+        settings = self._request_settings(face_box, landmarks)
         avatar = Avatar(
             avatar_id=avatar_id_for(portrait_bytes, self.name, self.version, settings),
             planes=planes,
@@ -94,6 +95,18 @@ class ProjectiveGenerator:
         avatar.thumbnail = renderer.render(fit.camera, size=THUMBNAIL_SIZE).rgba8()
         report("done", 1.0, "avatar ready")
         return avatar
+
+    def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str:
+        """The id `create` will give this request, known without generating (requests are idempotent)."""
+        return avatar_id_for(portrait_bytes, self.name, self.version, self._request_settings(face_box, landmarks))
+
+    def _request_settings(self, face_box, landmarks) -> dict:
+        # Caller-supplied geometry changes the avatar, so it is part of the content address.
+        marks = None
+        if landmarks is not None:
+            marks = hashlib.sha256(np.asarray(landmarks, dtype=np.float32).tobytes()).hexdigest()
+        return dict(self.settings, face_box=None if face_box is None else [float(v) for v in face_box],
+                    landmarks=marks)
 
     @staticmethod
     def _refine_texture(avatar: Avatar, renderer: Renderer, photo: np.ndarray, texel_uv: np.ndarray,
