@@ -47,9 +47,25 @@ class OccupancyGrid:
         ijk = ((points + self.box_half) * (r / (2 * self.box_half))).long().clamp_(0, r - 1)
         return (ijk[..., 0] * r + ijk[..., 1]) * r + ijk[..., 2]
 
+    def add_points(self, points: torch.Tensor) -> None:
+        """Mark the (dilated) cells holding these points as occupied for good."""
+        self.static = self.with_points(points).view_as(self.static)
+
     def with_points(self, points: torch.Tensor) -> torch.Tensor:
-        """The static grid plus the (dilated) cells that contain any of these points, flattened."""
-        extra = torch.zeros(self.resolution ** 3, dtype=torch.bool)
-        extra[self.cell_index(points)] = True
-        extra = dilate(extra.view(self.resolution, self.resolution, self.resolution))
-        return (self.static | extra).reshape(-1)
+        """The static grid plus the (dilated) cells that contain any of these points, flattened.
+
+        Only the block of cells the points span is dilated, so a face's worth of moving vertices
+        costs a fraction of the whole grid."""
+        out = self.static.clone()
+        if len(points) == 0:
+            return out.reshape(-1)
+        r = self.resolution
+        ijk = ((points + self.box_half) * (r / (2 * self.box_half))).long().clamp_(0, r - 1)
+        lo = (ijk.min(dim=0).values - 1).clamp(min=0)
+        hi = (ijk.max(dim=0).values + 2).clamp(max=r)
+        shape = (hi - lo).tolist()
+        block = torch.zeros(shape, dtype=torch.bool)
+        local = ijk - lo
+        block[local[:, 0], local[:, 1], local[:, 2]] = True
+        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] |= dilate(block)
+        return out.reshape(-1)

@@ -71,7 +71,8 @@ class Renderer:
         self.neural_resolution = neural_resolution
         self.occupancy_resolution = occupancy_resolution
         self._occupancy: OccupancyGrid | None = None
-        self._faces = torch.from_numpy(self.head.faces.astype(np.int64))
+        self._moving_faces = torch.from_numpy(self.head.faces.astype(np.int64))[self.composer.moving_faces]
+        self._moving_vertices = torch.unique(self._moving_faces)
 
     def planes_changed(self, geometry: bool = True) -> None:
         """Pick up edits to the avatar's planes; `geometry=False` promises density did not change
@@ -109,9 +110,15 @@ class Renderer:
 
     @property
     def occupancy(self) -> OccupancyGrid:
+        """Cells that can hold density: the neutral avatar's, plus wherever the still part of the mesh
+        is (the moving part is added per frame)."""
         if self._occupancy is None:
             neutral = self.composer.planes(None, None)
-            self._occupancy = OccupancyGrid.from_density(lambda p: self._field(neutral, p)[0], self.occupancy_resolution)
+            grid = OccupancyGrid.from_density(lambda p: self._field(neutral, p)[0], self.occupancy_resolution)
+            still = np.ones(self.head.num_vertices, dtype=bool)
+            still[self._moving_vertices.numpy()] = False
+            grid.add_points(torch.from_numpy(self.head.identity_vertices(self.avatar.identity)[still]))
+            self._occupancy = grid
         return self._occupancy
 
     # --- rendering ----------------------------------------------------------------------------
@@ -182,7 +189,7 @@ class Renderer:
         then decoded once, only at the samples that carry weight."""
         grid = self.occupancy
         verts = torch.from_numpy(self.composer.vertices(expression, eye))
-        occupied = grid.with_points(torch.cat([verts, verts[self._faces].mean(dim=1)]))
+        occupied = grid.with_points(torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)]))
         cell = 2 * grid.box_half / grid.resolution
         t_first, t_last = self._occupied_span(occupied, origins, dirs, t0, t1, hit_rays, ray_shape, cell)
         density_planes = planes[:, self.density_field.positions].contiguous()
@@ -255,10 +262,20 @@ class Renderer:
             first_s[ok] = torch.where(any_occ, tf, torch.full_like(tf, big))
             last_s[ok] = torch.where(any_occ, tl, torch.full_like(tl, -big))
         sh, sw = (h + 1) // 2, (w + 1) // 2
-        first_img = -F.max_pool2d(-first_s.view(1, 1, sh, sw), 3, stride=1, padding=1)
-        last_img = F.max_pool2d(last_s.view(1, 1, sh, sw), 3, stride=1, padding=1)
-        first_full = first_img.repeat_interleave(2, 2).repeat_interleave(2, 3)[0, 0, :h, :w].reshape(-1)
-        last_full = last_img.repeat_interleave(2, 2).repeat_interleave(2, 3)[0, 0, :h, :w].reshape(-1)
+        first_s, last_s = first_s.view(sh, sw), last_s.view(sh, sw)
+        # A pixel between scanned rays takes the widest span of the (up to) four scanned rays around it;
+        # a scanned pixel keeps its own.
+        rows = torch.arange(h)
+        cols = torch.arange(w)
+        r0, r1 = rows // 2, ((rows + 1) // 2).clamp(max=sh - 1)
+        c0, c1 = cols // 2, ((cols + 1) // 2).clamp(max=sw - 1)
+        first_full = torch.full((h, w), big)
+        last_full = torch.full((h, w), -big)
+        for rr in (r0, r1):
+            for cc in (c0, c1):
+                first_full = torch.minimum(first_full, first_s[rr][:, cc])
+                last_full = torch.maximum(last_full, last_s[rr][:, cc])
+        first_full, last_full = first_full.reshape(-1), last_full.reshape(-1)
         first = torch.maximum(first_full[hit_rays], t0)
         last = torch.minimum(last_full[hit_rays], t1)
         return first, last

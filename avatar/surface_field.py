@@ -35,7 +35,8 @@ DENSITY_INSIDE = 300.0     # density inside the shell (per box unit): opaque wit
 WALL_STIFFNESS = 30000.0   # how fast density falls outside the walls (per box unit)
 RELU_GAIN_GEOMETRY = 200.0
 RELU_GAIN_COLOUR = 20.0
-EMPTY_FRONT, EMPTY_BACK = -1.0, 1.0  # an empty interval: nothing between z_back and z_front
+EMPTY_FRONT, EMPTY_BACK = -1.0, 1.0
+SPLIT_MARGIN = 0.02  # world units behind the rearmost front surface  # an empty interval: nothing between z_back and z_front
 
 SEMANTICS = {
     "name": "surface-v1",
@@ -109,16 +110,15 @@ def depth_maps(vertices: np.ndarray, faces: np.ndarray, resolution: int, backend
 def split_depth(z_front: torch.Tensor, z_back: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
     """Per plane column (x), the depth separating front-coloured from back-coloured surfaces.
 
-    It sits a quarter of the way from the back wall to the front wall (median over the column), so
-    everything an orbit of up to ~45 degrees sees takes the front colours, and the switch stays out of view.
+    It sits just behind the column's rearmost front surface, so every surface the front view sees
+    (including the crown and the sides, where front and back walls meet) takes the front colours, and
+    only what lies behind the head's outline takes the back ones.
     """
     r = z_front.shape[1]
-    mid = z_back + 0.25 * (z_front - z_back)
-    fallback = float(mid[covered].median()) if covered.any() else 0.0
-    out = torch.full((r,), fallback)
-    for col in torch.nonzero(covered.any(0)).squeeze(1).tolist():
-        out[col] = mid[:, col][covered[:, col]].median()
-    return out
+    masked = torch.where(covered, z_front, torch.full_like(z_front, float("inf")))
+    lowest = masked.min(dim=0).values
+    fallback = float(z_front[covered].min()) if covered.any() else 0.0
+    return torch.where(torch.isfinite(lowest), lowest, torch.full((r,), fallback)) - SPLIT_MARGIN
 
 
 def surface_planes(texture_rgb, front_rgb, back_rgb, z_front, z_back, covered, z_split: torch.Tensor,

@@ -7,18 +7,20 @@ import cv2
 import numpy as np
 import torch
 import trimesh
+from scipy import ndimage
 
 from avatar import camera as cam
 from avatar import raster
 from avatar.head_model import PART_ID, HeadModel
 from avatar.synthetic import texture_from_vertex_colours, vertex_colours
 
-FACING_MIN = 0.05        # texels seen more edge-on than this (cosine) take no colour from the photo
+FACING_MIN = 0.0         # any texel facing the camera takes its colour from the photo (grazing ones too)
 INPAINT_RADIUS = 4
 MATTE_MIN = 0.5
 VISIBILITY_EPS = 0.01    # depth tolerance of the visibility test, in world units
 HAIR_ROUNDNESS = 0.35    # radius of curvature (world units) used to inflate the silhouette into depth
 HAIR_MAX_DEPTH = 0.42
+HAIR_BLEND_DISTANCE = 0.05  # world units over which the hair shell leaves the mesh's depth
 
 
 @dataclass
@@ -139,7 +141,12 @@ def static_geometry(matte: np.ndarray, image: np.ndarray, camera_vec: np.ndarray
     texel = 2 * cam.BOX_HALF / resolution
     dist = cv2.distanceTransform(silhouette.astype(np.uint8), cv2.DIST_L2, 5) * texel
     inflated = np.minimum(np.sqrt(np.maximum(2 * HAIR_ROUNDNESS * dist - dist ** 2, 0)), HAIR_MAX_DEPTH)
-    z_front = np.where(mesh_covered, np.maximum(mesh_front, inflated * 0.6), inflated * 0.8)
+    # Next to the head mesh the shell starts at the mesh's own depth and rises to the inflated one
+    # further out: a step there would be a wall the camera sees as a smeared band around the skull.
+    gap, (iy, ix) = ndimage.distance_transform_edt(~mesh_covered, return_indices=True)
+    hug = np.exp(-gap * texel / HAIR_BLEND_DISTANCE)
+    shell_front = hug * mesh_front[iy, ix] + (1 - hug) * inflated * 0.8
+    z_front = np.where(mesh_covered, np.maximum(mesh_front, inflated * 0.6), shell_front)
     z_back = np.where(mesh_covered, np.minimum(mesh_back, -inflated), -inflated)
     # Colour of the static front: where the shell's front surface lands in the photo.
     uv_front, _ = cam.project(np.concatenate([xy, z_front[..., None]], axis=-1), camera_vec)
