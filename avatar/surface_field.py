@@ -7,16 +7,16 @@ mean something exact and give the decoder weights that read that meaning:
   ch 1  back depth   xy: +z_back(x, y) (static)                                         xz: -z
   ch 2  front gate   xy: 0                                                              xz: G (z - z_split(x))
   ch 3-5 front RGB   xy: logit(colour) + 8 (under the mesh: the neural texture)         xz: G (z - z_split)
-  ch 6  back gate    xy: 0                                                              xz: -G (z - z_split)
-  ch 7-9 back RGB    xy: logit(colour) + 8 (static)                                     xz: -G (z - z_split)
+  ch 6  back gate    xy: 0                                                              xz: -G (z - z_split) - 14
+  ch 7-9 back RGB    xy: logit(colour) + 8 (static)                                     xz: -G (z - z_split) - 14
   other channels are zero; the zx plane is zero.
 
 The summed features (3x the decoder's mean) then give: density high where z_back < z < z_front (a
 z-convex shell, sharp at both walls); colour = front colour in front of the split depth, back colour
-behind it. Each gated colour is relu(c + G d) - relu(8 + G d) with d = z - z_split (mirrored for the
-back): exactly c - 8 = logit(colour) once G d > 0, exactly 0 once G d < -14, and a monotone ramp
-between, so front and back colours meet through mid-grey without overshoot; softplus with a large
-gain stands in for relu.
+behind it. Each gated colour is relu(c + G d) - relu(8 + G d) with d = z - z_split (mirrored and
+shifted by 14 for the back): exactly c - 8 = logit(colour) once G d > 0, exactly 0 once G d < -14,
+and a monotone ramp between, so the two colours never overlap and meet through mid-grey without
+overshoot; softplus with a large gain stands in for relu.
 """
 from __future__ import annotations
 
@@ -145,6 +145,9 @@ def surface_planes(texture_rgb, front_rgb, back_rgb, z_front, z_back, covered, z
     gate = GATE_SLOPE * (z - z_split.view(1, r))
     xz[FRONT_GATE] = gate
     xz[list(FRONT_RGB)] = gate
-    xz[BACK_GATE] = -gate
-    xz[list(BACK_RGB)] = -gate
+    # The back colours switch on only once the front ones are fully off, so no surface in front of
+    # the split ever mixes in a back colour.
+    back_gate = -gate - (COLOUR_OFFSET + LOGIT_LIMIT)
+    xz[BACK_GATE] = back_gate
+    xz[list(BACK_RGB)] = back_gate
     return planes
