@@ -154,6 +154,16 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
         return kwargs
 
     @staticmethod
+    def _relay(jobs, event_type):
+        """Forward a job's progress as `event_type` messages; returns the job's result."""
+        while True:
+            try:
+                progress = next(jobs)
+            except StopIteration as done:
+                return done.value
+            yield event_type(progress=progress)
+
+    @staticmethod
     def _known_id(generator, portrait: bytes, kwargs: dict) -> str:
         """The id the generator will give this request, when it can say without generating (so an
         existing avatar is answered at once); empty when it cannot."""
@@ -189,14 +199,7 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
                 progress("save", 1.0, "saving the avatar")
                 return self.store.create(avatar)
 
-            jobs = self._job(context, work)
-            while True:
-                try:
-                    event = next(jobs)
-                except StopIteration as done:
-                    record = done.value
-                    break
-                yield pb.CreateAvatarEvent(progress=event)
+            record = yield from self._relay(self._job(context, work), pb.CreateAvatarEvent)
             yield pb.CreateAvatarEvent(avatar=avatar_info(self.store.info(record.avatar_id, include_thumbnail=True)))
 
     def GetAvatar(self, request: pb.GetAvatarRequest, context) -> pb.AvatarInfo:
@@ -260,14 +263,7 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
                     written = api.export(avatar, formats, options, sources, out_dir, progress)
                     return exports.checked_paths(out_dir, written)
 
-                jobs = self._job(context, work)
-                while True:
-                    try:
-                        event = next(jobs)
-                    except StopIteration as done:
-                        paths = done.value
-                        break
-                    yield pb.ExportEvent(progress=event)
+                paths = yield from self._relay(self._job(context, work), pb.ExportEvent)
                 chunk = min(exports.MAX_CHUNK_BYTES, self.limits.max_message_bytes - MESSAGE_OVERHEAD)
                 for rel in paths:
                     for piece in exports.file_chunks(out_dir, rel, chunk):
