@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from grpc_server.cli import main
+from portrait_helpers import png_with_header_size
 
 
 def bad_inputs():
@@ -19,12 +20,17 @@ def bad_inputs():
     Image.new("RGB", (300, 300), (120, 140, 160)).save(solid, format="PNG")
     tiny = io.BytesIO()
     Image.new("RGB", (1, 1)).save(tiny, format="PNG")
+    from skimage import data
+    coffee = io.BytesIO()
+    Image.fromarray(data.coffee()).save(coffee, format="JPEG")
     return {
         "random.png": (rng.bytes(5000), "not an image"),
         "truncated.png": (png.getvalue()[: len(png.getvalue()) // 2], "truncated"),
         "truncated.jpg": (jpg.getvalue()[: len(jpg.getvalue()) // 2], "truncated"),
         "tiny.png": (tiny.getvalue(), "too small"),
         "solid.png": (solid.getvalue(), "no face"),
+        "coffee.jpg": (coffee.getvalue(), "no face"),
+        "bomb.png": (png_with_header_size(30000, 30000), "image too large (30000 x 30000"),
     }
 
 
