@@ -59,7 +59,7 @@ def _size(size) -> tuple[int, int]:
 
 class Renderer:
     def __init__(self, avatar: Avatar, backend: str = "cpu", head: HeadModel | None = None,
-                 neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 64):
+                 neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 128):
         self.avatar = avatar
         self.head = head or head_model_for(avatar.head_model_id)
         self._decoder = TriplaneDecoder.from_asset(avatar.decoder)
@@ -70,7 +70,7 @@ class Renderer:
                                            channels=self.field.channels)
         self.neural_resolution = neural_resolution
         self.occupancy_resolution = occupancy_resolution
-        self._occupancy: OccupancyGrid | None = None
+        self._occupancy: tuple[OccupancyGrid, OccupancyGrid] | None = None
         self._moving_faces = torch.from_numpy(self.head.faces.astype(np.int64))[self.composer.moving_faces]
         self._moving_vertices = torch.unique(self._moving_faces)
 
@@ -109,16 +109,17 @@ class Renderer:
         return dens.reshape(resolution, resolution, resolution).numpy()
 
     @property
-    def occupancy(self) -> OccupancyGrid:
-        """Cells that can hold density: the neutral avatar's, plus wherever the still part of the mesh
-        is (the moving part is added per frame)."""
+    def occupancy(self) -> tuple[OccupancyGrid, OccupancyGrid]:
+        """(fine, coarse) cells that can hold density: the neutral avatar's, plus wherever the still
+        part of the mesh is (the moving part is added per frame)."""
         if self._occupancy is None:
-            neutral = self.composer.planes(None, None)
-            grid = OccupancyGrid.from_density(lambda p: self._field(neutral, p)[0], self.occupancy_resolution)
+            neutral = self.composer.planes(None, None)[:, self.density_field.positions].contiguous()
+            fine = OccupancyGrid.from_density(lambda p: self.density_field(sum_static_planes(neutral, p))[0],
+                                              self.occupancy_resolution)
             still = np.ones(self.head.num_vertices, dtype=bool)
             still[self._moving_vertices.numpy()] = False
-            grid.add_points(torch.from_numpy(self.head.identity_vertices(self.avatar.identity)[still]))
-            self._occupancy = grid
+            fine.add_points(torch.from_numpy(self.head.identity_vertices(self.avatar.identity)[still]))
+            self._occupancy = fine, fine.coarser()
         return self._occupancy
 
     # --- rendering ----------------------------------------------------------------------------
@@ -187,13 +188,14 @@ class Renderer:
     def _march_accelerated(self, planes, origins, dirs, t0, t1, hit_rays, expression, eye, ray_shape):
         """Density-only marching through occupied space in rounds with early termination; colour is
         then decoded once, only at the samples that carry weight."""
-        grid = self.occupancy
+        grid, coarse = self.occupancy
         verts = torch.from_numpy(self.composer.vertices(expression, eye))
-        occupied = grid.with_points(torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)]))
-        cell = 2 * grid.box_half / grid.resolution
-        t_first, t_last = self._occupied_span(occupied, origins, dirs, t0, t1, hit_rays, ray_shape, cell)
+        moving = torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)])
+        occupied = grid.with_points(moving)
+        t_first, t_last = self._occupied_span(coarse, coarse.with_points(moving), origins, dirs, t0, t1, hit_rays,
+                                              ray_shape)
         density_planes = planes[:, self.density_field.positions].contiguous()
-        step = cell / 2
+        step = 2 * grid.box_half / grid.resolution  # one fine cell
         n_rays = len(origins)
         trans = torch.ones(n_rays)
         active = torch.nonzero(t_first < t_last).squeeze(1)
@@ -229,10 +231,11 @@ class Renderer:
         acc = 1 - trans
         return rgb, acc, torch.where(acc > 1e-6, acc_depth / acc.clamp(min=1e-6), torch.zeros_like(acc))
 
-    def _occupied_span(self, occupied, origins, dirs, t0, t1, hit_rays, ray_shape, cell):
+    def _occupied_span(self, coarse, occupied, origins, dirs, t0, t1, hit_rays, ray_shape):
         """Per ray, the depth range that can hold density: scanned on every other pixel, then widened
         to the pixel's neighbours so a surface between scanned rays is never missed."""
         h, w = ray_shape
+        cell = 2 * coarse.box_half / coarse.resolution
         big = 1e4
         full_first = torch.full((h * w,), big)
         full_last = torch.full((h * w,), -big)
@@ -253,7 +256,7 @@ class Renderer:
             t = a_s[ok, None] + cell * torch.arange(n_steps, dtype=torch.float32)
             inside = t <= b_s[ok, None]
             pts = o_s[ok, None] + d_s[ok, None] * t[..., None]
-            occ = occupied[self.occupancy.cell_index(pts)] & inside
+            occ = occupied[coarse.cell_index(pts)] & inside
             any_occ = occ.any(1)
             first_idx = torch.argmax(occ.to(torch.uint8), dim=1)
             last_idx = n_steps - 1 - torch.argmax(occ.flip(1).to(torch.uint8), dim=1)
