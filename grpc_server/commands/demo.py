@@ -95,7 +95,8 @@ def _expression_sheet(renderer, size: int) -> Image.Image:
     tile = SHEET_TILE
     sheet = Image.new("RGB", (cols * tile, rows * (tile + 18)), "white")
     draw = ImageDraw.Draw(sheet)
-    cam = camera.camera_vector(yaw_deg=-12.0)
+    # Closer than the default framing: expressions are about the face, not the hair.
+    cam = camera.camera_vector(yaw_deg=-12.0, pitch_deg=-4.0, radius=2.1)
     for k, (label, weights) in enumerate(tqdm(EXPRESSIONS.items(), desc="expressions", unit="tile")):
         result = renderer.render(cam, weights or None, size=size)
         img = Image.fromarray((result.over((1.0, 1.0, 1.0)) * 255 + 0.5).astype(np.uint8)).resize((tile, tile))
