@@ -232,13 +232,11 @@ class Renderer:
         return rgb, acc, torch.where(acc > 1e-6, acc_depth / acc.clamp(min=1e-6), torch.zeros_like(acc))
 
     def _occupied_span(self, coarse, occupied, origins, dirs, t0, t1, hit_rays, ray_shape):
-        """Per ray, the depth range that can hold density: scanned on every other pixel, then widened
-        to the pixel's neighbours so a surface between scanned rays is never missed."""
+        """Per ray, the depth range that can hold density: scanned on every other pixel of every other
+        row, each pixel in between taking the widest span of the scanned rays around it."""
         h, w = ray_shape
         cell = 2 * coarse.box_half / coarse.resolution
         big = 1e4
-        full_first = torch.full((h * w,), big)
-        full_last = torch.full((h * w,), -big)
         o_img = torch.zeros(h * w, 3)
         d_img = torch.zeros(h * w, 3)
         o_img[hit_rays], d_img[hit_rays] = origins, dirs

@@ -11,7 +11,6 @@ import json
 import statistics
 import time
 
-import numpy as np
 from PIL import Image
 from skimage import data
 

@@ -4,7 +4,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from avatar.expressions import LIVELINK_HEADER, index_of
