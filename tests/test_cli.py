@@ -76,3 +76,24 @@ def test_demo_writes_gif_and_sheet(tmp_path, capsys):
     assert sheet.width >= 4 * 96
     assert "turntable" in printed and "expressions" in printed
     assert len(list((out / "store").iterdir())) == 1
+
+
+def test_create_and_render_through_a_server(tmp_path, astronaut_png, capsys):
+    from server_helpers import ServerProcess
+
+    store = tmp_path / "served"
+    server = ServerProcess(store)
+    try:
+        portrait = tmp_path / "astronaut.png"
+        portrait.write_bytes(astronaut_png)
+        assert main(["create", str(portrait), "--server", server.address, "--json"]) == 0
+        avatar_id = json.loads(capsys.readouterr().out.strip())["avatar_id"]
+        assert (store / avatar_id / "avatar.json").is_file()  # it landed in the server's store
+        out = tmp_path / "served.png"
+        assert main(["render", avatar_id, "--server", server.address, "--yaw", "-20", "--size", "96",
+                     "-o", str(out)]) == 0
+        assert np.asarray(Image.open(out)).shape == (96, 96, 4)
+        assert main(["render", "f" * 64, "--server", server.address, "-o", str(out)]) == 1
+        assert "NOT_FOUND: avatar ffff" in capsys.readouterr().err
+    finally:
+        assert server.stop() == 0
