@@ -29,7 +29,7 @@ DEFAULT_NEURAL_RESOLUTION = 128
 REFERENCE_SAMPLES = (48, 48)
 TRANSMITTANCE_EPS = 1e-3
 SAMPLES_PER_ROUND = 8
-WEIGHT_EPS = 1e-4  # samples lighter than this on a ray are not coloured
+WEIGHT_EPS = 1e-3  # samples lighter than this on a ray are not coloured
 
 
 @dataclass
@@ -224,11 +224,15 @@ class Renderer:
         ray, t, w = torch.cat(kept_ray), torch.cat(kept_t), torch.cat(kept_w)
         rgb = torch.zeros(n_rays, 3)
         acc_depth = torch.zeros(n_rays)
+        acc = 1 - trans
         if len(ray):
+            # The skipped light samples' share of opacity goes to the coloured ones, so colour and
+            # opacity stay consistent.
+            kept = torch.zeros(n_rays).index_add_(0, ray, w)
+            w = w * (acc[ray] / kept[ray].clamp(min=1e-8))
             _, col = self._field(planes, origins[ray] + dirs[ray] * t[:, None])
             rgb.index_add_(0, ray, w[:, None] * col)
             acc_depth.index_add_(0, ray, w * t)
-        acc = 1 - trans
         return rgb, acc, torch.where(acc > 1e-6, acc_depth / acc.clamp(min=1e-6), torch.zeros_like(acc))
 
     def _occupied_span(self, coarse, occupied, origins, dirs, t0, t1, hit_rays, ray_shape):
