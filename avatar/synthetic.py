@@ -51,10 +51,8 @@ def vertex_colours(head: HeadModel, skin: np.ndarray) -> np.ndarray:
 def texture_from_vertex_colours(head: HeadModel, colours: np.ndarray, resolution: int = RESOLUTION,
                                 background=(0.5, 0.5, 0.5)) -> torch.Tensor:
     """Bake per-vertex colours into the UV layout (rows = v), (R, R, 3)."""
-    uv = torch.from_numpy(head.uv.astype(np.float32))
-    pos = torch.cat([uv * 2 - 1, torch.zeros(len(uv), 1), torch.ones(len(uv), 1)], dim=1)
     faces_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
-    rast = raster.rasterize(pos, faces_uv, resolution, resolution)
+    rast = raster.rasterize(raster.uv_clip(head.uv), faces_uv, resolution, resolution)
     tex = raster.interpolate(torch.from_numpy(colours), rast, torch.from_numpy(head.faces.astype(np.int32)))
     covered = rast[..., 3:4] > 0
     return torch.where(covered, tex, torch.tensor(background, dtype=torch.float32))

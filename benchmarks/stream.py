@@ -72,13 +72,18 @@ class InProcess:
             for camera, expression in jobs:
                 renderer.render(camera, expression, size=(size, size))
 
-        threads = [threading.Thread(target=run, args=(r,)) for r in self.renderers]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return time.perf_counter() - t0
+        return timed_threads(run, self.renderers)
+
+
+def timed_threads(target, items) -> float:
+    """Seconds for `target(item)` to finish for every item, each on its own thread, all at once."""
+    threads = [threading.Thread(target=target, args=(item,)) for item in items]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
 
 
 def grpc_block(address: str, avatar_id: str, streams: int, params: list[dict], size: int, encoding: str,
@@ -106,13 +111,7 @@ def grpc_block(address: str, avatar_id: str, streams: int, params: list[dict], s
 
     clients = [AvatarForgeClient(address) for _ in range(streams)]
     try:
-        threads = [threading.Thread(target=one, args=(c,)) for c in clients]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return time.perf_counter() - t0
+        return timed_threads(one, clients)
     finally:
         for c in clients:
             c.close()

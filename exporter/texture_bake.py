@@ -22,21 +22,11 @@ ColourFn = Callable[[np.ndarray], np.ndarray]
 QUERY_CHUNK = 65536
 
 
-def uv_clip_positions(uv: np.ndarray) -> torch.Tensor:
-    """Clip positions that put UV (v up) onto the glTF image grid (row 0 = top = v 1).
-
-    The rasterizer's row 0 is NDC y = -1, and glTF's image row 0 is v_gltf = 0, i.e. v = 1; so
-    NDC y = 1 - 2v makes raster row r exactly image row r.
-    """
-    uv = np.asarray(uv, dtype=np.float32)
-    one = np.ones(len(uv), np.float32)
-    return torch.from_numpy(np.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1], 0 * one, one], axis=1).copy())
-
-
 def surface_points(positions: np.ndarray, faces: np.ndarray, uv: np.ndarray, faces_uv: np.ndarray,
                    size: int) -> tuple[np.ndarray, np.ndarray]:
     """(size, size) bool coverage and (M, 3) surface points of the covered texels (row-major order)."""
-    rast = raster.rasterize(uv_clip_positions(uv), torch.from_numpy(np.array(faces_uv, np.int32)),
+    # glTF image row 0 is v = 1, so raster row r is exactly texture row r.
+    rast = raster.rasterize(raster.uv_clip(uv, image_rows_down=True), torch.from_numpy(np.array(faces_uv, np.int32)),
                             size, size, backend="cpu")
     points = raster.interpolate(torch.from_numpy(np.array(positions, np.float32)), rast,
                                 torch.from_numpy(np.array(faces, np.int32)))

@@ -18,6 +18,7 @@ from avatar.raster import (
     orthographic_clip,
     perspective_clip,
     rasterize,
+    uv_clip,
 )
 
 
@@ -371,3 +372,14 @@ def test_cpu_and_nvdiffrast_agree_on_a_mesh():
         both = same & (cpu[..., 3] > 0)
         assert torch.allclose(cpu[..., :2][both], gpu[..., :2][both], atol=1e-4)
         assert torch.allclose(cpu[..., 2][both], gpu[..., 2][both], atol=1e-4)
+
+
+def test_uv_clip_rows_follow_v_up_or_image_rows():
+    # One triangle covering the bottom-left half of UV space (v small): its texels sit in the low rows
+    # of the neural-texture layout and in the high rows of an image file's layout.
+    uv = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.5]])
+    faces = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+    up = rasterize(uv_clip(uv), faces, 8, 8)[..., 3] > 0
+    down = rasterize(uv_clip(uv, image_rows_down=True), faces, 8, 8)[..., 3] > 0
+    assert up[0].sum() > up[3].sum() > 0 and not up[-1].any()
+    assert torch.equal(down, up.flip(0))

@@ -52,9 +52,8 @@ def _view_depth(vertices: np.ndarray, faces: np.ndarray, camera_vec: np.ndarray,
 
 def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int):
     """Per UV texel: the 3D surface point, its normal and whether a triangle covers it."""
-    uv = torch.from_numpy(head.uv.astype(np.float32))
-    pos = torch.cat([uv * 2 - 1, torch.zeros(len(uv), 1), torch.ones(len(uv), 1)], dim=1)
-    rast = raster.rasterize(pos, torch.from_numpy(head.faces_uv.astype(np.int32)), resolution, resolution)
+    rast = raster.rasterize(raster.uv_clip(head.uv), torch.from_numpy(head.faces_uv.astype(np.int32)),
+                            resolution, resolution)
     tri = torch.from_numpy(head.faces.astype(np.int32))
     normals = trimesh.Trimesh(vertices, head.faces, process=False).vertex_normals.astype(np.float32)
     pts = raster.interpolate(torch.from_numpy(vertices.astype(np.float32)), rast, tri).numpy()

@@ -29,6 +29,7 @@ __all__ = [
     "orthographic_clip",
     "perspective_clip",
     "rasterize",
+    "uv_clip",
 ]
 
 BACKENDS = {"cpu": rasterize_cpu, "nvdiffrast": rasterize_nvdiffrast}
@@ -134,6 +135,20 @@ def _check_vertices(vertices) -> torch.Tensor:
     if v.ndim != 2 or v.shape[1] != 3:
         raise RasterError(f"vertices must have shape (N, 3), got {tuple(v.shape)}")
     return v if v.dtype.is_floating_point else v.to(torch.float32)
+
+
+def uv_clip(uv, image_rows_down: bool = False) -> torch.Tensor:
+    """Clip positions that rasterize a mesh in its UV layout (uv (T, 2) in [0, 1], v up).
+
+    Raster row r then holds v = (r + 0.5) / H (the neural texture's layout: row 0 at v = 0), or with
+    `image_rows_down` v = 1 - (r + 0.5) / H (an image file's layout, e.g. a glTF texture: row 0 at v = 1).
+    """
+    # A copy: head-model arrays are read-only, and torch warns on tensors over them.
+    uv = uv.to(torch.float32) if isinstance(uv, torch.Tensor) else torch.tensor(np.array(uv, dtype=np.float32))
+    if uv.ndim != 2 or uv.shape[1] != 2:
+        raise RasterError(f"uv must have shape (T, 2), got {tuple(uv.shape)}")
+    y = 1 - 2 * uv[:, 1] if image_rows_down else 2 * uv[:, 1] - 1
+    return torch.stack([2 * uv[:, 0] - 1, y, torch.zeros_like(y), torch.ones_like(y)], dim=1)
 
 
 def orthographic_clip(vertices, plane: str = "xy", box_half: float = 0.5) -> torch.Tensor:
