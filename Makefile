@@ -10,9 +10,9 @@ NPM_STAMP := .venv/.npm-installed
 APT_PACKAGES := libgrpc++-dev libprotobuf-dev libssl-dev protobuf-compiler-grpc protobuf-compiler cmake g++ make pkg-config \
                 mono-mcs blender python3-numpy
 
-.PHONY: venv proto serve demo test bench tools clean
+.PHONY: venv proto models serve demo test bench tools clean
 
-venv: $(STAMP) $(PROTO_OUT)/.stamp
+venv: $(STAMP) $(PROTO_OUT)/.stamp models
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -33,6 +33,14 @@ $(PROTO_OUT)/.stamp: $(PROTO_SRC) $(STAMP)
 	touch $@
 
 proto: $(PROTO_OUT)/.stamp
+
+# MediaPipe's face models (Apache-2.0), extracted from the mediapipe wheel into the model cache
+# ($$AVATARFORGE_MODEL_DIR or ~/.cache/avatarforge/models/mediapipe-0.10.21) with pinned sha256; a no-op when
+# present. Importing pymatting compiles its numba kernels into their on-disk cache once (about a minute),
+# so the first portrait does not pay for it.
+models: $(STAMP)
+	$(PY) -m avatar.portrait.fetch_models fetch
+	$(PY) -c "import pymatting"
 
 # Debian and npm tools the test suite drives for real (C++ client, Mono, Blender, glTF validator).
 $(APT_STAMP):
@@ -63,6 +71,10 @@ bench: venv
 	$(PY) -m benchmarks.create
 	$(PY) -m benchmarks.stream
 	$(PY) -m benchmarks.export
+
+# Issue 9's fidelity protocol on ../shared/reference (portraits, clips); one JSON line, a few minutes.
+fidelity: venv
+	$(PY) -m benchmarks.fidelity
 
 clean:
 	rm -rf .venv $(PROTO_OUT) build *.egg-info

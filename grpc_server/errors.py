@@ -10,7 +10,7 @@ from avatar.asset import AssetError
 from avatar.camera import CameraError
 from avatar.expressions import ExpressionError
 from avatar.head_model.base import HeadModelError
-from avatar.portrait.errors import PortraitError
+from avatar.portrait.errors import PerceptionUnavailable, PortraitError
 from grpc_server.convert import FrameOptionsError
 from grpc_server.frames import FrameError
 from grpc_server.limits import LimitExceeded
@@ -47,6 +47,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         # Size and pixel limits on uploads are limits (like gRPC's own message size), not malformed input.
         code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.reason == "too_large" else grpc.StatusCode.INVALID_ARGUMENT
         return code, message
+    if isinstance(exc, PerceptionUnavailable):
+        return grpc.StatusCode.FAILED_PRECONDITION, message  # the server's models are missing: `make models`
     if isinstance(exc, AvatarNotFound):
         return grpc.StatusCode.NOT_FOUND, message
     if isinstance(exc, _INVALID) or isinstance(exc, tuple(_extra_invalid)):

@@ -6,6 +6,7 @@ import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 from PIL import Image
 from skimage import data as skdata
@@ -107,3 +108,11 @@ def mediapipe478(eye_right, eye_left, mouth_right, mouth_left, filler) -> np.nda
     mid = 0.5 * (np.asarray(mouth_left, float) + np.asarray(mouth_right, float))
     pts[13], pts[14] = mid - [0, 3], mid + [0, 3]
     return pts
+
+
+def astronaut_on_canvas(side: int, small: int) -> np.ndarray:
+    """The astronaut shrunk to small x small pixels, centred on a flat grey side x side canvas."""
+    canvas = np.full((side, side, 3), 200, np.uint8)
+    at = (side - small) // 2
+    canvas[at:at + small, at:at + small] = cv2.resize(astronaut(), (small, small), interpolation=cv2.INTER_AREA)
+    return canvas

@@ -34,7 +34,23 @@ def alignment_affine(geom: FaceGeometry, size: int = CROP_SIZE) -> np.ndarray:
 
 def warp(image: np.ndarray, affine: np.ndarray, size: int = CROP_SIZE,
          border: int = cv2.BORDER_REFLECT) -> np.ndarray:
-    """Resample `image` into the crop, pre-shrinking big sources so the warp does not alias."""
+    """Resample `image` into a size x size output through `affine` (image pixels -> output pixels).
+
+    Only the part of the image the output sees is touched (a face in a 40-megapixel photo costs no more
+    than in a small one), and big shrinks go through an area-averaged copy so the result does not alias.
+    """
+    h, w = image.shape[:2]
+    seen = apply_affine(cv2.invertAffineTransform(affine), [[0, 0], [size, 0], [0, size], [size, size]])
+    margin = 2 + int(np.ceil(1.0 / max(float(np.sqrt(abs(np.linalg.det(affine[:, :2])))), 1e-6)))
+    x0, y0 = np.maximum(np.floor(seen.min(axis=0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(seen.max(axis=0)).astype(int) + margin, [w, h])
+    inside = (seen.min(axis=0) >= 0).all() and (seen.max(axis=0) <= [w, h]).all()
+    # A cut keeps CONSTANT and REPLICATE borders exact (they only read the edge the cut shares with the
+    # image); a reflection reads pixels as far inside as the view reaches outside, so only an inside view is cut.
+    cuttable = inside or border in (cv2.BORDER_CONSTANT, cv2.BORDER_REPLICATE)
+    if cuttable and x1 > x0 and y1 > y0 and (x1 - x0, y1 - y0) != (w, h):
+        image = image[y0:y1, x0:x1]
+        affine = np.c_[affine[:, :2], affine[:, :2] @ [x0, y0] + affine[:, 2]]
     scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
     if scale < 0.5:
         f = 2.0 * scale

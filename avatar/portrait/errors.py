@@ -1,4 +1,4 @@
-"""The one exception type and the input limits of portrait preparation."""
+"""The exception types and the input limits of portrait preparation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +10,9 @@ REASONS = frozenset({
     "too_small",
     "truncated",
     "no_face",
+    "several_faces",
+    "face_too_small",
+    "face_too_turned",
     "bad_face_box",
     "bad_landmarks",
 })
@@ -24,6 +27,11 @@ class PortraitError(ValueError):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class PerceptionUnavailable(RuntimeError):
+    """The face perception models are not installed (or damaged): a server condition, not bad input.
+    The message names the cache directory and `make models`."""
 
 
 @dataclass(frozen=True)

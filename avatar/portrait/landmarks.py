@@ -1,4 +1,4 @@
-"""Caller-supplied face boxes and landmarks (iBUG-68 or MediaPipe-478/468), validated."""
+"""Caller-supplied face boxes and landmarks (iBUG-68 or MediaPipe-478/468), validated; features from landmarks."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,6 +24,7 @@ MP_LEFT_EYE_CORNERS = (362, 263)
 MP_MOUTH_RIGHT, MP_MOUTH_LEFT = 61, 291
 MP_LIP_CENTRES = (13, 14)
 MP_RIGHT_IRIS, MP_LEFT_IRIS = 468, 473
+MP_MESH_POINTS = 468
 
 LAYOUTS = {68: "ibug68", 468: "mediapipe468", 478: "mediapipe478"}
 
@@ -51,18 +52,26 @@ def validate_face_box(face_box, width: int, height: int) -> np.ndarray:
     return box
 
 
-def geometry_from_landmarks(landmarks, width: int, height: int) -> FaceGeometry:
-    """FaceGeometry from 68 (iBUG), 468 or 478 (MediaPipe) points in pixels of the upright image."""
+def parse_landmarks(landmarks, width: int, height: int) -> np.ndarray:
+    """Caller-supplied 68 (iBUG), 468 or 478 (MediaPipe) points in pixels of the upright image, validated:
+    (K, 2), or (K, 3) when MediaPipe depth was given."""
     pts = _as_points(landmarks)
-    layout = LAYOUTS[len(pts)]
     margin = 0.05 * max(width, height)  # detectors put a few jaw points just outside the frame
     outside = (pts[:, 0] < -margin) | (pts[:, 0] > width + margin) | \
               (pts[:, 1] < -margin) | (pts[:, 1] > height + margin)
     if outside.any():
         first = int(np.flatnonzero(outside)[0])
         raise PortraitError("bad_landmarks", f"{int(outside.sum())} landmarks lie outside the {width} x {height} "
-                                             f"image (first: point {first} at {pts[first].tolist()}); "
+                                             f"image (first: point {first} at {pts[first, :2].tolist()}); "
                                              f"landmarks are in pixels of the EXIF-upright image")
+    geometry_from_landmarks(pts)  # refuses normalised, mirrored or upside-down sets
+    return pts
+
+
+def geometry_from_landmarks(landmarks: np.ndarray) -> FaceGeometry:
+    """FaceGeometry from (K, 2+) points, K = 68 (iBUG), 468 or 478 (MediaPipe; 478 gives the iris centres)."""
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    layout = LAYOUTS[len(pts)]
     if layout == "ibug68":
         eye_right = pts[IBUG_RIGHT_EYE].mean(axis=0)
         eye_left = pts[IBUG_LEFT_EYE].mean(axis=0)
@@ -87,14 +96,14 @@ def geometry_from_landmarks(landmarks, width: int, height: int) -> FaceGeometry:
     if across[0] * to_mouth[1] - across[1] * to_mouth[0] <= 0:
         raise PortraitError("bad_landmarks", f"the landmarks do not follow the {layout} layout (the mouth is not "
                                              f"below the eyes, or left and right are swapped)")
-    lo = pts.min(axis=0)
-    hi = pts.max(axis=0)
+    face = pts[:MP_MESH_POINTS] if layout != "ibug68" else pts
+    lo = face.min(axis=0)
+    hi = face.max(axis=0)
     box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
     detected = {name: True for name in ("eye_left", "eye_right", "mouth_left", "mouth_right", "mouth_center",
                                         "face_box")}
     return FaceGeometry(face_box=box, eye_left=eye_left, eye_right=eye_right, mouth_left=mouth_left,
-                        mouth_right=mouth_right, mouth_center=mouth_center, detected=detected,
-                        source="landmarks")
+                        mouth_right=mouth_right, mouth_center=mouth_center, detected=detected)
 
 
 def _as_points(landmarks) -> np.ndarray:
@@ -105,11 +114,10 @@ def _as_points(landmarks) -> np.ndarray:
                                              "array") from None
     if arr.ndim == 1 and arr.size % 2 == 0:
         arr = arr.reshape(-1, 2)
-    elif arr.ndim == 2 and arr.shape[1] == 3 and arr.shape[0] in LAYOUTS:
-        arr = arr[:, :2]  # MediaPipe also reports depth; the image plane is all that matters here
-    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] not in LAYOUTS:
-        raise PortraitError("bad_landmarks", f"expected 68 (iBUG), 468 or 478 (MediaPipe) landmarks as x, y "
-                                             f"pairs, got an array of shape {arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] not in (2, 3) or arr.shape[0] not in LAYOUTS \
+            or (arr.shape[1] == 3 and arr.shape[0] == 68):
+        raise PortraitError("bad_landmarks", f"expected 68 (iBUG) x, y or 468 or 478 (MediaPipe) x, y (, z) "
+                                             f"landmarks, got an array of shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise PortraitError("bad_landmarks", "landmarks contain NaN or infinite values")
     return arr

@@ -1,0 +1,104 @@
+"""MediaPipe's 468-point face mesh and iris landmarks: 478 points (x, y, z) in image pixels.
+
+Facts from MediaPipe's face_landmark / iris_landmark graphs: the mesh model takes a 192x192 RGB crop in
+[0, 1] of a square around the face, turned so the eyes are level and enlarged 1.5x from the face box;
+it returns 468 x (x, y, z) in crop pixels (z, relative depth, in the same scale; negative = toward the
+camera) and a face-presence logit. The iris model takes a 64x64 crop in [0, 1] of a square 2.3x the eye
+width around an eye's corners; it is trained on the image-left eye (corners 33, 133), so the image-right
+eye (362, 263) is mirrored in and out. Its iris output is 5 x (x, y, z), the centre first.
+
+Layout of the 478 points: 0-467 the mesh, 468-472 the iris of the subject's right eye (image left, corners
+33/133), centre first, 473-477 the subject's left iris.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.special import expit
+
+from .models import model
+from .roi import Roi, line_angle, roi_from_points, sample, to_image
+
+MESH_MODEL, MESH_SIZE, MESH_POINTS = "face_landmark.tflite", 192, 468
+IRIS_MODEL, IRIS_SIZE = "iris_landmark.tflite", 64
+ROI_SCALE = 1.5
+IRIS_ROI_SCALE = 2.3
+# Outer eye corners: their line fixes the roll of the re-crop from a first pass.
+OUTER_EYE_RIGHT, OUTER_EYE_LEFT = 33, 263
+EYE_CORNERS = ((33, 133, False), (362, 263, True))  # (image-left corner, image-right corner, mirror the crop)
+# Subject's (right, left) pairs of mirror-symmetric points: outer and inner eye corners, mouth corners,
+# cheek extremes. Their mean right-to-left vector gives the head's yaw.
+SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454))
+# Eye-contour points around each eye (the mesh's own ring), whose mean depth anchors the iris depth.
+EYE_RING = {False: [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246],
+            True: [362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398]}
+# Model outputs address pixel areas (0..size, pixel centre at i + 0.5); OpenCV's sampling puts pixel
+# centres on integers.
+HALF_PIXEL = 0.5
+
+
+@dataclass
+class FaceMesh:
+    points: np.ndarray   # (478, 3) float64 image pixels x, y and relative depth z (same scale, - = nearer)
+    presence: float      # the mesh model's face-presence probability for the final crop
+    roi: Roi             # the crop the final pass saw
+
+
+def roi_around_box(box: np.ndarray, angle: float = 0.0) -> Roi:
+    """The mesh crop for a face box (x, y, w, h) of a detector or a caller, and the face's roll."""
+    x, y, w, h = np.asarray(box, dtype=np.float64)
+    return Roi(centre=np.array([x + 0.5 * w, y + 0.5 * h]), side=ROI_SCALE * float(max(w, h)), angle=angle)
+
+
+def face_mesh(rgb: np.ndarray, roi: Roi, passes: int = 2) -> FaceMesh:
+    """Mesh and irises of the face in `roi`; each pass after the first re-crops around the previous mesh."""
+    points, presence = _mesh(rgb, roi)
+    for _ in range(passes - 1):
+        roi = roi_from_points(points, line_angle(points[OUTER_EYE_RIGHT], points[OUTER_EYE_LEFT]), ROI_SCALE)
+        points, presence = _mesh(rgb, roi)
+    return FaceMesh(points=with_irises(rgb, points), presence=presence, roi=roi)
+
+
+def with_irises(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    """(478, 3): the 468 mesh points (depth 0 when given as (468, 2)) followed by both irises."""
+    mesh = np.asarray(mesh, dtype=np.float64)
+    if mesh.shape[1] == 2:
+        mesh = np.c_[mesh, np.zeros(len(mesh))]
+    irises = [_iris(rgb, mesh, a, b, mirror) for a, b, mirror in EYE_CORNERS]
+    return np.concatenate([mesh[:MESH_POINTS], *irises])
+
+
+def yaw_degrees(points: np.ndarray) -> float:
+    """Head yaw from the mesh's own depth: 0 frontal, positive when the subject's left side (image right)
+    is farther from the camera than the right, i.e. the face turns toward image right."""
+    pts = np.asarray(points, dtype=np.float64)
+    across = np.mean([pts[left] - pts[right] for right, left in SYMMETRIC_PAIRS], axis=0)
+    return float(np.degrees(np.arctan2(across[2], np.hypot(across[0], across[1]))))
+
+
+def _mesh(rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
+    patch, affine = sample(rgb, roi, MESH_SIZE, border=cv2.BORDER_REPLICATE)
+    raw, presence = model(MESH_MODEL)(patch.astype(np.float32)[None] / 255.0)
+    local = raw.reshape(MESH_POINTS, 3).astype(np.float64)
+    local[:, :2] -= HALF_PIXEL
+    return to_image(affine, local), float(expit(presence.reshape(-1)[0]))
+
+
+def _iris(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner: int, mirror: bool) -> np.ndarray:
+    """(5, 3) iris centre and 4 rim points of one eye, in image pixels."""
+    a, b = mesh[left_corner, :2], mesh[right_corner, :2]
+    roi = Roi(centre=0.5 * (a + b), side=IRIS_ROI_SCALE * float(np.hypot(*(b - a))), angle=line_angle(a, b))
+    patch, affine = sample(rgb, roi, IRIS_SIZE, border=cv2.BORDER_REPLICATE)
+    if mirror:
+        patch = patch[:, ::-1]
+    _contours, iris = model(IRIS_MODEL)(np.ascontiguousarray(patch, dtype=np.float32)[None] / 255.0)
+    local = iris.reshape(5, 3).astype(np.float64)
+    if mirror:
+        local[:, 0] = IRIS_SIZE - local[:, 0]
+    local[:, :2] -= HALF_PIXEL
+    out = to_image(affine, local)
+    # The iris model's depth is relative to its own crop; hang it on the mesh's depth of the eye.
+    out[:, 2] += mesh[EYE_RING[mirror], 2].mean() - out[0, 2]
+    return out
