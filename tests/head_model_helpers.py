@@ -114,5 +114,18 @@ def write_malicious_npy(path: Path, marker: Path) -> Path:
     return path
 
 
-def skin_faces(model: HeadModel) -> np.ndarray:
-    return model.faces[model.face_part == PART_ID["skin"]]
+def surface_faces(model: HeadModel) -> np.ndarray:
+    """The closed outer surface: the skin (with its eye sacks) and the mouth cavity lining it continues into."""
+    return model.faces[(model.face_part == PART_ID["skin"]) | (model.face_part == PART_ID["mouth_cavity"])]
+
+
+def front_parts(model: HeadModel, vertices: np.ndarray, resolution: int = 512) -> np.ndarray:
+    """(R, R) part id of the surface seen at each pixel of an orthographic front view (-1: empty)."""
+    import torch
+
+    from avatar import raster
+
+    rast = raster.rasterize(raster.orthographic_clip(torch.from_numpy(np.array(vertices, np.float32)), "xy"),
+                            torch.from_numpy(model.faces.astype(np.int32)), resolution, resolution)
+    face = rast[..., 3].numpy().astype(np.int64) - 1
+    return np.where(face >= 0, model.face_part[np.maximum(face, 0)], -1)

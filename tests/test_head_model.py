@@ -10,8 +10,10 @@ import trimesh
 from avatar.expressions import ARKIT_NAMES
 from avatar.head_model import PART_ID, PART_NAMES, HeadModel, HeadModelError, embedded_head_model, load_faceverse
 from avatar.head_model.embedded import embedded_head_model as cached_builder
-from head_model_helpers import (faceverse_dict, skin_faces, uv_coverage, weights, winding_numbers,
-                                      write_malicious_npy, write_npy_dict)
+from avatar.head_model.geometry import build_rig
+from avatar.synthetic import prior_texture, vertex_colours
+from head_model_helpers import (faceverse_dict, front_parts, surface_faces, uv_coverage, weights, winding_numbers,
+                                write_malicious_npy, write_npy_dict)
 
 MM = 1e-3
 
@@ -28,7 +30,7 @@ def life(model: HeadModel, a, b) -> float:
 # -- geometry -----------------------------------------------------------------------------------------
 
 def test_skin_is_closed_and_outward(model):
-    skin = trimesh.Trimesh(model.vertices, skin_faces(model), process=False)
+    skin = trimesh.Trimesh(model.vertices, surface_faces(model), process=False)
     assert skin.is_watertight
     assert skin.is_winding_consistent
     assert skin.volume > 0
@@ -42,12 +44,13 @@ def test_counts_types_and_box(model):
     assert 5000 <= n_skin <= 20000
     assert model.vertices.dtype == np.float32 and model.faces.dtype == np.int32
     assert model.expression_basis.dtype == np.float32 and model.identity_basis.dtype == np.float32
-    present = {PART_NAMES[i] for i in np.unique(model.vertex_part)}
-    assert present == {"skin", "eyeball_left", "eyeball_right", "teeth", "tongue"}
-    # The mouth cavity is part of the closed skin surface; extras say which faces line it.
-    cavity = model.extras["mouth_cavity_faces"]
-    assert cavity.dtype == bool and 0 < cavity.sum() < 0.1 * len(model.faces)
-    assert np.all(model.face_part[cavity] == PART_ID["skin"])
+    assert {PART_NAMES[i] for i in np.unique(model.vertex_part)} == set(PART_NAMES)
+    assert {PART_NAMES[i] for i in np.unique(model.face_part)} == set(PART_NAMES)
+    # The eye sacks are skin; the typed masks say which faces and vertices line them.
+    sacks = model.part_masks.eye_sack_faces
+    assert sacks.dtype == bool and 0 < sacks.sum() < 0.05 * len(model.faces)
+    assert np.all(model.face_part[sacks] == PART_ID["skin"])
+    assert np.all(model.vertex_part[model.part_masks.eye_sack_vertices] == PART_ID["skin"])
     assert model.model_id == "embedded-v1"
     for expr in (None, weights(jawOpen=1, tongueOut=1), weights(cheekPuff=1, mouthLeft=1, jawLeft=1)):
         for ident in (-np.ones(len(model.identity_names)), np.ones(len(model.identity_names))):
@@ -60,9 +63,8 @@ def test_counts_types_and_box(model):
 def test_inner_parts_sit_in_their_pockets(model):
     # Mouth cavity and eye sacks are pockets of the outside world: their contents must not be inside
     # the flesh (winding number 0 against the closed skin), yet lie within the head's outer shell.
-    skin = skin_faces(model)
-    sacks = model.extras["mouth_cavity_faces"] | model.extras["eye_sack_faces"]
-    shell = model.faces[(model.face_part == PART_ID["skin"]) & ~sacks]
+    skin = surface_faces(model)
+    shell = model.faces[(model.face_part == PART_ID["skin"]) & ~model.part_masks.eye_sack_faces]
     for part in ("tongue", "teeth", "eyeball_left", "eyeball_right"):
         pts = model.vertices[model.part_vertices(part)[::7]]
         assert np.abs(winding_numbers(model.vertices, skin, pts)).max() < 0.5, part
@@ -71,7 +73,7 @@ def test_inner_parts_sit_in_their_pockets(model):
 
 
 def test_mirror_map_is_an_exact_reflection(model):
-    mirror = model.extras["mirror"]
+    mirror = model.mirror
     assert np.array_equal(mirror[mirror], np.arange(model.num_vertices))
     reflected = model.vertices[mirror] * np.array([-1, 1, 1], np.float32)
     assert np.abs(reflected - model.vertices).max() < 1e-6
@@ -93,7 +95,7 @@ def test_landmarks_are_named_and_sided(model):
     assert v[lm["lip_upper"], 1] > v[lm["lip_lower"], 1] > v[lm["chin"], 1]
     assert model.vertex_part[lm["pupil_left"]] == PART_ID["eyeball_left"]
     np.testing.assert_allclose(np.linalg.norm(model.vertices[model.part_vertices("eyeball_left")]
-                                              - model.eye_centers[0], axis=1), model.extras["eyeball_radius"],
+                                              - model.eye_centers[0], axis=1), model.eyeball_radius,
                                atol=1e-5)
 
 
@@ -111,11 +113,11 @@ def test_uv_in_unit_square_and_overlap_free(model):
 
 
 def test_face_is_laid_out_as_seen_from_the_front(model):
-    luv = model.extras["landmarks_uv"]
+    luv = model.landmarks_uv
     assert luv["eye_outer_left"][0] > luv["nose_tip"][0] > luv["eye_outer_right"][0]
     assert luv["mouth_corner_left"][0] > luv["mouth_corner_right"][0]
     assert luv["brow_left"][1] > luv["nose_tip"][1] > luv["lip_upper"][1] > luv["chin"][1]
-    u0, v0, u1, v1 = model.extras["face_uv_rect"]
+    u0, v0, u1, v1 = model.face_uv_rect
     for name in ("eye_outer_left", "eye_outer_right", "nose_tip", "mouth_corner_left", "chin", "brow_left"):
         u, v = luv[name]
         assert u0 <= u <= u1 and v0 <= v <= v1, name
@@ -134,7 +136,7 @@ def test_each_blendshape_stays_in_its_region(model):
 
 
 def test_left_right_pairs_mirror(model):
-    mirror = model.extras["mirror"]
+    mirror = model.mirror
     flip = np.array([-1, 1, 1], np.float32)
     pairs = [(k, ARKIT_NAMES.index(n[:-4] + "Right")) for k, n in enumerate(ARKIT_NAMES) if n.endswith("Left")]
     assert len(pairs) == sum(n.endswith("Left") for n in ARKIT_NAMES) >= 20
@@ -168,16 +170,16 @@ def test_blink_closes_lids_outside_the_eyeball(model, side):
     shut = model.posed(weights(**{f"eyeBlink{side}": 1}))
     assert life(model, shut[lm[f"eye_top_{s}"]], shut[lm[f"eye_bottom_{s}"]]) < 1 * MM
     skin = model.part_vertices("skin")
-    radius = model.extras["eyeball_radius"]
+    radius = model.eyeball_radius
     for pose in (rest, shut, model.posed(weights(**{f"eyeWide{side}": 1, f"eyeSquint{side}": 1}))):
         assert np.linalg.norm(pose[skin] - model.eye_centers[eye], axis=1).min() > radius
 
 
 def test_eye_sacks_clear_the_eyeballs(model):
     # Sample every eye-sack triangle (not just its corners): no part of the lining may cut the eyeball.
-    faces = model.faces[model.extras["eye_sack_faces"]]
+    faces = model.faces[model.part_masks.eye_sack_faces]
     bary = np.array([(a, b, 1 - a - b) for a in np.linspace(0, 1, 7) for b in np.linspace(0, 1, 7) if a + b <= 1])
-    radius = model.extras["eyeball_radius"]
+    radius = model.eyeball_radius
     for pose in (model.vertices, model.posed(weights(eyeBlinkLeft=1, eyeBlinkRight=1)),
                  model.posed(weights(eyeWideLeft=1, eyeWideRight=1))):
         pts = np.einsum("kj,fjc->fkc", bary, pose[faces].astype(np.float64)).reshape(-1, 3)
@@ -186,7 +188,7 @@ def test_eye_sacks_clear_the_eyeballs(model):
 
 
 def test_eye_look_rotates_the_eyeball(model):
-    radius = model.extras["eyeball_radius"]
+    radius = model.eyeball_radius
     for side, eye in (("Left", 0), ("Right", 1)):
         pupil = model.landmarks[f"pupil_{side.lower()}"]
         ids = model.part_vertices(f"eyeball_{side.lower()}")
@@ -231,11 +233,117 @@ def test_named_shapes_move_the_right_way(model):
     assert cheek[0] > 0 or cheek[2] > 0
 
 
+# -- mouth and eyes ------------------------------------------------------------------------------------
+
+def test_mouth_cavity_is_a_part_behind_the_lips(model):
+    v, lm = model.vertices, model.landmarks
+    cavity = model.part_vertices("mouth_cavity")
+    faces = model.part_faces("mouth_cavity")
+    assert len(cavity) > 100 and len(faces) > 200
+    lips_z = min(v[lm["lip_upper"], 2], v[lm["lip_lower"], 2])
+    assert v[cavity, 2].max() < lips_z
+    # It lines the inside of the mouth: within the mouth's width, continuing the lip rim inward.
+    half_width = 0.5 * abs(v[lm["mouth_corner_left"], 0] - v[lm["mouth_corner_right"], 0])
+    assert np.abs(v[cavity, 0]).max() <= half_width * 1.2
+    rim = np.unique(model.faces[faces])
+    rim = rim[model.vertex_part[rim] == PART_ID["skin"]]
+    assert lm["lip_upper"] in rim and lm["lip_lower"] in rim and lm["mouth_corner_left"] in rim
+
+
+def test_jaw_open_shows_the_mouth_interior_from_the_front(model):
+    pixel_mm2 = (1.0 / 512 * model.metres_per_unit * 1e3) ** 2
+    rest = front_parts(model, model.vertices)
+    opened = front_parts(model, model.posed(weights(jawOpen=1)))
+    inside = [PART_ID[p] for p in ("mouth_cavity", "teeth", "tongue")]
+    rest_mm2 = np.isin(rest, inside).sum() * pixel_mm2
+    open_mm2 = np.isin(opened, inside).sum() * pixel_mm2
+    assert rest_mm2 < 60            # closed lips: at most the thin gap between them
+    assert open_mm2 > 500 and open_mm2 > 10 * rest_mm2
+    assert (opened == PART_ID["mouth_cavity"]).sum() * pixel_mm2 > 300
+    assert (opened == PART_ID["tongue"]).any() and (opened == PART_ID["teeth"]).any()
+    # The eyes show eyeball through the lids, not the sacks behind them.
+    for part in ("eyeball_left", "eyeball_right"):
+        assert (rest == PART_ID[part]).sum() * pixel_mm2 > 100, part
+
+
+def test_eyeball_uv_gives_the_visible_front_most_of_its_island(model):
+    for eye, side in enumerate(("left", "right")):
+        faces = model.part_faces(f"eyeball_{side}")
+        centre = model.eye_centers[eye]
+        gaze = model.vertices[model.landmarks[f"pupil_{side}"]] - centre
+        centroid = model.vertices[model.faces[faces]].mean(axis=1) - centre
+        angle = np.degrees(np.arccos(centroid @ gaze / np.linalg.norm(centroid, axis=1) / np.linalg.norm(gaze)))
+        t = model.uv[model.faces_uv[faces]].astype(np.float64)
+        area = 0.5 * np.abs((t[:, 1, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1])
+                            - (t[:, 2, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1]))
+        # The front 45 degrees are ~15 % of the sphere's area; they get at least a quarter of the island.
+        assert area[angle < 45].sum() >= 0.25 * area.sum(), side
+
+
+def _luma(rgb):
+    return rgb @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def test_region_colour_priors_are_plausible(model):
+    skin = np.array([0.78, 0.6, 0.5])
+    c = vertex_colours(model, skin).astype(np.float64)
+    v = model.vertices
+    teeth = model.part_vertices("teeth")
+    front = teeth[v[teeth, 2] > np.percentile(v[teeth, 2], 80)]
+    back = teeth[v[teeth, 2] < np.percentile(v[teeth, 2], 20)]
+    incisor = c[front].mean(0)
+    assert 0.7 < incisor.max() < 0.95                       # off-white, not paper white
+    assert incisor[0] >= incisor[1] >= incisor[2]           # slightly warm
+    assert incisor.max() - incisor.min() < 0.2              # but not yellow
+    assert _luma(c[back].mean(0)) < 0.8 * _luma(incisor)    # darker toward the back
+    tongue = c[model.part_vertices("tongue")].mean(0)
+    assert tongue[0] > tongue[1] and tongue[0] > tongue[2] and 0.3 < tongue[0] < 0.75
+    assert tongue[1] / tongue[0] > 0.35                     # muted, not cartoon red
+    cavity = model.part_vertices("mouth_cavity")
+    depth = v[cavity, 2].max() - v[cavity, 2]
+    assert _luma(c[cavity]).max() < 0.25
+    assert _luma(c[cavity[depth > 0.9 * depth.max()]]).max() < 0.06    # near black at the throat
+    assert np.all(c[cavity, 0] >= c[cavity, 2])                        # red-brown, never blue
+    for eye, side in enumerate(("left", "right")):
+        ids = model.part_vertices(f"eyeball_{side}")
+        rel = v[ids] - model.eye_centers[eye]
+        gaze = v[model.landmarks[f"pupil_{side}"]] - model.eye_centers[eye]
+        angle = np.degrees(np.arccos(np.clip(rel @ gaze / np.linalg.norm(rel, axis=1) / np.linalg.norm(gaze), -1, 1)))
+        sclera = c[ids[angle > 45]].mean(0)
+        iris = c[ids[(angle > 15) & (angle < 25)]].mean(0)
+        assert 0.7 < sclera.min() and sclera.max() < 0.93 and sclera.max() - sclera.min() < 0.1
+        assert 0.08 < _luma(iris) < 0.5 * _luma(sclera)
+        assert _luma(c[model.landmarks[f"pupil_{side}"]]) < 0.06
+
+
+def test_prior_texture_paints_a_round_iris_with_enough_texels(model):
+    tex = prior_texture(model, (0.78, 0.6, 0.5), resolution=256).numpy()
+    for side in ("left", "right"):
+        u0, v0, u1, v1 = model.uv_islands[f"eyeball_{side}"]
+        box = tex[int(v0 * 256):int(np.ceil(v1 * 256)), int(u0 * 256):int(np.ceil(u1 * 256))]
+        dark = _luma(box) < 0.3                   # iris and pupil
+        rows, cols = np.nonzero(dark)
+        assert dark.sum() >= 60, side             # the iris is more than a smudge of texels
+        height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+        assert 0.75 < height / width < 1.33, side
+
+
+def test_eye_rotation_centres_follow_the_identity(model):
+    ident = np.zeros(len(model.identity_names), np.float32)
+    ident[model.identity_names.index("eye_spacing")] = 1
+    centres = model.eye_centers_for(ident)
+    assert centres[0, 0] > model.eye_centers[0, 0] and centres[1, 0] < model.eye_centers[1, 0]
+    v = model.posed(None, ident, eye=np.array([0.2, 0.3, -0.1, 0.25]))
+    for eye, side in enumerate(("left", "right")):
+        np.testing.assert_allclose(np.linalg.norm(v[model.part_vertices(f"eyeball_{side}")] - centres[eye], axis=1),
+                                   model.eyeball_radius, atol=1e-5)
+
+
 # -- identity ------------------------------------------------------------------------------------------
 
 def test_identity_parameters(model):
     assert {"head_width", "face_height", "jaw_width", "nose_length", "eye_spacing"} <= set(model.identity_names)
-    mirror = model.extras["mirror"]
+    mirror = model.mirror
     for k, name in enumerate(model.identity_names):
         d = model.identity_basis[k]
         assert np.isfinite(d).all() and np.abs(d).max() > 0, name
@@ -260,8 +368,14 @@ def test_cached_and_deterministic(model):
     for field in ("vertices", "faces", "uv", "faces_uv", "vertex_part", "face_part", "identity_basis",
                   "expression_basis", "expression_regions", "eye_centers"):
         assert getattr(fresh, field).tobytes() == getattr(model, field).tobytes(), field
-    assert fresh.landmarks == model.landmarks
+    assert fresh.landmarks == model.landmarks and fresh.landmarks_uv == model.landmarks_uv
+    for array in ("mirror", "jaw_hinge", "eye_center_identity_basis"):
+        assert getattr(fresh, array).tobytes() == getattr(model, array).tobytes(), array
+    assert np.array_equal(fresh.part_masks.eye_sack_faces, model.part_masks.eye_sack_faces)
     assert not model.vertices.flags.writeable
+    a, b = build_rig(), build_rig()
+    for field in ("vertices", "faces", "uv", "faces_uv", "vertex_part", "face_part", "mouth_lower", "lid_reach"):
+        assert getattr(a, field).tobytes() == getattr(b, field).tobytes(), field
 
 
 # -- FaceVerse loader ----------------------------------------------------------------------------------
@@ -274,7 +388,9 @@ def faceverse_file(tmp_path_factory, model):
 
 def test_faceverse_round_trip(faceverse_file, model):
     fv = load_faceverse(faceverse_file)
-    scale = fv.extras["transform"]["scale"]
+    scale = fv.faceverse.scale
+    assert fv.faceverse.sha256 and fv.faceverse.path == str(faceverse_file)
+    assert fv.faceverse.mediapipe_keypoints.shape == (478,) and fv.mirror is None
     assert np.abs(fv.vertices).max() <= 0.5
     assert np.array_equal(fv.faces, model.faces) and np.array_equal(fv.faces_uv, model.faces_uv)
     np.testing.assert_allclose(fv.uv, model.uv, atol=1e-6)
@@ -296,6 +412,10 @@ def test_faceverse_round_trip(faceverse_file, model):
     assert not fv.expression_regions[jaw][model.landmarks["head_top"]]
     v = fv.posed(weights(jawOpen=1), np.zeros(6))
     assert v[fv.landmarks["lip_lower"], 1] < fv.vertices[fv.landmarks["lip_lower"], 1]
+    # Region priors work without the embedded head's typed extras (no sack masks, no mirror map).
+    colours = vertex_colours(fv, (0.78, 0.6, 0.5))
+    assert np.isfinite(colours).all()
+    assert _luma(colours[fv.landmarks["pupil_left"]]) < 0.06
 
 
 def test_faceverse_upside_down_file_is_turned_upright(tmp_path, model, faceverse_file):

@@ -1,6 +1,7 @@
 """Head models: the embedded parametric head and the optional FaceVerse v3 loader, one interface."""
-from avatar.head_model.base import PART_ID, PART_NAMES, HeadModel, HeadModelError
+from avatar.head_model.base import PART_ID, PART_NAMES, FaceVerseSource, HeadModel, HeadModelError, PartMasks
 from avatar.head_model.embedded import embedded_head_model
 from avatar.head_model.faceverse import load_faceverse
 
-__all__ = ["HeadModel", "HeadModelError", "PART_NAMES", "PART_ID", "embedded_head_model", "load_faceverse"]
+__all__ = ["HeadModel", "HeadModelError", "PartMasks", "FaceVerseSource", "PART_NAMES", "PART_ID",
+           "embedded_head_model", "load_faceverse"]

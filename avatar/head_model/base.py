@@ -17,6 +17,32 @@ class HeadModelError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)
+class PartMasks:
+    """Pockets of the closed skin surface that are not parts of their own.
+
+    The eye sacks continue the lid skin behind the lids around each eyeball (part "skin"); they are
+    never seen from outside except through the eye opening, in the gap between lid and eyeball.
+    """
+
+    eye_sack_faces: np.ndarray      # (F,) bool
+    eye_sack_vertices: np.ndarray   # (N,) bool, the lid rims excluded (they are lid skin)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceVerseSource:
+    """Where a FaceVerse model came from and how it was moved into the project's world:
+    world = (diag(axis_flip) @ (p - centre)) * scale."""
+
+    path: str
+    sha256: str
+    centre: tuple[float, float, float]
+    axis_flip: tuple[float, float, float]
+    scale: float
+    expression_basis_171: np.ndarray | None = None  # (171, N, 3) float32 in world units, when the file has it
+    mediapipe_keypoints: np.ndarray | None = None   # (478,) or (468,) int32 vertex index per MediaPipe point
+
+
+@dataclass(frozen=True, eq=False)
 class HeadModel:
     """A triangle mesh with a UV layout, an identity basis and the 52 ARKit blendshapes.
 
@@ -40,7 +66,16 @@ class HeadModel:
     eye_centers: np.ndarray         # (2, 3) float32 rotation centres of the left (+x) and right eyeballs
     metres_per_unit: float
     identity_range: tuple[float, float] = (-1.0, 1.0)
-    extras: dict = field(default_factory=dict)
+    # Optional, typed: what a source knows beyond the common arrays (None / empty where it does not).
+    mirror: np.ndarray | None = None                  # (N,) int32: the vertex mirroring each one across x = 0
+    eye_center_identity_basis: np.ndarray | None = None  # (K, 2, 3) float32: eye centre motion per identity unit
+    eyeball_radius: float | None = None               # world units
+    jaw_hinge: np.ndarray | None = None               # (3,) float32: a point on the jaw's rotation axis (along x)
+    uv_islands: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)  # name -> (u0, v0, u1, v1)
+    landmarks_uv: dict[str, tuple[float, float]] = field(default_factory=dict)  # landmark name -> (u, v)
+    face_uv_rect: tuple[float, float, float, float] | None = None  # (u0, v0, u1, v1) holding the front of the face
+    part_masks: PartMasks | None = None
+    faceverse: FaceVerseSource | None = None
 
     def __post_init__(self):
         n = len(self.vertices)
@@ -54,6 +89,11 @@ class HeadModel:
             "expression_basis": self.expression_basis.shape == (NUM_EXPRESSIONS, n, 3),
             "expression_regions": self.expression_regions.shape == (NUM_EXPRESSIONS, n),
             "eye_centers": self.eye_centers.shape == (2, 3),
+            "mirror": self.mirror is None or self.mirror.shape == (n,),
+            "eye_center_identity_basis": self.eye_center_identity_basis is None
+            or self.eye_center_identity_basis.shape == (len(self.identity_names), 2, 3),
+            "part_masks": self.part_masks is None or (self.part_masks.eye_sack_faces.shape == (len(self.faces),)
+                                                      and self.part_masks.eye_sack_vertices.shape == (n,)),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -65,6 +105,17 @@ class HeadModel:
 
     def part_vertices(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.vertex_part == PART_ID[name])
+
+    def part_faces(self, name: str) -> np.ndarray:
+        """Indices into `faces` of the faces of one part."""
+        return np.flatnonzero(self.face_part == PART_ID[name])
+
+    def eye_centers_for(self, identity: np.ndarray | None = None) -> np.ndarray:
+        """(2, 3) eye rotation centres for an identity (None = mean head)."""
+        if identity is None or self.eye_center_identity_basis is None:
+            return self.eye_centers
+        return (self.eye_centers + np.tensordot(np.asarray(identity, dtype=np.float32),
+                                                self.eye_center_identity_basis, axes=1)).astype(np.float32)
 
     def identity_vertices(self, identity: np.ndarray | None = None) -> np.ndarray:
         """Neutral vertices for an identity parameter vector (None = mean head)."""
@@ -84,14 +135,14 @@ class HeadModel:
         if expression is not None:
             v = v + np.tensordot(np.asarray(expression, dtype=np.float32), self.expression_basis, axes=1)
         if eye is not None:
-            v = self._rotate_eyes(v, np.asarray(eye, dtype=np.float64))
+            v = self._rotate_eyes(v, np.asarray(eye, dtype=np.float64), self.eye_centers_for(identity))
         return v.astype(np.float32)
 
-    def _rotate_eyes(self, v: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    def _rotate_eyes(self, v: np.ndarray, eye: np.ndarray, centres: np.ndarray) -> np.ndarray:
         if eye.shape != (4,) or not np.all(np.isfinite(eye)):
             raise HeadModelError("eye rotation must be 4 finite radians (FaceVerse layout)")
         v = v.copy()
-        for side, (part, centre) in enumerate(zip(("eyeball_left", "eyeball_right"), self.eye_centers)):
+        for side, (part, centre) in enumerate(zip(("eyeball_left", "eyeball_right"), centres)):
             down, right = eye[2 * side], eye[2 * side + 1]
             # Pitch about x (positive looks down = -y), then yaw about y (positive toward +x).
             cp, sp, cy, sy = np.cos(down), np.sin(down), np.cos(right), np.sin(right)

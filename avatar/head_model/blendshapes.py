@@ -50,14 +50,14 @@ class _Author:
         lateral = 1.0 - smoothstep(0.85, 1.35, np.abs(theta))
         radial = np.hypot(p[:, 0], p[:, 2] - NECK_AXIS_Z)
         neck = np.maximum(smoothstep(NECK_RADIUS * 1.02, NECK_RADIUS * 1.35, radial), smoothstep(-0.3, -0.2, p[:, 1]))
-        inner = (rig.vertex_part != PART_ID["skin"]) | (rig.sack == 1)
+        inner = rig.vertex_part != PART_ID["skin"]     # mouth cavity, teeth, tongue (eyeballs: below)
         self.jaw = np.where(inner, ml, ml * lateral * neck)
         self.jaw[(rig.vertex_part == PART_ID["eyeball_left"]) | (rig.vertex_part == PART_ID["eyeball_right"])] = 0
         # Lip band: a few millimetres either side of the lip line, across the mouth, front only.
         self.lips = ((1.0 - smoothstep(0.0, 0.05, np.abs(p[:, 1] - line[1])))
                      * (1.0 - smoothstep(MOUTH_HALF_WIDTH * 0.8, MOUTH_HALF_WIDTH * 1.4, np.abs(p[:, 0])))
                      * smoothstep(line[2] - 0.07, line[2] - 0.02, p[:, 2])
-                     * (rig.vertex_part == PART_ID["skin"]) * (rig.sack != 2) * (rig.sack != 3))
+                     * rig.surface * (rig.sack != 2) * (rig.sack != 3))
         self.left_half = smoothstep(-0.03, 0.03, p[:, 0])
 
     # -- building blocks -------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from avatar.head_model.base import PART_ID, HeadModel
+from avatar.head_model.base import PART_ID, HeadModel, PartMasks
 from avatar.head_model.blendshapes import build_blendshapes
 from avatar.head_model.geometry import SKIN_V0, build_rig, eye_centre
 from avatar.head_model.identity import IDENTITY_NAMES, build_identity
@@ -45,30 +45,25 @@ def embedded_head_model() -> HeadModel:
     faces_uv = rig.faces_uv.astype(np.int32)
     eye_centers = (np.stack([eye_centre(1), eye_centre(-1)]) * CANONICAL_SCALE).astype(np.float32)
     landmarks = dict(rig.landmarks)
-    extras = {
-        "mirror": rig.mirror.astype(np.int32),
-        "eyeball_radius": float(EYEBALL_RADIUS * CANONICAL_SCALE),
-        "jaw_hinge": (JAW_HINGE * CANONICAL_SCALE).astype(np.float32),
-        "uv_islands": dict(rig.islands),
-        "face_uv_rect": _face_uv_rect(uv, faces, faces_uv, rig.vertices, landmarks),
-        "landmarks_uv": {k: _vertex_uv(v, faces, faces_uv, uv) for k, v in landmarks.items()},
-        "eye_center_identity_basis": _eye_identity(identity, rig),
-        "grid_shape": rig.grid_shape,
-        # The sacks belong to the closed skin surface (part "skin"); these masks tell them apart.
-        "mouth_cavity_vertices": rig.sack == 1,
-        "mouth_cavity_faces": (rig.sack[rig.faces] == 1).any(axis=1) & (rig.face_part == PART_ID["skin"]),
-        "eye_sack_faces": (rig.sack[rig.faces] >= 2).any(axis=1),
-    }
+    mirror = rig.mirror.astype(np.int32)
+    jaw_hinge = (JAW_HINGE * CANONICAL_SCALE).astype(np.float32)
+    eye_identity = _eye_identity(identity, rig)
+    sack_faces = (rig.sack[rig.faces] >= 2).any(axis=1)
+    masks = PartMasks(eye_sack_faces=sack_faces, eye_sack_vertices=rig.sack >= 2)
     arrays = [vertices, faces, uv, faces_uv, rig.vertex_part, rig.face_part, identity, basis, regions, eye_centers,
-              extras["mirror"], extras["jaw_hinge"], extras["eye_center_identity_basis"],
-              extras["mouth_cavity_vertices"], extras["mouth_cavity_faces"], extras["eye_sack_faces"]]
+              mirror, jaw_hinge, eye_identity, masks.eye_sack_faces, masks.eye_sack_vertices]
     for a in arrays:
         a.setflags(write=False)
     return HeadModel(model_id=MODEL_ID, vertices=vertices, faces=faces, uv=uv, faces_uv=faces_uv,
                      vertex_part=rig.vertex_part, face_part=rig.face_part, landmarks=landmarks,
                      identity_names=IDENTITY_NAMES, identity_basis=identity, expression_basis=basis,
-                     expression_regions=regions, eye_centers=eye_centers, metres_per_unit=float(METRES_PER_UNIT / CANONICAL_SCALE),
-                     extras=extras)
+                     expression_regions=regions, eye_centers=eye_centers,
+                     metres_per_unit=float(METRES_PER_UNIT / CANONICAL_SCALE),
+                     mirror=mirror, eye_center_identity_basis=eye_identity,
+                     eyeball_radius=float(EYEBALL_RADIUS * CANONICAL_SCALE), jaw_hinge=jaw_hinge,
+                     uv_islands=dict(rig.islands),
+                     landmarks_uv={k: _vertex_uv(v, faces, faces_uv, uv) for k, v in landmarks.items()},
+                     face_uv_rect=_face_uv_rect(uv, faces, faces_uv, rig.vertices, landmarks), part_masks=masks)
 
 
 def _vertex_uv(v: int, faces: np.ndarray, faces_uv: np.ndarray, uv: np.ndarray) -> tuple[float, float]:

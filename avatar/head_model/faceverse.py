@@ -11,7 +11,7 @@ axes as ours) and a 180-degree turn about x and/or y when the MediaPipe landmark
 down or facing -z, and `scale` = 0.9 / (largest bounding-box extent), so the head fills [-0.45, 0.45]^3.
 Bases are rotated and scaled the same way. `metres_per_unit` is set from the eyeball centres (63 mm
 apart in an average adult) when the eyeballs are present, else from a 15.5 cm head width.
-The transform is recorded in `extras["transform"]`.
+The transform and the file's sha256 are recorded in `HeadModel.faceverse` (a `FaceVerseSource`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.expressions import NUM_EXPRESSIONS
-from avatar.head_model.base import PART_ID, HeadModel, HeadModelError
+from avatar.head_model.base import PART_ID, FaceVerseSource, HeadModel, HeadModelError
 from avatar.head_model.safe_pickle import ForbiddenPickle, load_pickled_npy
 
 # MediaPipe face-mesh indices (subject's right / left as MediaPipe labels them; re-checked by x sign).
@@ -205,23 +205,19 @@ def load_faceverse(path) -> HeadModel:
     regions = norms >= REGION_FRACTION * np.maximum(peak, 1e-12)
 
     k = id_basis.shape[0]
-    extras = {
-        "transform": {"centre": centre.tolist(), "axis_flip": flip.tolist(), "scale": float(scale)},
-        "source": str(path),
-        "source_sha256": _sha256(path),
-    }
-    if ex171 is not None:
-        extras["expression_basis_171"] = ex171.astype(np.float32)
-    if keypoints is not None:
-        extras["mediapipe_keypoints"] = keypoints.astype(np.int32)
+    source = FaceVerseSource(
+        path=str(path), sha256=_sha256(path), centre=tuple(float(c) for c in centre),
+        axis_flip=tuple(float(f) for f in flip), scale=float(scale),
+        expression_basis_171=None if ex171 is None else ex171.astype(np.float32),
+        mediapipe_keypoints=None if keypoints is None else keypoints.astype(np.int32))
     return HeadModel(
-        model_id="faceverse-v3-" + extras["source_sha256"][:16],
+        model_id="faceverse-v3-" + source.sha256[:16],
         vertices=vertices.astype(np.float32), faces=faces.astype(np.int32), uv=uv.astype(np.float32),
         faces_uv=faces_uv.astype(np.int32), vertex_part=vertex_part, face_part=face_part, landmarks=landmarks,
         identity_names=tuple(f"id_{i:03d}" for i in range(k)), identity_basis=id_basis.astype(np.float32),
         expression_basis=ex52.astype(np.float32), expression_regions=regions,
         eye_centers=eye_centers.astype(np.float32), metres_per_unit=float(metres_per_unit),
-        identity_range=(-3.0, 3.0), extras=extras)
+        identity_range=(-3.0, 3.0), faceverse=source)
 
 
 def _landmarks(v: np.ndarray, keypoints, eyeballs, vertex_part) -> dict[str, int]:

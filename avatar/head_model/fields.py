@@ -40,4 +40,5 @@ def eye_exclusion(rig: Rig) -> np.ndarray:
 
 
 def skin_only(rig: Rig) -> np.ndarray:
-    return (rig.vertex_part == PART_ID["skin"]).astype(np.float64)
+    """1 on the closed outer surface (skin, eye sacks, mouth cavity lining), 0 on eyeballs, teeth, tongue."""
+    return rig.surface.astype(np.float64)

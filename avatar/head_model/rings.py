@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def ring_faces(rings: np.ndarray, front_pole: int | None = None, back_pole: int | None = None,
-               flip: bool = False) -> np.ndarray:
+def ring_faces(rings: np.ndarray, front_pole: int | None = None, back_pole: int | None = None) -> np.ndarray:
     """Triangles joining consecutive rings (n, m) of vertex ids, plus fans to the poles.
 
-    Orientation: band faces traverse ring k in increasing loop order; `flip` reverses every face.
+    Orientation: band faces traverse ring k in increasing loop order (reverse the columns of both
+    these faces and their `ring_disk_uv` corners to turn a part inside out).
     """
     n, m = rings.shape
     i = np.arange(m)
@@ -27,12 +27,11 @@ def ring_faces(rings: np.ndarray, front_pole: int | None = None, back_pole: int 
         faces.append(np.stack([a, c, d], axis=1))
     if back_pole is not None:
         faces.append(np.stack([rings[-1, i], rings[-1, ip], np.full(m, back_pole)], axis=1))
-    out = np.concatenate(faces).astype(np.int64)
-    return out[:, ::-1].copy() if flip else out
+    return np.concatenate(faces).astype(np.int64)
 
 
 def ring_disk_uv(radii: np.ndarray, m: int, front_pole_at: float | None, back_pole_at: float | None,
-                 box: tuple[float, float, float, float], flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """UV corners for `ring_faces(rings (len(radii), m), ...)`: ring k on a circle of radius radii[k].
 
     Radii are in 0..1 of the island `box` (u0, v0, u1, v1). A pole at radius 0 is one shared UV point;
@@ -75,5 +74,4 @@ def ring_disk_uv(radii: np.ndarray, m: int, front_pole_at: float | None, back_po
         pid = pole_ids(back_pole_at)
         faces.append(np.stack([ids[-1, i], ids[-1, ip], pid], axis=1))
     uv_all = centre + half * np.concatenate(uv)
-    f = np.concatenate(faces).astype(np.int64)
-    return uv_all, (f[:, ::-1].copy() if flip else f)
+    return uv_all, np.concatenate(faces).astype(np.int64)
