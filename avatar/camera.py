@@ -176,6 +176,13 @@ def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
+def head_pose_from_rotation(rotation) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) radians of a head rotation matrix; the inverse of `head_rotation` (|yaw| < 90 deg)."""
+    r = np.asarray(rotation, dtype=np.float64)
+    yaw = math.asin(float(np.clip(-r[2, 0], -1.0, 1.0)))
+    return yaw, math.atan2(r[2, 1], r[2, 2]), math.atan2(r[1, 0], r[0, 0])
+
+
 def apply_head_pose(cam, yaw: float, pitch: float, roll: float) -> np.ndarray:
     """The camera that sees the still head as the original camera sees the head rotated by (yaw, pitch, roll).
 

@@ -1,0 +1,16 @@
+"""Dense fit of the head model to MediaPipe's face mesh: identity, expression, pose, camera and gaze.
+
+correspondence: which point of a head model each of MediaPipe's 478 points is (the one place for it):
+                `avatar.fit.correspondence.correspondence(head)` (not re-exported here: the name is the module's).
+landmark_fit:   `fit_landmarks(head, landmarks, image_size)` -> FaceFit (also the per-frame tracker step);
+landmark_model: the fit's model points (`model_points`): the mean face moved by the head's deltas.
+offsets:        `shape_offsets`, a smooth per-vertex identity correction from what the fit leaves over.
+"""
+from avatar.fit.correspondence import Correspondence, CorrespondenceError, mean_face
+from avatar.fit.checks import LandmarkFitError
+from avatar.fit.landmark_fit import FaceFit, fit_landmarks
+from avatar.fit.landmark_model import model_points
+from avatar.fit.offsets import shape_offsets
+
+__all__ = ["Correspondence", "CorrespondenceError", "FaceFit", "LandmarkFitError", "fit_landmarks",
+           "mean_face", "model_points", "shape_offsets"]

@@ -1,0 +1,70 @@
+"""A smooth per-vertex identity correction from what the landmark fit leaves over.
+
+The head model's identity basis is small, so after `fit_landmarks` the head's own surface points (the
+MediaPipe correspondences) still miss the photo's landmarks by a few pixels. `shape_offsets` measures
+those misses in 3D (along the portrait camera's image plane, at each point's depth), and spreads them
+over the mesh with a thin-plate spline that fades to zero away from the face. Eyeballs, teeth and
+tongue move rigidly (by the correction at their centre) and keep their shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+from scipy.spatial import cKDTree
+
+from avatar import camera as cam
+from avatar.fit.correspondence import MESH_POINTS, correspondence
+from avatar.fit.checks import LandmarkFitError, check_landmarks
+from avatar.fit.landmark_fit import FaceFit
+from avatar.head_model import HeadModel
+
+FADE_WIDTH = 0.015        # head units (~ 1 cm life size): the correction fades out over ~3x this outside the face
+SMOOTHING = 1e-4          # thin-plate smoothing (head units squared): landmarks are noisy, the head must stay smooth
+RIGID_PARTS = ("eyeball_left", "eyeball_right", "teeth", "tongue")
+
+
+def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.ndarray:
+    """(N, 3) float32 offsets to add to `head.identity_vertices(fit.identity)` so that the head, posed
+    with the fit's expression and seen by the fit's camera, lands on the photo's landmarks.
+
+    landmarks and image_size as for `fit_landmarks`. The offsets are zero far from the face.
+    """
+    if not isinstance(fit, FaceFit):
+        raise LandmarkFitError(f"fit must be a FaceFit, got {type(fit).__name__}")
+    size = float(image_size)
+    pts = check_landmarks(landmarks, size)
+    corr = correspondence(head)
+    # The mesh points only: an iris point's miss is gaze, not shape (the eyeballs follow their lids).
+    mesh = slice(0, MESH_POINTS)
+    posed = corr.points(head, head.posed(fit.expression, fit.identity, fit.eye))[mesh]
+    residual = _back_project(pts[mesh, :2] / size, posed, fit.camera) - posed
+    neutral = corr.points(head, head.identity_vertices(fit.identity))[mesh]
+    vertices = head.identity_vertices(fit.identity).astype(np.float64)
+    offsets = np.zeros_like(vertices)
+    tree = cKDTree(neutral)
+    near = np.flatnonzero(tree.query(vertices, distance_upper_bound=3 * FADE_WIDTH)[0] < np.inf)
+    spline = RBFInterpolator(neutral, residual, kernel="thin_plate_spline", smoothing=SMOOTHING)
+    offsets[near] = spline(vertices[near]) * _fade(tree, vertices[near])[:, None]
+    for part in RIGID_PARTS:
+        idx = head.part_vertices(part)
+        if len(idx):
+            centre = vertices[idx].mean(axis=0, keepdims=True)
+            offsets[idx] = spline(centre) * _fade(tree, centre)[:, None]
+    return offsets.astype(np.float32)
+
+
+def _fade(tree: cKDTree, x: np.ndarray) -> np.ndarray:
+    """1 inside the landmark cloud, falling smoothly to 0 outside it (a saturated Gaussian density:
+    a distance to the nearest point would dimple the surface between points)."""
+    pairs = cKDTree(x).sparse_distance_matrix(tree, 3 * FADE_WIDTH, output_type="coo_matrix")
+    density = np.bincount(pairs.row, weights=np.exp(-0.5 * (pairs.data / FADE_WIDTH) ** 2), minlength=len(x))
+    return 1.0 - np.exp(-2.0 * density)
+
+
+def _back_project(uv: np.ndarray, points: np.ndarray, camera_vector: np.ndarray) -> np.ndarray:
+    """World points on the camera rays through normalised pixels `uv`, at the camera depth of `points`."""
+    v = np.asarray(camera_vector, np.float64)
+    c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
+    _, depth = cam.project(points, v)
+    cam_pts = np.stack([(uv[:, 0] - k[0, 2]) / k[0, 0] * depth, (uv[:, 1] - k[1, 2]) / k[1, 1] * depth, depth], 1)
+    return cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
