@@ -1,7 +1,8 @@
 """The Avatar asset: one directory per avatar, content-addressed, written atomically, verified on load.
 
 Layout of `<store>/<avatar_id>/`:
-  avatar.safetensors  planes, decoder weights, head identity (safetensors: no pickle, no code on load)
+  avatar.safetensors  planes, decoder weights, head identity and shape correction, the portrait's expression
+                      (safetensors: no pickle, no code on load)
   avatar.json         schema version, generator, source sha256, portrait camera, head model id, channel
                       semantics, and the sha256 of every other file (checked on load)
   portrait.png        the aligned portrait (optional)
@@ -27,6 +28,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from avatar.decoder import EG3D_PLANES, PLANE_AXES
+from avatar.expressions import NUM_EXPRESSIONS
+
 SCHEMA_VERSION = 1
 PLANE_SHAPE = (4, 32, 256, 256)
 TENSORS_FILE, META_FILE, PORTRAIT_FILE, THUMBNAIL_FILE = "avatar.safetensors", "avatar.json", "portrait.png", "thumbnail.png"
@@ -41,7 +45,7 @@ class AssetError(ValueError):
 @dataclass(eq=False)
 class Avatar:
     avatar_id: str
-    planes: torch.Tensor                 # (4, 32, 256, 256) float32: neural texture (UV) + static xy, xz, zx
+    planes: torch.Tensor                 # (4, 32, 256, 256) float32: neural texture (UV) + three static planes
     decoder: dict[str, torch.Tensor]     # avatar.decoder.TriplaneDecoder state dict
     identity: np.ndarray                 # (K,) head model identity parameters
     portrait_camera: np.ndarray          # (25,) EG3D camera the portrait was taken from
@@ -55,6 +59,11 @@ class Avatar:
     thumbnail: np.ndarray | None = None  # (H, W, 4) uint8
     display_name: str = ""
     created_unix: float = field(default_factory=time.time)
+    plane_names: tuple[str, str, str] = EG3D_PLANES  # the static planes' axes (avatar.decoder.PLANE_AXES)
+    portrait_expression: np.ndarray | None = None   # (52,) ARKit weights the portrait shows (rendering with
+                                                     # them reproduces the photo; weight 0 is neutral)
+    shape_offsets: np.ndarray | None = None         # (N, 3) per-vertex shape correction of the head model
+                                                     # (avatar.head_registry.head_for_avatar)
 
 
 def is_valid_avatar_id(value: str) -> bool:
@@ -87,6 +96,10 @@ def encode_avatar(avatar: Avatar) -> dict[str, bytes]:
         raise AssetError(f"planes must have shape {PLANE_SHAPE}, got {tuple(avatar.planes.shape)}")
     tensors = {"planes": avatar.planes.detach().float().contiguous().cpu(),
                "identity": torch.as_tensor(np.asarray(avatar.identity, dtype=np.float32))}
+    if avatar.shape_offsets is not None:
+        tensors["shape_offsets"] = torch.as_tensor(np.asarray(avatar.shape_offsets, dtype=np.float32))
+    if avatar.portrait_expression is not None:
+        tensors["portrait_expression"] = torch.as_tensor(np.asarray(avatar.portrait_expression, dtype=np.float32))
     tensors.update({_DECODER_PREFIX + k: v.detach().float().contiguous().cpu() for k, v in avatar.decoder.items()})
     files = {TENSORS_FILE: st_save(tensors)}
     if avatar.portrait is not None:
@@ -103,6 +116,7 @@ def encode_avatar(avatar: Avatar) -> dict[str, bytes]:
         "portrait_camera": [float(x) for x in np.asarray(avatar.portrait_camera).reshape(-1)],
         "head_model_id": avatar.head_model_id,
         "channel_semantics": avatar.channel_semantics,
+        "plane_names": list(avatar.plane_names),
         "display_name": avatar.display_name,
         "created_unix": avatar.created_unix,
         "files": {name: _sha256(data) for name, data in sorted(files.items())},
@@ -206,6 +220,15 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
     camera = np.asarray(meta["portrait_camera"], dtype=np.float32)
     if camera.shape != (25,):
         raise AssetError(f"{meta_path}: portrait_camera must have 25 values, got {camera.size}")
+    plane_names = tuple(meta.get("plane_names", EG3D_PLANES))
+    if len(plane_names) != 3 or any(name not in PLANE_AXES for name in plane_names):
+        raise AssetError(f"{meta_path}: plane_names must be three of {sorted(PLANE_AXES)}, got {list(plane_names)}")
+    offsets = tensors.get("shape_offsets")
+    if offsets is not None and (offsets.ndim != 2 or offsets.shape[1] != 3 or not torch.isfinite(offsets).all()):
+        raise AssetError(f"{tensor_path}: shape_offsets must be finite (N, 3) values")
+    expression = tensors.get("portrait_expression")
+    if expression is not None and (tuple(expression.shape) != (NUM_EXPRESSIONS,) or not torch.isfinite(expression).all()):
+        raise AssetError(f"{tensor_path}: portrait_expression must be {NUM_EXPRESSIONS} finite weights")
     return Avatar(
         avatar_id=meta["avatar_id"],
         planes=planes,
@@ -222,4 +245,7 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
         thumbnail=_decode_png(d / THUMBNAIL_FILE, contents[THUMBNAIL_FILE], 4) if THUMBNAIL_FILE in contents else None,
         display_name=meta.get("display_name", ""),
         created_unix=float(meta.get("created_unix", 0.0)),
+        plane_names=plane_names,
+        portrait_expression=None if expression is None else expression.numpy().astype(np.float32),
+        shape_offsets=None if offsets is None else offsets.numpy().astype(np.float32),
     )

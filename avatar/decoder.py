@@ -10,6 +10,9 @@ front (xy) plane when the head mesh is rasterized into it (see avatar.planes):
                        static plane is kept under the mesh
   raster.depth_weight  (C,) added per channel times the rasterized surface depth z, so a channel can
                        carry the posed geometry exactly (all zeros = plain Next3D-style features)
+  raster.depth_test    (1,) 1: the mesh replaces a texel only where it is nearer to the front viewer
+                       than the static plane's own surface (read from the depth-carrying channel), so
+                       static geometry in front of the face (hair) stays; 0: the mesh always replaces
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class TriplaneDecoder(nn.Module):
         self.net = nn.Sequential(nn.Linear(channels, hidden), nn.Softplus(), nn.Linear(hidden, 1 + channels))
         self.register_buffer("raster_channel_mask", torch.ones(channels))
         self.register_buffer("raster_depth_weight", torch.zeros(channels))
+        self.register_buffer("raster_depth_test", torch.zeros(1))
 
     @property
     def channels(self) -> int:
@@ -50,6 +54,8 @@ class TriplaneDecoder(nn.Module):
         try:
             w0 = state["net.0.weight"]
             dec = cls(channels=w0.shape[1], hidden=w0.shape[0])
+            # Avatars written before the depth test existed always replace.
+            state = {"raster.depth_test": torch.zeros(1), **state}
             dec.load_state_dict({k.replace("raster.", "raster_"): v for k, v in state.items()}, strict=True)
         except (KeyError, RuntimeError) as e:
             raise ValueError(f"decoder weights do not fit the triplane decoder: {e}") from None
@@ -101,18 +107,35 @@ class RenderField:
         return density, rgb
 
 
-def sum_static_planes(planes: torch.Tensor, points: torch.Tensor, box_half: float = 0.5) -> torch.Tensor:
-    """Sum of the xy, xz and zx plane features at world points (the decoder's input is their mean).
+# World axes (0 = x, 1 = y, 2 = z) of each spatial plane's (column, row): plane axes are data.
+PLANE_AXES = {"xy": (0, 1), "xz": (0, 2), "zx": (2, 0), "zy": (2, 1)}
+# EG3D's order, which AvatarArtist checkpoints use. Its third plane is (z, x): the transpose of the
+# second, a known quirk that leaves no plane for the side of the head. Generators that build their own
+# planes may use a true side plane, "zy", in third place; the avatar records which.
+EG3D_PLANES = ("xy", "xz", "zx")
+SIDE_PLANES = ("xy", "xz", "zy")
 
-    planes: (3, C, H, W) in EG3D order; points (P, 3) in the head box. Coordinates go to grid_sample
-    as (plane column, plane row) = (first, second) plane axis, scaled so the box spans [-1, 1].
-    """
+
+def plane_coordinates(points: torch.Tensor, planes: tuple[str, str, str] = EG3D_PLANES,
+                      box_half: float = 0.5) -> torch.Tensor:
+    """(3, P, 2) grid_sample coordinates of world points (P, 3) on the three spatial planes."""
     p = points / box_half
-    coords = torch.stack([p[:, [0, 1]], p[:, [0, 2]], p[:, [2, 0]]])  # (3, P, 2)
+    return torch.stack([p[:, list(PLANE_AXES[name])] for name in planes])
+
+
+def sum_static_planes(planes: torch.Tensor, points: torch.Tensor, box_half: float = 0.5,
+                      names: tuple[str, str, str] = EG3D_PLANES) -> torch.Tensor:
+    """Sum of the three spatial plane features at world points (the decoder's input is their mean).
+
+    planes: (3, C, H, W) in the order `names`; points (P, 3) in the head box. Each plane is sampled at
+    (column, row) = its two world axes (PLANE_AXES), scaled so the box spans [-1, 1].
+    """
+    coords = plane_coordinates(points, names, box_half)
     sampled = F.grid_sample(planes, coords.unsqueeze(1), mode="bilinear", padding_mode="zeros", align_corners=False)
     return sampled.sum(dim=0).squeeze(1).transpose(0, 1)  # (P, C)
 
 
-def sample_static_planes(planes: torch.Tensor, points: torch.Tensor, box_half: float = 0.5) -> torch.Tensor:
-    """Mean of the xy, xz and zx plane features at world points: what the full decoder reads."""
-    return sum_static_planes(planes, points, box_half) / 3.0
+def sample_static_planes(planes: torch.Tensor, points: torch.Tensor, box_half: float = 0.5,
+                         names: tuple[str, str, str] = EG3D_PLANES) -> torch.Tensor:
+    """Mean of the three spatial plane features at world points: what the full decoder reads."""
+    return sum_static_planes(planes, points, box_half, names) / 3.0

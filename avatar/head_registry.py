@@ -1,4 +1,5 @@
-"""Head models by id, so an avatar (which stores only its head model id) finds its mesh again."""
+"""Head models by id, so an avatar (which stores its head model id and its own shape correction) finds its
+mesh again."""
 from __future__ import annotations
 
 import threading
@@ -24,3 +25,11 @@ def head_model_for(model_id: str) -> HeadModel:
     if model is None:
         raise HeadModelError(f"head model {model_id!r} is not available in this process (load it first)")
     return model
+
+
+def head_for_avatar(avatar, base: HeadModel | None = None) -> HeadModel:
+    """The head an avatar wears: its model (`base`, else the one registered under its id) with the
+    avatar's own shape correction, when it carries one."""
+    model = base if base is not None else head_model_for(avatar.head_model_id)
+    offsets = getattr(avatar, "shape_offsets", None)
+    return model if offsets is None else model.personalised(offsets)

@@ -35,6 +35,10 @@ class FrontPlaneComposer:
         self.texture = planes[0:1][:, ch[self.dynamic]].contiguous()
         self.mask = mask[self.dynamic].view(-1, 1)
         self.depth_weight = decoder.raster_depth_weight[ch][self.dynamic].view(-1, 1)
+        # The channel whose value carries the surface depth, and which way is nearer, for the depth test.
+        weights = self.depth_weight[:, 0]
+        self.depth_channel = int(weights.abs().argmax()) if bool(decoder.raster_depth_test[0] > 0) and \
+            bool(weights.abs().max() > 0) else None
         self.backend = backend
         self.faces = torch.from_numpy(head.faces.astype(np.int32))
         self.faces_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
@@ -103,4 +107,9 @@ class FrontPlaneComposer:
         dynamic = texture + self.depth_weight * depth
         rows = front.view(front.shape[0], -1)
         sel = rows[self.dynamic][:, texels]
-        rows[self.dynamic.unsqueeze(1), texels.unsqueeze(0)] = sel * (1 - self.mask) + dynamic * self.mask
+        mask = self.mask
+        if self.depth_channel is not None:
+            k = self.depth_channel
+            static_nearer = (sel[k] - dynamic[k]) * self.depth_weight[k, 0].sign() > 0
+            mask = mask * (~static_nearer).float().view(1, -1)
+        rows[self.dynamic.unsqueeze(1), texels.unsqueeze(0)] = sel * (1 - mask) + dynamic * mask

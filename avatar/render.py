@@ -20,7 +20,7 @@ from avatar.asset import Avatar
 from avatar.decoder import RenderField, TriplaneDecoder, sum_static_planes
 from avatar.expressions import to_expression
 from avatar.head_model import HeadModel
-from avatar.head_registry import head_model_for
+from avatar.head_registry import head_for_avatar
 from avatar.occupancy import OccupancyGrid
 from avatar.planes import FrontPlaneComposer
 from avatar.volume import box_intersection, composite, sample_pdf
@@ -61,9 +61,10 @@ class Renderer:
     def __init__(self, avatar: Avatar, backend: str = "cpu", head: HeadModel | None = None,
                  neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 128):
         self.avatar = avatar
-        self.head = head or head_model_for(avatar.head_model_id)
+        self.head = head_for_avatar(avatar, head)
         self._decoder = TriplaneDecoder.from_asset(avatar.decoder)
         self.backend = backend
+        self.plane_names = avatar.plane_names
         self.field = RenderField(self._decoder)
         self.density_field = self.field.density_only()
         self.composer = FrontPlaneComposer(self.head, avatar.identity, avatar.planes, self._decoder, backend,
@@ -88,7 +89,7 @@ class Renderer:
 
     @torch.no_grad()
     def _field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.field(sum_static_planes(planes, points))
+        return self.field(sum_static_planes(planes, points, names=self.plane_names))
 
     @torch.no_grad()
     def query(self, points: torch.Tensor, expression=None, eye=None, chunk: int = 1 << 16):
@@ -114,7 +115,7 @@ class Renderer:
         part of the mesh is (the moving part is added per frame)."""
         if self._occupancy is None:
             neutral = self.composer.planes(None, None)[:, self.density_field.positions].contiguous()
-            fine = OccupancyGrid.from_density(lambda p: self.density_field(sum_static_planes(neutral, p))[0],
+            fine = OccupancyGrid.from_density(lambda p: self.density_field(sum_static_planes(neutral, p, names=self.plane_names))[0],
                                               self.occupancy_resolution)
             still = np.ones(self.head.num_vertices, dtype=bool)
             still[self._moving_vertices.numpy()] = False
@@ -199,6 +200,8 @@ class Renderer:
         n_rays = len(origins)
         trans = torch.ones(n_rays)
         active = torch.nonzero(t_first < t_last).squeeze(1)
+        if not len(active):  # the rays cross the box but no occupied cell: a transparent result
+            return torch.zeros(n_rays, 3), torch.zeros(n_rays), torch.zeros(n_rays)
         offsets = step * torch.arange(SAMPLES_PER_ROUND, dtype=torch.float32)
         start = t_first.clone()
         kept_ray, kept_t, kept_w = [], [], []
@@ -209,7 +212,7 @@ class Renderer:
             live = torch.nonzero(occupied[grid.cell_index(flat)] & valid.reshape(-1)).squeeze(1)
             dens = torch.zeros(len(flat))
             if len(live):
-                dens[live] = self.density_field(sum_static_planes(density_planes, flat[live]))[0]
+                dens[live] = self.density_field(sum_static_planes(density_planes, flat[live], names=self.plane_names))[0]
             alpha = 1 - torch.exp(-dens.view(ts.shape) * step)
             tr = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], 1), 1)
             w = alpha * tr[:, :-1] * trans[active, None]

@@ -1,24 +1,43 @@
 """The "surface" channel semantics of the embedded generators, and the decoder that reads them.
 
 The projective and synthetic generators have no learned prior, so they write planes whose channels
-mean something exact and give the decoder weights that read that meaning:
+mean something exact and give the decoder weights that read that meaning. The static planes are
+(xy, xz, zy): the third is a true side plane (avatar.decoder.SIDE_PLANES), so the sides of the head
+have a colour map of their own instead of the front map stretched along z.
 
-  ch 0  front depth  xy: -z_front(x, y) (under the mesh: the rasterized posed depth)   xz: +z
-  ch 1  back depth   xy: +z_back(x, y) (static)                                         xz: -z
-  ch 2  front gate   xy: 0                                                              xz: G (z - z_split(x))
-  ch 3-5 front RGB   xy: logit(colour) + 8 (under the mesh: the neural texture)         xz: G (z - z_split)
-  ch 6  back gate    xy: 0                                                              xz: -G (z - z_split) - 14
-  ch 7-9 back RGB    xy: logit(colour) + 8 (static)                                     xz: -G (z - z_split) - 14
-  other channels are zero; the zx plane is zero.
+The head is described by four orthographic walls, each the depth of the first surface seen from one
+side: front z_f(x, y) and back z_b(x, y) on xy, the +x side x_p(z, y) and the -x side x_n(z, y) on zy.
+Density is high where a point is behind all four (z_b < z < z_f, x_n < x < x_p): the intersection of
+four depth hulls, exact for a head that is convex along every x and z line. Under the head mesh the
+front wall is the posed mesh, rasterized each frame (avatar.planes).
 
-The summed features (3x the decoder's mean) then give: density high where z_back < z < z_front (a
-z-convex shell, sharp at both walls); colour = front colour in front of the split depth, back colour
-behind it. Each gated colour is relu(c + G d) - relu(8 + G d) with d = z - z_split (mirrored and
-shifted by 14 for the back): exactly c - 8 = logit(colour) once G d > 0, exactly 0 once G d < -14,
-and a monotone ramp between, so the two colours never overlap and meet through mid-grey without
-overshoot; softplus with a large gain stands in for relu.
+Colour (logits, stored + COLOUR_OFFSET) has a default and claims:
+  default  front colour c_f(x, y) in front of the split depth z_split(x), back colour c_b(x, y) behind it;
+  claims   a side map claims the points of its wall that it sees best (an ownership map made when the
+           avatar is built) and adds (c_side - c_default) there. A claim is split by the same front/back
+           halves, so the default it corrects is known when the planes are written.
+
+  ch 0  front wall   xy: -z_f (under the mesh: the posed depth)          xz: +z
+  ch 1  back wall    xy: +z_b                                            xz: -z
+  ch 2  +x wall      zy: -x_p                                            xz: +x
+  ch 3  -x wall      zy: +x_n                                            xz: -x
+  ch 4  front gate   xz: G (z - z_split(x))
+  ch 5-7 front RGB   xy: c_f (under the mesh: the neural texture)        xz: G (z - z_split)
+  ch 8  back gate    xz: -G (z - z_split) - 14
+  ch 9-11 back RGB   xy: c_b                                             xz: -G (z - z_split) - 14
+  ch 12-27 four claims (+x front half, +x back half, -x front half, -x back half), 4 channels each:
+        gate         zy: Gs (delta - wall(z, y) + own(z, y))             xz: +-Gs x
+        RGB          the gate's value, + (c_side + K) on zy, - c_default on xy (-c_f is rasterized
+                     under the mesh, so it always cancels the default the front RGB channels give)
+
+Each gated colour is relu(a + G d) - relu(K + G d): exactly a - K once G d is large, exactly 0 once
+it is very negative, and a monotone ramp between; softplus with a large gain stands in for relu.
+A claim's gate is open within `CLAIM_DEPTH` behind its wall where the ownership map says 0, and shut
+where it says NOT_OWNED; between texels of both it ramps, so neighbouring owners meet between texels.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,27 +45,51 @@ import torch
 from avatar import raster
 from avatar.decoder import CHANNELS, HIDDEN, TriplaneDecoder
 
-FRONT_DEPTH, BACK_DEPTH, FRONT_GATE, BACK_GATE = 0, 1, 2, 6
-FRONT_RGB, BACK_RGB = (3, 4, 5), (7, 8, 9)
-GATE_SLOPE = 200.0         # G: front/back colours are exact beyond 14/G on either side of the split depth
-COLOUR_OFFSET = 8.0        # stored colours are logit + 8, so they stay positive inside the gate
+FRONT_WALL, BACK_WALL, PX_WALL, NX_WALL = 0, 1, 2, 3
+FRONT_GATE, BACK_GATE = 4, 8
+FRONT_RGB, BACK_RGB = (5, 6, 7), (9, 10, 11)
+CLAIMS = (("px", "front"), ("px", "back"), ("nx", "front"), ("nx", "back"))
+CLAIM_BASE = 12
+SPLIT_SLOPE = 200.0        # G of the front/back split: colours are exact beyond 14/G either side of it
+CLAIM_SLOPE = 4000.0       # Gs of the side claims: a claim switches within ~0.007 world units
+CLAIM_DEPTH = 0.008        # how far behind its wall a claim reaches (world units): less than a nose is wide
+CLAIM_OFFSET = 14.0        # K: larger than any logit difference (2 x LOGIT_LIMIT)
+COLOUR_OFFSET = 8.0        # stored colours are logit + 8, so they stay positive inside a gate
 LOGIT_LIMIT = 6.0
-DENSITY_INSIDE = 300.0     # density inside the shell (per box unit): opaque within ~0.01
-WALL_STIFFNESS = 30000.0   # how fast density falls outside the walls (per box unit)
+DENSITY_INSIDE = 300.0     # density inside the hull (per box unit): opaque within ~0.01
+WALL_STIFFNESS = 30000.0   # how fast density falls outside a wall (per box unit)
 RELU_GAIN_GEOMETRY = 200.0
 RELU_GAIN_COLOUR = 20.0
-EMPTY_FRONT, EMPTY_BACK = -1.0, 1.0
-SPLIT_MARGIN = 0.02  # world units behind the rearmost front surface  # an empty interval: nothing between z_back and z_front
+EMPTY = 1.0                # a wall value that puts every point of the box outside
+SPLIT_MARGIN = 0.02        # the split sits this far behind a column's rearmost front surface
+NOT_OWNED = -3 * CLAIM_DEPTH
 
 SEMANTICS = {
-    "name": "surface-v1",
-    "front_depth_channel": FRONT_DEPTH,
-    "back_depth_channel": BACK_DEPTH,
+    "name": "surface-v2",
+    "walls": {"front": FRONT_WALL, "back": BACK_WALL, "px": PX_WALL, "nx": NX_WALL},
     "front_rgb_channels": list(FRONT_RGB),
     "back_rgb_channels": list(BACK_RGB),
+    "claims": {f"{side}_{half}": CLAIM_BASE + 4 * k for k, (side, half) in enumerate(CLAIMS)},
     "colour_encoding": f"logit(rgb) + {COLOUR_OFFSET}, logit clipped to +-{LOGIT_LIMIT}",
-    "gate_slope": GATE_SLOPE,
+    "split_slope": SPLIT_SLOPE,
+    "claim_slope": CLAIM_SLOPE,
+    "claim_depth": CLAIM_DEPTH,
 }
+
+
+def claim_channels(side: str, half: str) -> tuple[int, tuple[int, int, int]]:
+    """(gate channel, RGB channels) of one claim."""
+    base = CLAIM_BASE + 4 * CLAIMS.index((side, half))
+    return base, (base + 1, base + 2, base + 3)
+
+
+def front_texture_channels() -> list[int]:
+    """Channels the neural texture supplies under the mesh besides the front wall: the front colour and
+    the front-half claims' -c_f."""
+    out = list(FRONT_RGB)
+    for side in ("px", "nx"):
+        out += list(claim_channels(side, "front")[1])
+    return out
 
 
 def encode_colour(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -63,21 +106,23 @@ def surface_decoder() -> TriplaneDecoder:
     b2 = torch.zeros(1 + CHANNELS)
     mean_to_sum = 3.0  # the decoder sees the mean of three planes; the semantics are written as sums
     g_geo, g_col = RELU_GAIN_GEOMETRY, RELU_GAIN_COLOUR
-    # Density: inside minus a steep penalty in front of the front wall and behind the back wall.
-    for unit, ch in ((0, FRONT_DEPTH), (1, BACK_DEPTH)):
+    unit = 0
+    for ch in (FRONT_WALL, BACK_WALL, PX_WALL, NX_WALL):
         w1[unit, ch] = g_geo * mean_to_sum
         w2[0, unit] = -WALL_STIFFNESS / g_geo
+        unit += 1
     b2[0] = DENSITY_INSIDE + 1.0  # +1 undoes the renderer's softplus(raw - 1) shift
-    unit = 2
-    for gate_ch, rgb_chs in ((FRONT_GATE, FRONT_RGB), (BACK_GATE, BACK_RGB)):
-        g = unit
-        w1[g, gate_ch] = g_col * mean_to_sum
-        b1[g] = g_col * COLOUR_OFFSET
+    gated = [(FRONT_GATE, FRONT_RGB, COLOUR_OFFSET), (BACK_GATE, BACK_RGB, COLOUR_OFFSET)]
+    gated += [(*claim_channels(side, half), CLAIM_OFFSET) for side, half in CLAIMS]
+    for gate_ch, rgb_chs, offset in gated:
+        gate_unit = unit
+        w1[gate_unit, gate_ch] = g_col * mean_to_sum
+        b1[gate_unit] = g_col * offset
         unit += 1
         for k, ch in enumerate(rgb_chs):
             w1[unit, ch] = g_col * mean_to_sum
             w2[1 + k, unit] += 1.0 / g_col
-            w2[1 + k, g] += -1.0 / g_col
+            w2[1 + k, gate_unit] += -1.0 / g_col
             unit += 1
     with torch.no_grad():
         dec.net[0].weight.copy_(w1)
@@ -85,64 +130,98 @@ def surface_decoder() -> TriplaneDecoder:
         dec.net[2].weight.copy_(w2)
         dec.net[2].bias.copy_(b2)
         mask = torch.zeros(CHANNELS)
-        mask[[FRONT_DEPTH, *FRONT_RGB]] = 1.0
+        mask[[FRONT_WALL, *front_texture_channels()]] = 1.0
         dec.raster_channel_mask.copy_(mask)
         depth_w = torch.zeros(CHANNELS)
-        depth_w[FRONT_DEPTH] = -1.0
+        depth_w[FRONT_WALL] = -1.0
         dec.raster_depth_weight.copy_(depth_w)
+        dec.raster_depth_test.fill_(1.0)
     return dec.eval()
 
 
-def depth_maps(vertices: np.ndarray, faces: np.ndarray, resolution: int, backend: str = "cpu"):
-    """Front and back depth of a mesh seen along z on the xy plane's texel grid, and coverage."""
-    verts = torch.from_numpy(np.array(vertices, dtype=np.float32))
-    tri = torch.from_numpy(np.array(faces, dtype=np.int32))
-    out = []
-    for sign in (1.0, -1.0):
-        v = verts * torch.tensor([1.0, 1.0, sign])  # seen from behind: the nearest surface is the back one
-        rast = raster.rasterize(raster.orthographic_clip(v, "xy"), tri, resolution, resolution, backend=backend)
-        z = raster.interpolate(verts[:, 2:3], rast, tri)[..., 0]
-        out.append((z, rast[..., 3] > 0))
-    (zf, cov_f), (zb, _) = out
-    return zf, zb, cov_f
+@dataclass
+class HeadWalls:
+    """The whole head seen from four sides, on the planes' texel grids (R x R each, rows = second axis).
+
+    front/back: z of the first surface seen from +z / -z at (x, y) (xy grid); px/nx: x of the first
+    surface seen from +x / -x at (z, y) (zy grid: column z, row y); NaN where nothing is seen.
+    `front_static` is the front wall of what the mesh does not carry (hair), NaN elsewhere: under the
+    mesh the posed mesh is rasterized each frame and wins wherever it is nearer.
+    Colours (R, R, 3) in [0, 1] go with each wall; `owned` says where each side claim colours its wall.
+    """
+
+    front_static: np.ndarray
+    back: np.ndarray
+    px: np.ndarray
+    nx: np.ndarray
+    front_static_rgb: np.ndarray
+    back_rgb: np.ndarray
+    px_rgb: np.ndarray
+    nx_rgb: np.ndarray
+    split: np.ndarray          # (R,) z_split per column x
+    owned: dict                # (side, half) -> (R, R) bool on the zy grid
 
 
-def split_depth(z_front: torch.Tensor, z_back: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
-    """Per plane column (x), the depth separating front-coloured from back-coloured surfaces.
+def texel_centres(resolution: int, box_half: float = 0.5) -> np.ndarray:
+    """World coordinate of each texel centre along one plane axis, (R,)."""
+    return ((np.arange(resolution) + 0.5) / resolution * 2 - 1) * box_half
 
-    It sits just behind the column's rearmost front surface, so every surface the front view sees
-    (including the crown and the sides, where front and back walls meet) takes the front colours, and
-    only what lies behind the head's outline takes the back ones.
+
+def split_depth(z_front: np.ndarray, z_back: np.ndarray) -> np.ndarray:
+    """Per column x, the depth separating front-coloured from back-coloured surfaces, (R,).
+
+    z_front / z_back (R, R) on the xy grid, NaN where empty. In each column the split is the depth that
+    leaves the fewest front-wall points behind it and back-wall points in front of it (ties: the
+    rearmost such depth, less SPLIT_MARGIN), so the front view keeps every surface it sees unless a
+    surface further down the column overlaps the back of the head in depth.
     """
     r = z_front.shape[1]
-    masked = torch.where(covered, z_front, torch.full_like(z_front, float("inf")))
-    lowest = masked.min(dim=0).values
-    fallback = float(z_front[covered].min()) if covered.any() else 0.0
-    return torch.where(torch.isfinite(lowest), lowest, torch.full((r,), fallback)) - SPLIT_MARGIN
+    out = np.zeros(r, np.float32)
+    for col in range(r):
+        front = np.sort(z_front[:, col][np.isfinite(z_front[:, col])])
+        back = np.sort(z_back[:, col][np.isfinite(z_back[:, col])])
+        if not len(front):
+            continue
+        candidates = np.concatenate([front - SPLIT_MARGIN, back + 1e-4])
+        # front points behind the split + back points in front of it
+        cost = np.searchsorted(front, candidates, side="left") + (len(back) - np.searchsorted(back, candidates,
+                                                                                             side="right"))
+        best = cost.min()
+        out[col] = candidates[cost == best].max() if best < len(front) else front.min() - SPLIT_MARGIN
+    return out
 
 
-def surface_planes(texture_rgb, front_rgb, back_rgb, z_front, z_back, covered, z_split: torch.Tensor,
-                   resolution: int = 256) -> torch.Tensor:
-    """Assemble the (4, 32, R, R) planes.
-
-    texture_rgb (R, R, 3): colour in the head model's UV space (plane 0, row = v);
-    front_rgb / back_rgb (R, R, 3): colours on the xy plane (row = y) for what is not under the mesh
-    and for the back; z_front / z_back (R, R) on the xy plane; covered: where there is geometry.
-    """
-    r = resolution
+def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
+    """Assemble the (4, 32, R, R) planes (order uv, xy, xz, zy) from the neural texture (R, R, 3) in the
+    head model's UV space (row = v) and the walls."""
+    r = walls.back.shape[0]
+    c = torch.from_numpy(texel_centres(r).astype(np.float32))
     planes = torch.zeros(4, CHANNELS, r, r)
-    planes[0, list(FRONT_RGB)] = encode_colour(texture_rgb).permute(2, 0, 1)
-    xy = planes[1]
-    xy[FRONT_DEPTH] = -torch.where(covered, z_front, torch.full_like(z_front, EMPTY_FRONT))
-    xy[BACK_DEPTH] = torch.where(covered, z_back, torch.full_like(z_back, EMPTY_BACK))
-    xy[list(FRONT_RGB)] = encode_colour(front_rgb).permute(2, 0, 1)
-    xy[list(BACK_RGB)] = encode_colour(back_rgb).permute(2, 0, 1)
-    # xz plane: column = x, row = z; the ramps depend on z only.
-    z = ((torch.arange(r, dtype=torch.float32) + 0.5) / r - 0.5).view(r, 1).expand(r, r)
-    xz = planes[2]
-    xz[FRONT_DEPTH] = z
-    xz[BACK_DEPTH] = -z
-    gate = GATE_SLOPE * (z - z_split.view(1, r))
+    uv, xy, xz, zy = planes
+    tex = encode_colour(texture_rgb).permute(2, 0, 1)
+    uv[list(FRONT_RGB)] = tex
+
+    def wall(values: np.ndarray, sign: float) -> torch.Tensor:
+        v = torch.from_numpy(np.asarray(values, dtype=np.float32))
+        return torch.where(torch.isfinite(v), sign * v, torch.full_like(v, EMPTY))
+
+    xy[FRONT_WALL] = wall(walls.front_static, -1.0)
+    xy[BACK_WALL] = wall(walls.back, 1.0)
+    zy[PX_WALL] = wall(walls.px, -1.0)
+    zy[NX_WALL] = wall(walls.nx, 1.0)
+    x_ramp = c.view(1, r).expand(r, r)   # xz: column = x
+    z_ramp = c.view(r, 1).expand(r, r)   # xz: row = z
+    xz[FRONT_WALL] = z_ramp
+    xz[BACK_WALL] = -z_ramp
+    xz[PX_WALL] = x_ramp
+    xz[NX_WALL] = -x_ramp
+
+    front_rgb = encode_colour(walls.front_static_rgb).permute(2, 0, 1)
+    back_rgb = encode_colour(walls.back_rgb).permute(2, 0, 1)
+    xy[list(FRONT_RGB)] = front_rgb
+    xy[list(BACK_RGB)] = back_rgb
+    split = torch.from_numpy(walls.split).view(1, r)
+    gate = SPLIT_SLOPE * (z_ramp - split)
     xz[FRONT_GATE] = gate
     xz[list(FRONT_RGB)] = gate
     # The back colours switch on only once the front ones are fully off, so no surface in front of
@@ -150,4 +229,44 @@ def surface_planes(texture_rgb, front_rgb, back_rgb, z_front, z_back, covered, z
     back_gate = -gate - (COLOUR_OFFSET + LOGIT_LIMIT)
     xz[BACK_GATE] = back_gate
     xz[list(BACK_RGB)] = back_gate
+
+    for side, half in CLAIMS:
+        gate_ch, rgb_chs = claim_channels(side, half)
+        sign = 1.0 if side == "px" else -1.0        # wall value x - x_p for +x, x_n - x for -x
+        side_wall = zy[PX_WALL if side == "px" else NX_WALL]
+        own = torch.where(torch.from_numpy(walls.owned[(side, half)]), 0.0, NOT_OWNED)
+        own_zy = CLAIM_SLOPE * (CLAIM_DEPTH + side_wall + own)
+        own_xz = CLAIM_SLOPE * sign * x_ramp
+        side_rgb = encode_colour(walls.px_rgb if side == "px" else walls.nx_rgb).permute(2, 0, 1)
+        zy[gate_ch] = own_zy
+        xz[gate_ch] = own_xz
+        zy[list(rgb_chs)] = own_zy + side_rgb + CLAIM_OFFSET
+        xz[list(rgb_chs)] = own_xz
+        default = front_rgb if half == "front" else back_rgb
+        xy[list(rgb_chs)] = -default
+        if half == "front":
+            uv[list(rgb_chs)] = -tex
     return planes
+
+
+def sync_texture(planes: torch.Tensor) -> None:
+    """After an edit of the neural texture's front colour (plane 0), write the claims' -c_f to match."""
+    for side in ("px", "nx"):
+        planes[0, list(claim_channels(side, "front")[1])] = -planes[0, list(FRONT_RGB)]
+
+
+def mesh_wall(vertices: np.ndarray, faces: np.ndarray, view: str, resolution: int):
+    """One orthographic wall of a mesh: the first-surface coordinate along the view axis (R, R), NaN
+    where empty, and the raster (for interpolating attributes). Views: "front" (+z), "back" (-z) on the
+    xy grid; "px" (+x), "nx" (-x) on the zy grid."""
+    plane, axis, sign = VIEWS[view]
+    verts = torch.from_numpy(np.array(vertices, dtype=np.float32))
+    flip = torch.ones(3)
+    flip[axis] = sign  # the rasterizer keeps the largest coordinate along the axis: flip to keep the smallest
+    tri = torch.from_numpy(np.array(faces, dtype=np.int32))
+    rast = raster.rasterize(raster.orthographic_clip(verts * flip, plane), tri, resolution, resolution)
+    coord = raster.interpolate(verts[:, axis:axis + 1], rast, tri)[..., 0].numpy()
+    return np.where(rast[..., 3].numpy() > 0, coord, np.nan), rast
+
+
+VIEWS = {"front": ("xy", 2, 1.0), "back": ("xy", 2, -1.0), "px": ("zy", 0, 1.0), "nx": ("zy", 0, -1.0)}

@@ -28,20 +28,19 @@ class GltfMesh:
 
 
 def resolve_head_model(avatar: Avatar, head_model: HeadModel | None = None) -> HeadModel:
-    """The head model an avatar was made with: the given one, else the one registered under its id."""
-    if head_model is None:
-        from avatar.head_model.base import HeadModelError
-        from avatar.head_registry import head_model_for
+    """The head an avatar wears: its model (the given one, else the one registered under its id) with the
+    avatar's own shape correction."""
+    from avatar.head_model.base import HeadModelError
+    from avatar.head_registry import head_for_avatar
 
-        try:
-            return head_model_for(avatar.head_model_id)
-        except HeadModelError as exc:
-            raise ExportError(f"avatar {avatar.avatar_id[:12]}: {exc}") from None
-    if head_model.model_id != avatar.head_model_id:
+    if head_model is not None and head_model.model_id != avatar.head_model_id:
         raise ExportError(
             f"avatar {avatar.avatar_id[:12]} was made with head model {avatar.head_model_id!r}, but the head "
             f"model given is {head_model.model_id!r}; export needs the avatar's own head model")
-    return head_model
+    try:
+        return head_for_avatar(avatar, head_model)
+    except HeadModelError as exc:
+        raise ExportError(f"avatar {avatar.avatar_id[:12]}: {exc}") from None
 
 
 def split_uv_seams(faces: np.ndarray, faces_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,9 +30,11 @@ def image_rows(points, cam, size):
 
 @pytest.mark.parametrize("yaw, pitch", [(0, 0), (30, 0), (-25, 10)])
 def test_accelerated_matches_reference(renderer, yaw, pitch):
+    """Against the plain marcher with enough samples to resolve the hull's walls (48+48 leave thin
+    parts at the crown and the silhouette to chance), the accelerated path is within 40 dB."""
     cam = camera.camera_vector(yaw_deg=yaw, pitch_deg=pitch)
     fast = renderer.render(cam, size=SIZE)
-    ref = renderer.render(cam, size=SIZE, reference=True)
+    ref = renderer.render(cam, size=SIZE, reference=True, reference_samples=(192, 192))
     for background in ((0, 0, 0), (1, 1, 1)):  # composited both ways, so coverage differences count
         assert psnr(fast.over(background), ref.over(background)) >= 40
 
@@ -95,10 +97,12 @@ def test_render_field_is_exact(synthetic):
     field = RenderField(decoder)
     pts = torch.rand(2000, 3) - 0.5
     planes = synthetic.planes[1:4]
-    full_density, full_feats = decoder(sample_static_planes(planes, pts))
-    density, rgb = field(sample_static_planes(planes[:, field.channels], pts) * 3)
+    names = synthetic.plane_names
+    full_density, full_feats = decoder(sample_static_planes(planes, pts, names=names))
+    density, rgb = field(sample_static_planes(planes[:, field.channels], pts, names=names) * 3)
     assert torch.allclose(density, full_density, rtol=1e-4, atol=1e-3)
-    assert torch.allclose(rgb, full_feats[:, :3], atol=1e-5)
+    # The claim channels carry ramps of magnitude ~4e3: float32 sums in another order differ by ~1e-3.
+    assert torch.allclose(rgb, full_feats[:, :3], atol=2e-3)
     # A dense decoder (every weight non-zero) keeps every channel.
     assert len(RenderField(TriplaneDecoder()).channels) == 32
 

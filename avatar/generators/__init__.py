@@ -52,6 +52,8 @@ def available() -> list[tuple[str, str, str]]:
 def _register_builtin() -> None:
     from avatar.generators.projective import ProjectiveGenerator
     register(ProjectiveGenerator.name, ProjectiveGenerator)
+    from avatar.generators.avatarartist import AvatarArtistGenerator
+    register(AvatarArtistGenerator.name, AvatarArtistGenerator)  # listed always; create says what is missing
 
 
 _register_builtin()

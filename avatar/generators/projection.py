@@ -7,37 +7,59 @@ import cv2
 import numpy as np
 import torch
 import trimesh
-from scipy import ndimage
 
 from avatar import camera as cam
 from avatar import raster
 from avatar.head_model import PART_ID, HeadModel
-from avatar.synthetic import texture_from_vertex_colours, vertex_colours
+from avatar.synthetic import prior_texture
 
 FACING_MIN = 0.0         # any texel facing the camera takes its colour from the photo (grazing ones too)
-INPAINT_RADIUS = 4
+REMAP_COLUMNS = 4096
+EYE_SACK = -1            # surface_texels' part id of eye-sack texels (skin that is never mirrored or filled)
+BEHIND_BLEND = 0.04      # world units over which unseen skin turns from inpainted to the behind fill
 MATTE_MIN = 0.5
 VISIBILITY_EPS = 0.01    # depth tolerance of the visibility test, in world units
-HAIR_ROUNDNESS = 0.35    # radius of curvature (world units) used to inflate the silhouette into depth
-HAIR_MAX_DEPTH = 0.42
-HAIR_BLEND_DISTANCE = 0.05  # world units over which the hair shell leaves the mesh's depth
 
 
 @dataclass
 class Projection:
     texture: np.ndarray      # (R, R, 3) float colour in UV space (row = v)
     seen: np.ndarray         # (R, R) float weight of texels coloured from the photo (incl. mirrored)
+    direct: np.ndarray       # (R, R) float weight of texels the photo shows themselves (not their mirror)
     points: np.ndarray       # (R, R, 3) surface point of each texel
     covered: np.ndarray      # (R, R) bool: a triangle covers the texel
 
 
 def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Bilinear samples of an (H, W, C) float image at normalised image coordinates (..., 2)."""
+    """Bilinear samples of an (H, W, C) float image at normalised image coordinates (..., 2) -> (..., C)."""
     h, w = image.shape[:2]
-    mx = (uv[..., 0] * w - 0.5).astype(np.float32)
-    my = (uv[..., 1] * h - 0.5).astype(np.float32)
+    lead = uv.shape[:-1]
+    flat = uv.reshape(-1, 2)
+    # remap takes a 2D map of under 32767 rows and columns: lay any set of points out as one.
+    cols = REMAP_COLUMNS
+    rows = -(-len(flat) // cols)
+    grid = np.zeros((rows * cols, 2), np.float32)
+    grid[:len(flat)] = flat
+    mx = (grid[:, 0] * w - 0.5).reshape(rows, cols)
+    my = (grid[:, 1] * h - 0.5).reshape(rows, cols)
     out = cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out if out.ndim == uv.ndim else out[..., None]
+    return out.reshape(rows * cols, -1)[:len(flat)].reshape(*lead, -1)
+
+
+def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Fill an (H, W, C) image where `weight` (H, W) is 0 from where it is known: averages over a
+    pyramid, each hole taking the finest level that reaches known pixels. Smooth, no streaks."""
+    levels = [(colour * weight[..., None], weight)]
+    while min(levels[-1][1].shape) > 2:
+        c, w = levels[-1]
+        levels.append((cv2.pyrDown(c), cv2.pyrDown(w)))
+    c, w = levels[-1]
+    out = c / np.maximum(w, 1e-6)[..., None]
+    for c, w in reversed(levels[:-1]):
+        coarse = cv2.resize(out, (w.shape[1], w.shape[0]), interpolation=cv2.INTER_LINEAR)
+        trust = np.clip(w, 0, 1)[..., None]
+        out = c / np.maximum(w, 1e-6)[..., None] * trust + coarse * (1 - trust)
+    return out.astype(np.float32)
 
 
 def _view_depth(vertices: np.ndarray, faces: np.ndarray, camera_vec: np.ndarray, size: int) -> np.ndarray:
@@ -59,8 +81,12 @@ def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int):
     pts = raster.interpolate(torch.from_numpy(vertices.astype(np.float32)), rast, tri).numpy()
     nrm = raster.interpolate(torch.from_numpy(normals), rast, tri).numpy()
     nrm /= np.maximum(np.linalg.norm(nrm, axis=-1, keepdims=True), 1e-8)
-    part = raster.interpolate(torch.from_numpy(head.vertex_part.astype(np.float32))[:, None], rast, tri).numpy()[..., 0]
-    return pts, nrm, rast[..., 3].numpy() > 0, np.rint(part).astype(np.int64)
+    # A texel's part is its triangle's: interpolated ids would blend skin into cavity (0..3) and round to
+    # an eyeball. Eye sacks are skin by part but never seen like skin: they get an id of their own here.
+    face = np.maximum(rast[..., 3].numpy().astype(np.int64) - 1, 0)
+    part = head.face_part[face].astype(np.int64)
+    part[head.part_masks.eye_sack_faces[face]] = EYE_SACK
+    return pts, nrm, rast[..., 3].numpy() > 0, part
 
 
 def _observe(points, normals, covered, image, matte, camera_vec, depth_map):
@@ -80,9 +106,11 @@ def _observe(points, normals, covered, image, matte, camera_vec, depth_map):
 
 
 def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, matte: np.ndarray,
-                    camera_vec: np.ndarray, resolution: int, skin_fallback=None) -> Projection:
+                    camera_vec: np.ndarray, resolution: int, skin_fallback=None, behind_fill=None) -> Projection:
     """Neural-texture colours: the photo where the surface is seen, its mirror image where only the
-    other side is seen, and region priors (skin tone from the photo) elsewhere."""
+    other side is seen, and region priors (skin tone from the photo) elsewhere. `behind_fill(points)`
+    colours unseen skin behind the ears (the back of the skull and neck), where the nearest seen texel
+    would only smear the face's edge round the head."""
     img = image.astype(np.float32) / 255.0
     matte_f = matte.astype(np.float32)
     depth_map = _view_depth(vertices, head.faces, camera_vec, image.shape[0])
@@ -95,60 +123,26 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
 
     skin_texels = (weight > 0.5) & (part == PART_ID["skin"])
     skin = np.median(colour[skin_texels], axis=0) if skin_texels.sum() > 50 else np.asarray(skin_fallback or (0.75, 0.6, 0.5))
-    prior = texture_from_vertex_colours(head, vertex_colours(head, skin), resolution, background=tuple(skin)).numpy()
+    prior = np.asarray(prior_texture(head, skin, resolution, background=tuple(skin)), dtype=np.float32)
 
     total = weight + m_weight
     blended = (colour * weight[..., None] + m_colour * m_weight[..., None]) / np.maximum(total, 1e-6)[..., None]
     seen = np.clip(total, 0, 1)
-    # Skin and eyeballs the photo does not show take the colour of the nearest part it does show (hair
-    # line, jaw line, the visible sclera), not a flat tone: what borders them is the best guess and hides
-    # the seam. The mouth interior, teeth and tongue keep their region priors.
+    # Skin and eyeballs the photo does not show take the colours of the parts it does show nearby (hair
+    # line, jaw line, the visible sclera), spread smoothly (push-pull) rather than smeared along rows.
+    # The mouth interior, teeth and tongue keep their region priors.
     fill = prior.copy()
     for parts in ((PART_ID["skin"],), (PART_ID["eyeball_left"], PART_ID["eyeball_right"])):
         region = np.isin(part, parts) & covered
         known = (seen > 0.3) & region
         if known.sum() < 10:
             continue
-        source = np.where(known[..., None], blended, 0.0)
-        filled = cv2.inpaint((source * 255).astype(np.uint8), (region & ~known).astype(np.uint8) * 255,
-                             INPAINT_RADIUS, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+        filled = push_pull(blended, known.astype(np.float32))
         fill = np.where(region[..., None], filled, fill)
+    if behind_fill is not None:
+        ear_z = vertices[[head.landmarks["ear_left"], head.landmarks["ear_right"]], 2].mean()
+        behind = np.clip((ear_z - pts[..., 2]) / BEHIND_BLEND, 0, 1)[..., None] * (part == PART_ID["skin"])[..., None]
+        fill = fill * (1 - behind) + behind_fill(pts) * behind
     texture = blended * seen[..., None] + fill * (1 - seen[..., None])
     return Projection(texture=np.clip(texture, 0, 1).astype(np.float32), seen=seen.astype(np.float32),
-                      points=pts, covered=covered)
-
-
-def plane_texel_centres(resolution: int, box_half: float = cam.BOX_HALF) -> np.ndarray:
-    """World (x, y) of the xy plane's texel centres, (R, R, 2); row 0 is y = -box_half."""
-    c = (np.arange(resolution) + 0.5) / resolution * 2 * box_half - box_half
-    ys, xs = np.meshgrid(c, c, indexing="ij")
-    return np.stack([xs, ys], axis=-1)
-
-
-def static_geometry(matte: np.ndarray, image: np.ndarray, camera_vec: np.ndarray, mesh_front: np.ndarray,
-                    mesh_back: np.ndarray, mesh_covered: np.ndarray, resolution: int):
-    """Depth and colour of what the head mesh does not cover (hair, ears, neck, shoulders), on the xy plane.
-
-    The matte is carried onto the plane through the portrait camera and inflated into a rounded
-    shell (depth grows with the distance to the silhouette edge), merged with the mesh's own depth.
-    """
-    xy = plane_texel_centres(resolution)
-    points = np.concatenate([xy, np.zeros_like(xy[..., :1])], axis=-1)
-    uv, _ = cam.project(points, camera_vec)
-    silhouette = (sample_image(matte.astype(np.float32), uv)[..., 0] > MATTE_MIN) & (uv >= 0).all(-1) & (uv <= 1).all(-1)
-    silhouette |= mesh_covered
-    texel = 2 * cam.BOX_HALF / resolution
-    dist = cv2.distanceTransform(silhouette.astype(np.uint8), cv2.DIST_L2, 5) * texel
-    inflated = np.minimum(np.sqrt(np.maximum(2 * HAIR_ROUNDNESS * dist - dist ** 2, 0)), HAIR_MAX_DEPTH)
-    # Next to the head mesh the shell starts at the mesh's own depth and rises to the inflated one
-    # further out: a step there would be a wall the camera sees as a smeared band around the skull.
-    gap, (iy, ix) = ndimage.distance_transform_edt(~mesh_covered, return_indices=True)
-    hug = np.exp(-gap * texel / HAIR_BLEND_DISTANCE)
-    shell_front = hug * mesh_front[iy, ix] + (1 - hug) * inflated * 0.8
-    z_front = np.where(mesh_covered, np.maximum(mesh_front, inflated * 0.6), shell_front)
-    z_back = np.where(mesh_covered, np.minimum(mesh_back, -inflated), -inflated)
-    # Colour of the static front: where the shell's front surface lands in the photo.
-    uv_front, _ = cam.project(np.concatenate([xy, z_front[..., None]], axis=-1), camera_vec)
-    front_rgb = sample_image(image.astype(np.float32) / 255.0, uv_front)
-    back_rgb = cv2.GaussianBlur(front_rgb, (0, 0), sigmaX=resolution / 16)
-    return silhouette, z_front.astype(np.float32), z_back.astype(np.float32), front_rgb, back_rgb
+                      direct=np.clip(weight, 0, 1).astype(np.float32), points=pts, covered=covered)

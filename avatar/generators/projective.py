@@ -1,11 +1,13 @@
 """The projective generator: portrait -> avatar by fitting and projection, on the CPU, without weights.
 
-What it is, plainly: the head model is fitted to the face's eyes and mouth, the photo is projected
-onto the fitted mesh to fill the neural texture (mirrored where only one side is seen, region priors
-where nothing is), the matte is inflated into static geometry for hair, ears and neck, and the decoder
-is constructed to read those planes exactly (avatar.surface_field). A few residual passes then correct
-the texture so the avatar re-renders the photo from the portrait camera. It is a projection, not a
-learned prior: unseen parts are guesses, and hair has no real 3D structure.
+What it is, plainly: the head model is fitted densely to the face mesh MediaPipe finds (identity, the
+portrait's expression, pose, camera; avatar.fit), corrected to the person's landmarks, and the photo is
+projected onto it as the photo shows it, so the neutral avatar wears the texture without the portrait's
+expression. The matte (without clothing) becomes hair and the rest of the head round the mesh, and the
+whole head is described by four walls with colours for every side (avatar.generators.whole_head,
+avatar.surface_field), read exactly by a constructed decoder. A few residual passes then correct the
+texture so the avatar re-renders the photo. It is a fit and a projection, not a learned prior: what the
+photo does not show (the back, a hidden side) is continued from what it does show.
 """
 from __future__ import annotations
 
@@ -17,17 +19,21 @@ import torch
 from avatar import camera as cam
 from avatar import portrait as portrait_prep
 from avatar.asset import Avatar, avatar_id_for
-from avatar.generators.fit import fit_head
-from avatar.generators.projection import project_texture, sample_image, static_geometry
+from avatar.decoder import SIDE_PLANES
+from avatar.fit import fit_landmarks, shape_offsets
+from avatar.generators.projection import project_texture, sample_image
+from avatar.generators.whole_head import PortraitView, build_walls, head_outline
 from avatar.head_model import HeadModel, embedded_head_model
+from avatar.portrait.landmarks import face_hull_mask
 from avatar.render import Renderer
-from avatar.surface_field import (COLOUR_OFFSET, FRONT_RGB, LOGIT_LIMIT, SEMANTICS, depth_maps, split_depth,
-                                  surface_decoder, surface_planes)
+from avatar.surface_field import (COLOUR_OFFSET, FRONT_RGB, LOGIT_LIMIT, SEMANTICS, surface_decoder,
+                                  surface_planes, sync_texture)
 
 RESOLUTION = 256
 REFINE_PASSES = 2
 REFINE_RENDER_SIZE = 256
 THUMBNAIL_SIZE = 256
+CHIN_LANDMARK = 152  # MediaPipe face mesh: the chin's lowest point
 
 
 def _no_progress(stage: str, fraction: float, message: str) -> None:
@@ -36,7 +42,7 @@ def _no_progress(stage: str, fraction: float, message: str) -> None:
 
 class ProjectiveGenerator:
     name = "projective"
-    version = "1"
+    version = "2"
     description = "CPU fit-and-project generator: head model fitted to the face, photo projected onto it (no learned prior)"
 
     def __init__(self, head: HeadModel | None = None, refine_passes: int = REFINE_PASSES):
@@ -50,20 +56,26 @@ class ProjectiveGenerator:
         prepared = portrait_prep.prepare(portrait_bytes, limits or portrait_prep.PortraitLimits(),
                                          face_box=face_box, landmarks=landmarks)
         report("fit", 0.25, "fitting the head model to the face")
-        head = self.head
-        fit = fit_head(head, prepared.features, prepared.image.shape[0])
-        verts = head.identity_vertices(fit.identity)
+        size = prepared.image.shape[0]
+        fit = fit_landmarks(self.head, prepared.landmarks, size)
+        # The identity basis is small: a smooth correction makes the mesh land on the person's landmarks.
+        offsets = shape_offsets(self.head, fit, prepared.landmarks, size)
+        head = self.head.personalised(offsets)
+        posed = head.posed(fit.expression, fit.identity, fit.eye)
+        view = PortraitView(image=prepared.image, matte=prepared.matte, camera=fit.camera,
+                            face_mask=face_hull_mask(prepared.landmarks, size),
+                            chin_row=float(prepared.landmarks[CHIN_LANDMARK, 1]))
+        outline = head_outline(head, fit.identity, view)
 
         report("texture", 0.4, "projecting the portrait onto the head")
-        proj = project_texture(head, verts, prepared.image, prepared.matte, fit.camera, RESOLUTION)
+        # The photo is projected onto the head as the photo shows it (its expression); the texture is
+        # then worn by the neutral head.
+        proj = project_texture(head, posed, prepared.image, prepared.matte, fit.camera, RESOLUTION,
+                               behind_fill=outline.fill)
 
-        report("planes", 0.55, "building static planes from the matte")
-        z_front, z_back, covered = depth_maps(verts, head.faces, RESOLUTION)
-        silhouette, zf_static, zb_static, front_rgb, back_rgb = static_geometry(
-            prepared.matte, prepared.image, fit.camera, z_front.numpy(), z_back.numpy(), covered.numpy(), RESOLUTION)
-        zf, zb, sil = torch.from_numpy(zf_static), torch.from_numpy(zb_static), torch.from_numpy(silhouette)
-        planes = surface_planes(torch.from_numpy(proj.texture), torch.from_numpy(front_rgb),
-                                torch.from_numpy(back_rgb), zf, zb, sil, split_depth(zf, zb, sil), RESOLUTION)
+        report("planes", 0.55, "building hair and the whole head from the matte")
+        walls = build_walls(head, fit.identity, proj.texture, view, outline, RESOLUTION)
+        planes = surface_planes(proj.texture, walls)
 
         report("decoder", 0.65, "fitting the decoder to re-render the portrait")
         decoder = surface_decoder()
@@ -80,19 +92,24 @@ class ProjectiveGenerator:
             generator_settings=settings,
             source_sha256=prepared.source_sha256,
             channel_semantics=dict(SEMANTICS, fit_residual=fit.residual, fit_errors=fit.errors),
+            portrait_expression=fit.expression,
+            shape_offsets=offsets,
             portrait=prepared.image,
             display_name=display_name,
+            plane_names=SIDE_PLANES,
         )
         texel_uv, _ = cam.project(proj.points, fit.camera)
         photo = sample_image(prepared.image.astype(np.float32) / 255.0, _pixel_uv(REFINE_RENDER_SIZE))
-        renderer = Renderer(avatar, head=head, neural_resolution=REFINE_RENDER_SIZE)
+        renderer = Renderer(avatar, head=self.head, neural_resolution=REFINE_RENDER_SIZE)
         for k in range(self.settings["refine_passes"]):
             report("decoder", 0.65 + 0.25 * k / max(1, self.settings["refine_passes"]), f"residual pass {k + 1}")
-            self._refine_texture(avatar, renderer, photo, texel_uv, proj.seen * proj.covered)
+            # Only texels the photo shows themselves: a mirrored texel's own projection lands elsewhere.
+            self._refine_texture(avatar, renderer, photo, texel_uv, proj.direct * proj.covered, fit)
             renderer.planes_changed(geometry=False)
 
         report("thumbnail", 0.95, "rendering the thumbnail")
-        avatar.thumbnail = renderer.render(fit.camera, size=THUMBNAIL_SIZE).rgba8()
+        avatar.thumbnail = renderer.render(fit.camera, expression=fit.expression, eye=fit.eye,
+                                           size=THUMBNAIL_SIZE).rgba8()
         report("done", 1.0, "avatar ready")
         return avatar
 
@@ -110,10 +127,11 @@ class ProjectiveGenerator:
 
     @staticmethod
     def _refine_texture(avatar: Avatar, renderer: Renderer, photo: np.ndarray, texel_uv: np.ndarray,
-                        weight: np.ndarray) -> None:
+                        weight: np.ndarray, fit) -> None:
         """Move each seen texel's colour by the re-render's error (in logit space) where that texel
         lands in the photo: a fixed-point fit of the texture to the portrait."""
-        result = renderer.render(avatar.portrait_camera, size=REFINE_RENDER_SIZE)
+        result = renderer.render(avatar.portrait_camera, expression=fit.expression, eye=fit.eye,
+                                 size=REFINE_RENDER_SIZE)
         alpha = result.alpha.numpy()
         rendered = result.rgb.numpy() / np.maximum(alpha, 1e-3)[..., None]
         error = (_logit(photo) - _logit(rendered)) * (alpha[..., None] > 0.95)
@@ -121,6 +139,7 @@ class ProjectiveGenerator:
         channels = list(FRONT_RGB)
         corrected = avatar.planes[0, channels] + torch.from_numpy(correction).permute(2, 0, 1).float()
         avatar.planes[0, channels] = corrected.clamp(COLOUR_OFFSET - LOGIT_LIMIT, COLOUR_OFFSET + LOGIT_LIMIT)
+        sync_texture(avatar.planes)
 
 
 def _logit(c: np.ndarray, eps: float = 1e-3) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The head model interface: one dataclass, whatever the source (embedded or FaceVerse)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -109,6 +109,19 @@ class HeadModel:
     def part_faces(self, name: str) -> np.ndarray:
         """Indices into `faces` of the faces of one part."""
         return np.flatnonzero(self.face_part == PART_ID[name])
+
+    def personalised(self, offsets: np.ndarray) -> "HeadModel":
+        """The same model (id, topology, bases) with a per-person shape correction (N, 3) added to the
+        mean vertices, e.g. avatar.fit.shape_offsets; eyeballs carry their rotation centres along."""
+        off = np.asarray(offsets, dtype=np.float32)
+        if off.shape != self.vertices.shape or not np.all(np.isfinite(off)):
+            raise HeadModelError(f"shape offsets must be {self.vertices.shape} finite values, got {off.shape}")
+        centres = self.eye_centers.copy()
+        for side, part in enumerate(("eyeball_left", "eyeball_right")):
+            idx = self.part_vertices(part)
+            if len(idx):
+                centres[side] += off[idx].mean(axis=0)
+        return replace(self, vertices=(self.vertices + off).astype(np.float32), eye_centers=centres)
 
     def eye_centers_for(self, identity: np.ndarray | None = None) -> np.ndarray:
         """(2, 3) eye rotation centres for an identity (None = mean head)."""

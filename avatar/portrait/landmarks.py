@@ -1,6 +1,7 @@
 """Caller-supplied face boxes and landmarks (iBUG-68 or MediaPipe-478/468), validated; features from landmarks."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .errors import PortraitError
@@ -121,3 +122,11 @@ def _as_points(landmarks) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise PortraitError("bad_landmarks", "landmarks contain NaN or infinite values")
     return arr
+
+
+def face_hull_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(S, S) bool: the hull of the face mesh's 468 points (pixels of a square S x S image)."""
+    hull = cv2.convexHull(np.asarray(landmarks)[:MP_MESH_POINTS, :2].astype(np.float32)).astype(np.int32)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask > 0

@@ -39,7 +39,7 @@ MAX_FACES = (1 << 24) - 1
 # Depth of the orthographic planes: z/w = -depth / (DEPTH_RANGE * box_half), so geometry up to twice
 # the box half-size in front of or behind the plane is kept.
 ORTHO_DEPTH_RANGE = 2.0
-PLANES = ("xy", "xz", "zx")
+PLANES = ("xy", "xz", "zx", "zy")
 
 
 class RasterError(ValueError):
@@ -155,7 +155,7 @@ def orthographic_clip(vertices, plane: str = "xy", box_half: float = 0.5) -> tor
     """(N, 4) clip positions that rasterize world vertices into one triplane plane image.
 
     The plane's two world coordinates (a, b) = (x, y) for "xy", (x, z) for "xz", (z, x) for "zx"
-    (EG3D's plane order and naming) map to NDC (a / box_half, b / box_half). A raster of size (H, W)
+    (EG3D's plane order and naming), (z, y) for "zy" (the side plane) map to NDC (a / box_half, b / box_half). A raster of size (H, W)
     is then indexed exactly as `torch.nn.functional.grid_sample(plane_image, coords / box_half,
     align_corners=False)` indexes a (C, H, W) plane: grid x = a selects the column (width), grid y = b
     selects the row (height), pixel centres at (2j + 1)/W - 1 and (2i + 1)/H - 1. So
@@ -163,7 +163,7 @@ def orthographic_clip(vertices, plane: str = "xy", box_half: float = 0.5) -> tor
     world point's (a, b) / box_half to read the pixel that point was rasterized into.
 
     Depth makes the surface nearest the viewer win: for "xy" the viewer is at +z (larger z wins); for
-    "xz" and "zx" the viewer is at +y (larger y wins). z/w = -depth_axis / (2 * box_half), so geometry
+    "xz" and "zx" the viewer is at +y (larger y wins); for "zy" at +x. z/w = -depth_axis / (2 * box_half), so geometry
     within twice the box half-size along the depth axis survives the near/far range.
     """
     if plane not in PLANES:
@@ -172,7 +172,7 @@ def orthographic_clip(vertices, plane: str = "xy", box_half: float = 0.5) -> tor
         raise RasterError(f"box_half must be a positive finite number, got {box_half!r}")
     v = _check_vertices(vertices)
     x, y, z = v.unbind(1)
-    a, b, depth = {"xy": (x, y, z), "xz": (x, z, y), "zx": (z, x, y)}[plane]
+    a, b, depth = {"xy": (x, y, z), "xz": (x, z, y), "zx": (z, x, y), "zy": (z, y, x)}[plane]
     one = torch.ones_like(x)
     return torch.stack([a / box_half, b / box_half, -depth / (ORTHO_DEPTH_RANGE * box_half), one], dim=1)
 

@@ -1,0 +1,382 @@
+"""The whole head from one photo: hair and neck geometry from the matte, walls from four sides, colours
+for what the photo does not show.
+
+What it does, plainly:
+- The person matte minus clothing (what lies below the chin, outside the neck and unlike the hair in
+  colour) is the head's silhouette. Carried onto the xy plane it becomes a volume: each row's silhouette
+  run is revolved into an ellipse around the skull's centre (deeper than wide above the chin, flatter
+  below), trimmed to what projects into the silhouette and kept behind the face. That is a guess at
+  hair seen only from the front; it is round, it covers the skull where the photo shows hair, and long
+  hair stays where it falls.
+- Mesh and hair volume together give the four walls of avatar.surface_field (front, back, +x, -x), with
+  the mesh posed at the expressions that move it most, so no static wall cuts an open jaw.
+- Each wall's colour is the photo where the photo sees that point, its mirror image where only the
+  other side is seen, and otherwise the colour the silhouette's edge has at that height (`EdgeFill`):
+  hair continues round the back as the photo shows it at the sides, and a neck stays a neck.
+- Each side wall claims the points it sees better than the front or back map does; the moving part of
+  the face always stays with the front map, which follows the expression.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+from skimage import measure
+
+from avatar import camera as cam
+from avatar import raster
+from avatar.generators.projection import sample_image
+from avatar.head_model import HeadModel
+from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
+from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
+
+MATTE_MIN = 0.5
+HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
+HAIRLINE_ABOVE_BROWS = 0.55  # hairline height above the brows, as a fraction of the brow-to-chin distance
+HAIR_MAX_THICKNESS = 0.2      # world units (about 8 cm at life size)
+FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
+SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the head's widest point
+HULL_RESOLUTION = 128      # the hair volume's grid (doubled to the walls' resolution)
+EDGE_BAND = 0.03           # narrowest strip (x image size) the fill reads at the silhouette's sides
+FILL_ROW_BLUR = 0.008      # vertical blur of what the fill reads (x image size)
+FILL_FROM_DEG = 60.0       # round the head from this angle on, the fill reads deeper into the side strips
+VISIBILITY_EPS = 0.02
+
+
+@dataclass
+class PortraitView:
+    """The photo and how it was taken: (S, S, 3) uint8 aligned crop, its matte and camera."""
+
+    image: np.ndarray
+    matte: np.ndarray
+    camera: np.ndarray
+    face_mask: np.ndarray      # (S, S) bool: the face (landmark hull), never hair or clothing
+    chin_row: float            # image row of the chin
+
+
+class EdgeFill:
+    """Colour for points the photo does not show: the hair (or neck) at the silhouette's sides,
+    continued round the head.
+
+    A point at angle theta round the vertical axis (0 = facing the camera, 180 = the back) and at the
+    height of image row r takes its colour from the strip between the silhouette's left (or right)
+    edge and the face in row r: the further round the head, the deeper into the strip. Left and right
+    strips cross-fade across the back. So texture runs round the head as the photo shows it at the
+    sides, with no streaks from copying one colour along a row. Where a side shows only face (a head
+    turned away), that side takes the other side's strip, or the nearest row's.
+    """
+
+    def __init__(self, view: PortraitView, silhouette: np.ndarray, face: np.ndarray, centre_z: float):
+        # Softer along rows than across them: a strip is read at one row per height, and single rows
+        # stretched round the head would show as streaks.
+        self.image = cv2.GaussianBlur(view.image.astype(np.float32) / 255.0, (0, 0), sigmaX=1.0,
+                                      sigmaY=FILL_ROW_BLUR * view.image.shape[0])
+        s = self.image.shape[0]
+        free = silhouette & ~_dilate(face, s // 100)
+        self.left = _strips(silhouette, free, EDGE_BAND * s)
+        self.right = _strips(silhouette[:, ::-1], free[:, ::-1], EDGE_BAND * s)
+        if self.left is None and self.right is None:
+            raise ValueError("the head silhouette shows nothing but the face")
+        self.left = self.left or self.right
+        self.right = self.right or self.left
+        rows = np.arange(s)
+        lo, hi = np.full(s, np.nan), np.full(s, np.nan)
+        for row in range(s):
+            cols = np.flatnonzero(silhouette[row])
+            if len(cols):
+                lo[row], hi[row] = cols[0], cols[-1]
+        known = np.isfinite(lo)
+        self.lo = np.interp(rows, rows[known], lo[known])
+        self.hi = np.interp(rows, rows[known], hi[known])
+        self.camera = view.camera
+        self.centre_z = centre_z
+        self.size = s
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        flat = points.reshape(-1, 3).astype(np.float64)
+        on_plane = np.concatenate([flat[:, :2], np.full((len(flat), 1), self.centre_z)], axis=1)
+        uv, _ = cam.project(on_plane, self.camera)
+        r = np.clip(np.rint(uv[:, 1] * self.size - 0.5), 0, self.size - 1).astype(np.int64)
+        theta = np.degrees(np.abs(np.arctan2(flat[:, 0], flat[:, 2] - self.centre_z)))
+        depth = np.clip((theta - FILL_FROM_DEG) / (180.0 - FILL_FROM_DEG), 0, 1)
+        rows_l, start_l, width_l = self.left
+        rows_r, start_r, width_r = self.right
+        left = self._sample(start_l[r] + depth * width_l[r], rows_l[r])
+        right = self._sample(self.size - 1 - (start_r[r] + depth * width_r[r]), rows_r[r])
+        lo, hi = self.lo[r], self.hi[r]
+        t = np.clip((uv[:, 0] * self.size - lo) / np.maximum(hi - lo, 1.0), 0, 1)[:, None]
+        t = t * t * (3 - 2 * t)
+        colour = left * (1 - t) + right * t
+        return colour.reshape(*points.shape[:-1], 3).astype(np.float32)
+
+    def _sample(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+        uv = np.stack([(col + 0.5) / self.size, (row + 0.5) / self.size], axis=-1)
+        return sample_image(self.image, uv)
+
+
+def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float):
+    """Per row, the strip at the silhouette's left edge clear of the face: (source row, first column,
+    width), each (S,); rows whose edge is face borrow the nearest row's strip. None if no row has one."""
+    s = silhouette.shape[0]
+    start = np.full(s, np.nan)
+    width = np.zeros(s)
+    for row in range(s):
+        cols = np.flatnonzero(silhouette[row])
+        if len(cols) < 2:
+            continue
+        run = _run_length(free[row, cols[0]:cols[-1] + 1])
+        if run >= minimum:
+            start[row], width[row] = cols[0], min(run, 0.5 * (cols[-1] - cols[0]))
+    valid = np.flatnonzero(np.isfinite(start))
+    if not len(valid):
+        return None
+    rows = np.arange(s)
+    nearest = valid[np.clip(np.searchsorted(valid, rows), 0, len(valid) - 1)]
+    before = valid[np.clip(np.searchsorted(valid, rows) - 1, 0, len(valid) - 1)]
+    nearest = np.where(np.abs(before - rows) < np.abs(nearest - rows), before, nearest)
+    width = ndimage.gaussian_filter1d(width[nearest], 0.01 * s)
+    return nearest, start[nearest], width
+
+
+def _run_length(mask: np.ndarray) -> int:
+    """Length of the leading run of True."""
+    off = np.flatnonzero(~mask)
+    return int(off[0]) if len(off) else len(mask)
+
+
+def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
+    """The matte without clothing, (S, S) bool: everything above the chin, the neck (where the mesh
+    is), and below the chin only hair that hangs from the head: closer in colour to the hair than to
+    the clothing, and continuing straight down from hair beside the head at the chin's height."""
+    person = view.matte > MATTE_MIN
+    s = person.shape[0]
+    rows = np.arange(s)[:, None]
+    above = person & (rows < view.chin_row)
+    head = above | (person & mesh_mask)
+    below = person & ~head
+    lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    hair_seed = _hair_seed(view, above)
+    cloth_seed = below & (rows > s * 0.9)
+    if hair_seed.sum() < 200 or cloth_seed.sum() < 200:
+        return head  # no hair to follow, or no clothing to tell it from: stop at the chin and neck
+    hair_like = _closer_to(lab, below, lab[hair_seed], lab[cloth_seed])
+    start = int(np.clip(view.chin_row, 0, s - 1))
+    hanging = np.zeros_like(person)
+    hanging[start] = person[start] & ~mesh_mask[start] & ~view.face_mask[start]
+    spread = np.ones(2 * HAIR_SPREAD + 1, bool)
+    for row in range(start + 1, s):
+        hanging[row] = hair_like[row] & ndimage.binary_dilation(hanging[row - 1], spread)
+    return head | hanging
+
+
+def _hair_seed(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
+    """Where the hair most surely is: the silhouette above the forehead's likely hairline (half the
+    brow-to-chin distance above the brows), away from the face."""
+    s = silhouette.shape[0]
+    brow_row = _top_row(view.face_mask)
+    hairline = brow_row - HAIRLINE_ABOVE_BROWS * (view.chin_row - brow_row)
+    return silhouette & ~_dilate(view.face_mask, s // 64) & (np.arange(s)[:, None] < hairline)
+
+
+def _top_row(mask: np.ndarray) -> float:
+    rows = np.flatnonzero(mask.any(axis=1))
+    return float(rows[0]) if len(rows) else 0.0
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), k) > 0
+
+
+def _closer_to(lab: np.ndarray, where: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels in `where` whose colour is likelier under a Gaussian fitted to `a` than to `b`."""
+    def loglik(samples):
+        mean = samples.mean(axis=0)
+        cov = np.cov(samples.T) + np.eye(3) * 25.0
+        inv = np.linalg.inv(cov)
+        d = lab[where] - mean
+        return -0.5 * np.einsum("ij,jk,ik->i", d, inv, d) - 0.5 * np.log(np.linalg.det(cov))
+    out = np.zeros(where.shape, bool)
+    out[where] = loglik(a) > loglik(b)
+    return out
+
+
+def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, mesh_mask: np.ndarray,
+                head: HeadModel, neutral: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R, R) bool [x, y, z]: the hair (and ears, and whatever else of the head the mesh misses).
+
+    Hair is a shell round the mesh as thick, at each height, as the silhouette reaches beyond the
+    mesh in that row of the photo, trimmed to what projects into the silhouette and kept off the skin
+    the photo shows in front of the ears.
+    """
+    n = HULL_RESOLUTION
+    c = texel_centres(n)
+    voxel = c[1] - c[0]
+    zf, _ = mesh_wall(neutral, head.faces, "front", n)
+    zb, _ = mesh_wall(neutral, head.faces, "back", n)
+    covered = np.isfinite(zf)
+    z = c.reshape(1, 1, -1)
+    inside = (z <= np.where(covered, zf, -np.inf).T[:, :, None]) & (z >= np.where(covered, zb, np.inf).T[:, :, None])
+    distance = ndimage.distance_transform_edt(~inside) * voxel
+    # Toward the face the hair thins out: it lies on the skull at the hairline.
+    ear_z = neutral[[head.landmarks["ear_left"], head.landmarks["ear_right"]], 2].mean()
+    face_z = neutral[head.landmarks["nose_bridge"], 2]
+    thinning = np.clip((face_z - c) / (face_z - ear_z), FRONT_HAIR_THICKNESS, 1.0)
+    grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), axis=-1).reshape(-1, 3)
+    uv3, _ = cam.project(grid, view.camera)
+    s = silhouette.shape[0]
+    inside_img = (uv3 >= 0).all(-1) & (uv3 <= 1).all(-1)
+    px = np.clip((uv3 * s).astype(np.int64), 0, s - 1)
+    thickness = _row_reach(view, silhouette, mesh_mask)[px[:, 1]].reshape(n, n, n)
+    shell = distance <= thickness * thinning.reshape(1, 1, n)
+    in_silhouette = inside_img & silhouette[px[:, 1], px[:, 0]]
+    on_skin = inside_img & skin[px[:, 1], px[:, 0]] & (grid[:, 2] > ear_z)
+    hair = shell & ~inside & (in_silhouette & ~on_skin).reshape(n, n, n)
+    # Beside the face hair falls from the sides of the skull: it does not reach forward over the cheeks.
+    brow_y = neutral[[head.landmarks["brow_left"], head.landmarks["brow_right"]], 1].mean()
+    forward = _widest_point_depth(neutral[head.part_vertices("skin")], c) + SIDE_HAIR_FORWARD
+    forward[c > brow_y] = np.inf
+    hair &= z <= forward.reshape(1, n, 1)
+    factor = resolution // n
+    return hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
+
+
+def _row_reach(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:
+    """(S,) world units: per photo row, how far the silhouette reaches beyond the mesh's outline."""
+    s = silhouette.shape[0]
+    beyond = ndimage.distance_transform_edt(~mesh_mask) * silhouette
+    reach = ndimage.maximum_filter1d(beyond.max(axis=1), size=max(3, s // 40))
+    reach = ndimage.gaussian_filter1d(reach, s / 200)
+    c2w = np.asarray(view.camera, dtype=np.float64)[:16].reshape(4, 4)
+    world_per_pixel = np.linalg.norm(c2w[:3, 3]) / (np.asarray(view.camera)[16] * s)
+    return np.minimum(reach * world_per_pixel, HAIR_MAX_THICKNESS)
+
+
+def _widest_point_depth(vertices: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per row height, the depth z at which the mesh is widest (|x| largest), (R,)."""
+    half = 0.5 * (rows[1] - rows[0])
+    out = np.full(len(rows), np.nan)
+    for i, y in enumerate(rows):
+        band = vertices[np.abs(vertices[:, 1] - y) <= half * 2]
+        if len(band):
+            out[i] = band[np.argmax(np.abs(band[:, 0])), 2]
+    known = np.isfinite(out)
+    return np.interp(rows, rows[known], out[known]) if known.any() else np.zeros(len(rows))
+
+
+def skin_pixels(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:
+    """(S, S) bool: where the photo shows skin of the head: the face up to the likely hairline, and
+    below the chin whatever inside the mesh's outline (the neck) looks more like the face than like
+    the hair. Colour alone does not tell fair hair from skin on the skull, so the skull is never skin."""
+    s = silhouette.shape[0]
+    rows = np.arange(s)[:, None]
+    brow_row = _top_row(view.face_mask)
+    forehead = (rows >= brow_row - HAIRLINE_ABOVE_BROWS * (view.chin_row - brow_row)) & (rows < brow_row + 1)
+    cols = np.flatnonzero(view.face_mask.any(axis=0))
+    face = view.face_mask.copy()
+    if len(cols):
+        face |= forehead & (np.arange(s)[None, :] >= cols[0]) & (np.arange(s)[None, :] <= cols[-1])
+    face &= silhouette
+    neck = mesh_mask & silhouette & (rows > view.chin_row)
+    hair_seed = _hair_seed(view, silhouette)
+    if hair_seed.sum() < 200 or view.face_mask.sum() < 200:
+        return face | neck
+    lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    return face | _closer_to(lab, neck, lab[view.face_mask & silhouette], lab[hair_seed])
+
+
+class SurfaceColour:
+    """Colours of head points (hair, ears, neck, skin) as the photo shows them, or their fill."""
+
+    def __init__(self, view: PortraitView, vol: np.ndarray, silhouette: np.ndarray, fill: EdgeFill):
+        self.view = view
+        self.image = view.image.astype(np.float32) / 255.0
+        self.silhouette = silhouette.astype(np.float32)
+        self.fill = fill
+        self.normals = VolumeNormals(vol, HULL_RESOLUTION)
+        self.depth = _view_depth_of_volume(self.normals.coarse, view.camera, view.image.shape[0])
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        normals = self.normals(points)
+        colour, weight = self._observe(points, normals)
+        mirror = np.array([-1.0, 1.0, 1.0])
+        m_colour, m_weight = self._observe(points * mirror, normals * mirror)
+        m_weight = m_weight * (1 - weight)
+        total = weight + m_weight
+        seen = np.clip(total, 0, 1)[..., None]
+        blended = (colour * weight[..., None] + m_colour * m_weight[..., None]) / np.maximum(total, 1e-6)[..., None]
+        return (blended * seen + self.fill(points) * (1 - seen)).astype(np.float32)
+
+    def _observe(self, points, normals):
+        uv, depth = cam.project(points, self.view.camera)
+        origin = np.asarray(self.view.camera, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
+        to_cam = origin - points
+        to_cam /= np.maximum(np.linalg.norm(to_cam, axis=-1, keepdims=True), 1e-8)
+        facing = np.clip((normals * to_cam).sum(-1), 0, 1)
+        s = self.depth.shape[0]
+        inside = (uv >= 0).all(-1) & (uv <= 1).all(-1)
+        px = np.clip((uv * s).astype(np.int64), 0, s - 1)
+        visible = depth <= self.depth[px[..., 1], px[..., 0]] + VISIBILITY_EPS
+        in_head = sample_image(self.silhouette, uv)[..., 0] > 0.5
+        return sample_image(self.image, uv), facing * (inside & visible & in_head)
+
+
+def _view_depth_of_volume(vol: np.ndarray, camera_vec: np.ndarray, size: int) -> np.ndarray:
+    """Camera depth of the volume's nearest surface per pixel of the portrait (inf where empty)."""
+    if not vol.any():
+        return np.full((size, size), np.inf)
+    verts, faces, _, _ = measure.marching_cubes(np.pad(vol, 1).astype(np.float32), 0.5)
+    n = vol.shape[0]
+    verts = (verts - 1 + 0.5) / n - 0.5
+    v = torch.from_numpy(verts.astype(np.float32))
+    tri = torch.from_numpy(faces.astype(np.int32))
+    rast = raster.rasterize(raster.perspective_clip(v, camera_vec), tri, size, size)
+    _, depth = cam.project(verts, camera_vec)
+    d = raster.interpolate(torch.from_numpy(depth.astype(np.float32))[:, None], rast, tri)[..., 0].numpy()
+    return np.where(rast[..., 3].numpy() > 0, d, np.inf)
+
+
+@dataclass
+class HeadOutline:
+    """What the photo says about the head beyond the mesh: its silhouette without clothing and where it
+    shows skin and where the mesh covers it, (S, S) bool each; the fill for unseen points; the skull's centre depth."""
+
+    silhouette: np.ndarray
+    skin: np.ndarray
+    mesh_mask: np.ndarray
+    fill: EdgeFill
+    centre_z: float
+
+
+def head_outline(head: HeadModel, identity: np.ndarray, view: PortraitView) -> HeadOutline:
+    neutral = head.identity_vertices(identity)
+    skin = neutral[head.part_vertices("skin")]
+    centre_z = float(0.5 * (skin[:, 2].min() + skin[:, 2].max()))
+    mesh_mask = _mesh_mask(neutral, head.faces, view)
+    silhouette = head_silhouette(view, mesh_mask)
+    skin = skin_pixels(view, silhouette, mesh_mask)
+    face = skin & (np.arange(skin.shape[0])[:, None] <= view.chin_row)
+    return HeadOutline(silhouette, skin, mesh_mask, EdgeFill(view, silhouette, face, centre_z), centre_z)
+
+
+def build_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, view: PortraitView,
+                outline: HeadOutline, resolution: int) -> HeadWalls:
+    """The four walls of the whole head, their colours and the side views' claims."""
+    neutral = head.identity_vertices(identity)
+    hair = hair_volume(view, outline.silhouette, outline.skin, outline.mesh_mask, head, neutral, resolution)
+    vol = swept_mesh_volume(head, identity, resolution) | hair
+    colour = SurfaceColour(view, vol, outline.silhouette, outline.fill)
+    return assemble_walls(head, identity, texture, vol, hair, colour, colour.normals, resolution)
+
+
+def _mesh_mask(vertices: np.ndarray, faces: np.ndarray, view: PortraitView) -> np.ndarray:
+    """Where the mesh covers the photo, (S, S) bool."""
+    s = view.image.shape[0]
+    rast = raster.rasterize(raster.perspective_clip(torch.from_numpy(vertices.astype(np.float32)), view.camera),
+                            torch.from_numpy(faces.astype(np.int32)), s, s)
+    return rast[..., 3].numpy() > 0
+
+

@@ -1,0 +1,151 @@
+"""From a head volume to the walls of avatar.surface_field: geometry, colours and the side views' claims.
+
+The volume is boolean on the planes' texel grid ([x, y, z], R per axis). It holds the head mesh at its
+neutral pose and at the expressions that move it furthest (so no static wall cuts an open jaw) plus
+whatever the mesh does not model (hair, ears). Points on the mesh take the neural texture's colour;
+other points take the colour a caller-supplied function gives them.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from avatar import raster
+from avatar.expressions import to_expression
+from avatar.head_model import HeadModel
+from avatar.surface_field import HeadWalls, mesh_wall, split_depth, texel_centres
+
+ColourFn = Callable[[np.ndarray], np.ndarray]   # (..., 3) world points -> (..., 3) RGB in [0, 1]
+OWN_DEPTH = 0.015          # a point within this of a wall is seen by that wall's view (world units)
+FRONT_PREFERENCE = 0.15    # a side view must see a point this much better (cosine) to claim it
+MOVING = 0.01              # a vertex some blendshape moves further than this belongs to the moving face
+FACING_FRONT = 0.3         # ... and the front map keeps it where it faces the front at least this much
+# Expressions that move the mesh furthest: the walls hold the mesh at each, so none cuts them off.
+SWEPT_EXPRESSIONS = (
+    {"jawOpen": 1.0}, {"jawOpen": 0.5}, {"jawOpen": 0.5, "jawLeft": 1.0}, {"jawOpen": 0.5, "jawRight": 1.0},
+    {"jawForward": 1.0}, {"cheekPuff": 1.0}, {"mouthFunnel": 1.0, "mouthPucker": 1.0},
+    {"jawOpen": 1.0, "tongueOut": 1.0},
+)
+
+
+def swept_mesh_volume(head: HeadModel, identity: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R, R) bool [x, y, z]: inside the mesh at neutral or at any of SWEPT_EXPRESSIONS, each taken
+    as the span between a column's front and back surface."""
+    poses = [head.identity_vertices(identity)] + [head.posed(to_expression(e), identity) for e in SWEPT_EXPRESSIONS]
+    c = texel_centres(resolution).reshape(1, 1, -1)
+    vol = np.zeros((resolution,) * 3, bool)
+    for verts in poses:
+        zf, _ = mesh_wall(verts, head.faces, "front", resolution)
+        zb, _ = mesh_wall(verts, head.faces, "back", resolution)
+        ok = np.isfinite(zf) & np.isfinite(zb)
+        vol |= (c <= np.where(ok, zf, -np.inf).T[:, :, None]) & (c >= np.where(ok, zb, np.inf).T[:, :, None])
+    return vol
+
+
+def volume_walls(vol: np.ndarray) -> dict[str, np.ndarray]:
+    """First-surface coordinates of a volume [x, y, z] from the four views, NaN where empty:
+    front/back on (row y, column x), px/nx on (row y, column z)."""
+    r = vol.shape[0]
+    c = texel_centres(r)
+
+    def first(axis: int, from_high: bool) -> np.ndarray:
+        v = np.flip(vol, axis) if from_high else vol
+        idx = np.argmax(v, axis=axis)
+        if from_high:
+            idx = r - 1 - idx
+        return np.where(vol.any(axis=axis), c[idx], np.nan)
+
+    return {"front": first(2, True).T, "back": first(2, False).T, "px": first(0, True), "nx": first(0, False)}
+
+
+def wall_points(view: str, values: np.ndarray) -> np.ndarray:
+    """(R, R, 3) world points of a wall's texels (NaN coordinates become 0)."""
+    r = values.shape[0]
+    c = texel_centres(r)
+    rows, cols = np.meshgrid(c, c, indexing="ij")
+    v = np.nan_to_num(values)
+    if view in ("front", "back"):
+        return np.stack([cols, rows, v], axis=-1)
+    return np.stack([v, rows, cols], axis=-1)
+
+
+class VolumeNormals:
+    """Outward unit normals of a boolean volume's surface: the gradient of a smoothed copy."""
+
+    def __init__(self, vol: np.ndarray, resolution: int = 128, sigma: float = 1.5):
+        factor = max(1, vol.shape[0] // resolution)
+        n = vol.shape[0] // factor
+        coarse = vol.reshape(n, factor, n, factor, n, factor).any(axis=(1, 3, 5))
+        self.coarse = coarse
+        self.gradient = np.stack(np.gradient(ndimage.gaussian_filter(coarse.astype(np.float32), sigma)), axis=0)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        n = self.gradient.shape[1]
+        idx = ((points.reshape(-1, 3) + 0.5) * n - 0.5).T
+        g = np.stack([ndimage.map_coordinates(self.gradient[k], idx, order=1, mode="nearest") for k in range(3)], -1)
+        g = -g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-8)
+        return g.reshape(points.shape)
+
+
+def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, vol: np.ndarray,
+                   extra: np.ndarray, colour: ColourFn, normals: Callable[[np.ndarray], np.ndarray],
+                   resolution: int) -> HeadWalls:
+    """Walls of `vol` (mesh and `extra`, the part the mesh does not carry), coloured from the neural
+    texture (R, R, 3) on the mesh and by `colour` elsewhere, with each side view's claims."""
+    neutral = head.identity_vertices(identity)
+    walls = volume_walls(vol)
+    moving = np.linalg.norm(head.expression_basis, axis=2).max(axis=0) > MOVING
+    tri = torch.from_numpy(head.faces.astype(np.int32))
+    tri_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
+    uv_coords = torch.from_numpy(head.uv.astype(np.float32))
+    tex = torch.from_numpy(texture.astype(np.float32)).permute(2, 0, 1)[None]
+
+    def wall_colour(name: str):
+        pts = wall_points(name, walls[name])
+        mesh_coord, rast = mesh_wall(neutral, head.faces, name, resolution)
+        on_mesh = np.isfinite(mesh_coord) & (np.abs(np.nan_to_num(mesh_coord) - np.nan_to_num(walls[name]))
+                                             < 2.5 / resolution)
+        uv = raster.interpolate(uv_coords, rast, tri_uv)
+        mesh_rgb = torch.nn.functional.grid_sample(tex, (uv * 2 - 1)[None], mode="bilinear", padding_mode="border",
+                                                   align_corners=False)[0].permute(1, 2, 0).numpy()
+        move = raster.interpolate(torch.from_numpy(moving.astype(np.float32))[:, None], rast, tri)[..., 0].numpy()
+        rgb = np.where(on_mesh[..., None], mesh_rgb, colour(pts))
+        idx = _texel_index(pts, resolution)
+        on_extra = np.isfinite(walls[name]) & extra[idx[..., 0], idx[..., 1], idx[..., 2]]
+        # What is neither the neutral mesh nor `extra` is room kept for the moving mesh (an open jaw):
+        # no surface at rest, so no view colours it.
+        return rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra
+
+    front_static = volume_walls(extra)["front"]
+    front_rgb = colour(wall_points("front", front_static))
+    back_rgb = wall_colour("back")[0]
+    split = split_depth(walls["front"], walls["back"])
+    owned, side_rgb = {}, {}
+    for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
+        rgb, pts, moving_face, real = wall_colour(side)
+        side_rgb[side] = rgb
+        n = normals(pts)
+        front_half = pts[..., 2] > split[_texel_index(pts[..., 0], resolution)]
+        default_wall = np.where(front_half, _sample_xy(walls["front"], pts), _sample_xy(walls["back"], pts))
+        on_default = np.abs(np.nan_to_num(default_wall, nan=9.0) - pts[..., 2]) < OWN_DEPTH
+        default_score = np.where(front_half, n[..., 2], -n[..., 2])
+        # The moving face stays with the front map, which follows the expression.
+        owns = real & ~(moving_face & (n[..., 2] > FACING_FRONT))
+        owns &= ~(on_default & (default_score + FRONT_PREFERENCE >= axis_sign * n[..., 0]))
+        owned[(side, "front")] = owns & front_half
+        owned[(side, "back")] = owns & ~front_half
+    return HeadWalls(front_static=front_static, back=walls["back"], px=walls["px"], nx=walls["nx"],
+                     front_static_rgb=front_rgb, back_rgb=back_rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
+                     split=split, owned=owned)
+
+
+def _texel_index(coord: np.ndarray, resolution: int) -> np.ndarray:
+    return np.clip(((coord + 0.5) * resolution).astype(np.int64), 0, resolution - 1)
+
+
+def _sample_xy(values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    r = values.shape[0]
+    return values[_texel_index(points[..., 1], r), _texel_index(points[..., 0], r)]
