@@ -10,13 +10,11 @@ import inspect
 import logging
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Callable, Iterator
 
 import grpc
@@ -27,10 +25,11 @@ from grpc_server import exports, torch_threads
 from grpc_server.proto import pb, pb_grpc
 from grpc_server.convert import avatar_info, frame_inputs, frame_spec
 from grpc_server.errors import Cancelled, InvalidRequest, ShuttingDown, register_invalid_argument, rpc_errors
-from grpc_server.limits import MESSAGE_OVERHEAD, LimitExceeded, ServerLimits, Slots, check_portrait_header
+from grpc_server.auth import client_identity
+from grpc_server.limits import MESSAGE_OVERHEAD, ClientSlots, LimitExceeded, ServerLimits, Slots, check_portrait_header
 from grpc_server.rendering import FrameRenderer
-from grpc_server.store import AvatarStore, check_id
-from grpc_server.streaming import StreamSession
+from grpc_server.store import AvatarStore, check_id, is_out_of_space, out_of_space
+from grpc_server.streaming import MAX_TRACK_FRAMES, StreamSession, TrackSession
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,12 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
         self.stopping = threading.Event()
         self.stream_slots = Slots(self.limits.max_streams, "render streams")
         self.job_slots = Slots(self.limits.max_pending_jobs, "avatar creations and exports")
+        self.client_stream_slots = ClientSlots(self.limits.max_streams_per_client, "render streams")
+        self.client_job_slots = ClientSlots(self.limits.max_jobs_per_client, "avatar creations and exports")
         self.frame_renderer = FrameRenderer(options.render_slots, self.limits.max_message_bytes)
         self._jobs = ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="avatarforge-job")
-        for module, name in (("exporter.options", "ExportError"), ("avatar.generators", "GeneratorError")):
+        for module, name in (("exporter.options", "ExportError"), ("avatar.generators", "GeneratorError"),
+                             ("avatar.track", "ClipError")):
             try:
                 register_invalid_argument(getattr(importlib.import_module(module), name))
             except (ImportError, AttributeError):
@@ -92,7 +94,13 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
         The progress callback raises Cancelled once the call is gone, which is how a cancelled or
         timed-out create stops burning CPU: the generator unwinds, nothing was saved yet.
         """
-        self.job_slots.acquire()
+        client = client_identity(context)
+        self.client_job_slots.acquire(client)
+        try:
+            self.job_slots.acquire()
+        except LimitExceeded:
+            self.client_job_slots.release(client)
+            raise
         events: queue.Queue = queue.Queue()
         gone = threading.Event()
         context.add_callback(gone.set)
@@ -110,11 +118,13 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
                 return work(progress)
             finally:
                 self.job_slots.release()
+                self.client_job_slots.release(client)
 
         try:
             future = self._jobs.submit(run)
         except RuntimeError:
             self.job_slots.release()
+            self.client_job_slots.release(client)
             raise ShuttingDown() from None
         while True:
             try:
@@ -243,6 +253,11 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
     def RenderStream(self, request_iterator, context) -> Iterator[pb.Frame]:
         return StreamSession(self, request_iterator, context).frames()
 
+    # -- face tracking -----------------------------------------------------------------------------
+
+    def TrackFace(self, request_iterator, context) -> Iterator[pb.TrackFaceResponse]:
+        return TrackSession(self, request_iterator, context).responses()
+
     # -- exports -----------------------------------------------------------------------------------
 
     def Export(self, request: pb.ExportRequest, context) -> Iterator[pb.ExportEvent]:
@@ -257,10 +272,17 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
             options = exports.options_from_proto(request.options)
             sources = exports.animation_sources(request.animation_source, formats)
             avatar = self.store.load(request.avatar_id)
-            out_dir = Path(tempfile.mkdtemp(prefix="avatarforge-export-"))
+            # Scratch inside the store: on its filesystem (a full disk is RESOURCE_EXHAUSTED) and swept
+            # at start-up if the process dies mid-export.
+            out_dir = self.store.scratch_dir("export")
             try:
                 def work(progress):
-                    written = api.export(avatar, formats, options, sources, out_dir, progress)
+                    try:
+                        written = api.export(avatar, formats, options, sources, out_dir, progress)
+                    except OSError as e:
+                        if is_out_of_space(e):
+                            raise out_of_space(e, f"export avatar {request.avatar_id}") from None
+                        raise
                     return exports.checked_paths(out_dir, written)
 
                 paths = yield from self._relay(self._job(context, work), pb.ExportEvent)
@@ -280,11 +302,12 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
             lim = self.limits
             return pb.ServerInfo(
                 version=server_version(),
-                generators=[pb.GeneratorInfo(name=n, version=v, description=d) for n, v, d in available()],
+                generators=[pb.GeneratorInfo(name=n, version=v, description=d, available=not why, unavailable_reason=why)
+                            for n, v, d, why in available()],
                 default_generator=self.options.default_generator,
                 limits=pb.Limits(max_portrait_bytes=lim.max_portrait_bytes, max_portrait_pixels=lim.max_portrait_pixels,
                                  max_streams=lim.max_streams, max_frame_pixels=lim.max_frame_pixels,
-                                 max_message_bytes=lim.max_message_bytes),
+                                 max_message_bytes=lim.max_message_bytes, max_track_frames=MAX_TRACK_FRAMES),
                 rasterizer_backend=self.options.backend,
                 device="cuda:0" if self.options.backend == "nvdiffrast" else "cpu",
                 expression_names=list(ARKIT_NAMES),

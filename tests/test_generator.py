@@ -11,7 +11,7 @@ from avatar.expressions import index_of
 from avatar.fit.landmark_fit import model_points
 from avatar.generators import GeneratorError, available, get_generator
 from avatar.generators.quality import frontal_psnr
-from avatar.portrait import prepare
+from avatar.portrait import PerceptionUnavailable, prepare
 from avatar.portrait.landmarks import face_hull_mask
 from avatar.render import Renderer
 
@@ -47,11 +47,19 @@ def photo(avatar):
 
 
 def test_registry():
-    names = [name for name, _, _ in available()]
-    assert "projective" in names
+    listed = {name: why for name, _, _, why in available()}
+    assert listed["projective"] == ""
     assert get_generator().name == "projective"
     with pytest.raises(GeneratorError, match="unknown generator 'nope'"):
         get_generator("nope")
+
+
+def test_missing_models_make_the_generator_unavailable(tmp_path, monkeypatch, astronaut_png):
+    monkeypatch.setenv("AVATARFORGE_MODEL_DIR", str(tmp_path))
+    reason = get_generator().unavailable_reason()
+    assert "make models" in reason and str(tmp_path) in reason
+    with pytest.raises(PerceptionUnavailable, match="make models"):
+        get_generator().create(astronaut_png)
 
 
 def test_frontal_rerender_matches_portrait(astronaut_avatar, astronaut_prepared):

@@ -35,7 +35,8 @@ def test_server_info(client):
     info = client.info()
     assert info.version
     assert info.default_generator == "projective"
-    assert "projective" in [g.name for g in info.generators]
+    projective = {g.name: g for g in info.generators}["projective"]
+    assert projective.available and not projective.unavailable_reason
     assert list(info.expression_names) == list(ARKIT_NAMES)
     assert info.limits.max_message_bytes >= info.limits.max_portrait_bytes
     assert info.limits.max_streams >= 1 and info.limits.max_frame_pixels >= 2048 * 2048

@@ -13,7 +13,8 @@ from PIL import Image
 
 from grpc_server.client import AvatarForgeClient, ClientError, frame_request
 from grpc_server.proto import pb
-from portrait_helpers import astronaut_jpeg, astronaut_png, png_with_header_size
+from portrait_helpers import (astronaut, astronaut_jpeg, astronaut_on_canvas, astronaut_png, encode,
+                              png_with_header_size)
 from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 pytestmark = pytest.mark.timeout(900)
@@ -81,6 +82,8 @@ def png_bytes(array: np.ndarray) -> bytes:
     ("truncated jpeg", None, grpc.StatusCode.INVALID_ARGUMENT, "truncated"),
     ("30000x30000 header", png_with_header_size(30000, 30000), grpc.StatusCode.RESOURCE_EXHAUSTED, "too large"),
     ("no face", None, grpc.StatusCode.INVALID_ARGUMENT, "face"),
+    ("two faces", None, grpc.StatusCode.INVALID_ARGUMENT, "2 faces"),
+    ("tiny face", None, grpc.StatusCode.INVALID_ARGUMENT, "pixels wide"),
     ("over the portrait limit", np.random.default_rng(1).bytes(MAX_PORTRAIT + 10),
      grpc.StatusCode.RESOURCE_EXHAUSTED, "too large"),
 ])
@@ -91,8 +94,29 @@ def test_bad_portraits(client, unchanged, name, data, code, phrase):
         data = astronaut_jpeg()[: len(astronaut_jpeg()) // 2]
     elif name == "no face":
         data = png_bytes(np.full((512, 512, 3), (90, 140, 200), dtype=np.uint8))
+    elif name == "two faces":
+        data = encode(np.concatenate([astronaut(), astronaut()], axis=1), "JPEG", quality=90)
+    elif name == "tiny face":
+        data = png_bytes(astronaut_on_canvas(480, 180))
     with expect(code, phrase):
         client.create(data)
+
+
+def test_missing_face_models_are_a_failed_precondition(tmp_path):
+    """A server without its perception models says so at GetServerInfo and refuses CreateAvatar with
+    FAILED_PRECONDITION naming the make target, writing nothing."""
+    store = tmp_path / "store"
+    srv = ServerProcess(store, env={"AVATARFORGE_MODEL_DIR": str(tmp_path / "no-models")})
+    try:
+        with srv.client() as c:
+            projective = {g.name: g for g in c.info().generators}["projective"]
+            assert not projective.available and "make models" in projective.unavailable_reason
+            with expect(grpc.StatusCode.FAILED_PRECONDITION, "make models"):
+                c.create(astronaut_png())
+        assert store_listing(store) == []
+        assert srv.health() == SERVING
+    finally:
+        assert srv.stop() == 0, srv.log()
 
 
 def test_oversized_message_is_refused_by_transport(client, unchanged):

@@ -24,6 +24,10 @@ class Generator(Protocol):
 
     def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str: ...
 
+    def unavailable_reason(self) -> str:
+        """Empty when `create` can run here; otherwise what is missing (models, weights) and how to fix it."""
+        ...
+
 
 _FACTORIES: dict[str, Callable[[], Generator]] = {}
 
@@ -40,12 +44,13 @@ def get_generator(name: str = "") -> Generator:
         raise GeneratorError(f"unknown generator {name!r}; available: {', '.join(sorted(_FACTORIES))}") from None
 
 
-def available() -> list[tuple[str, str, str]]:
-    """(name, version, description) of every registered generator."""
+def available() -> list[tuple[str, str, str, str]]:
+    """(name, version, description, unavailable_reason) of every registered generator; the reason is
+    empty for a generator that can run here."""
     out = []
     for name in sorted(_FACTORIES):
         g = _FACTORIES[name]()
-        out.append((g.name, g.version, g.description))
+        out.append((g.name, g.version, g.description, g.unavailable_reason()))
     return out
 
 

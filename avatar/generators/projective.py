@@ -25,6 +25,7 @@ from avatar.generators.projection import project_texture, sample_image
 from avatar.generators.whole_head import PortraitView, build_walls, head_outline
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.portrait.landmarks import face_hull_mask
+from avatar.portrait.models import missing_models, model_dir
 from avatar.render import Renderer
 from avatar.surface_field import (COLOUR_OFFSET, FRONT_RGB, LOGIT_LIMIT, SEMANTICS, surface_decoder,
                                   surface_planes, sync_texture)
@@ -116,6 +117,13 @@ class ProjectiveGenerator:
     def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str:
         """The id `create` will give this request, known without generating (requests are idempotent)."""
         return avatar_id_for(portrait_bytes, self.name, self.version, self._request_settings(face_box, landmarks))
+
+    def unavailable_reason(self) -> str:
+        missing = missing_models()
+        if not missing:
+            return ""
+        return (f"MediaPipe face models missing from {model_dir()}: {', '.join(missing)}; run `make models` "
+                f"(or set AVATARFORGE_MODEL_DIR to a folder that holds them)")
 
     def _request_settings(self, face_box, landmarks) -> dict:
         # Caller-supplied geometry changes the avatar, so it is part of the content address.

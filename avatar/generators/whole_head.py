@@ -35,7 +35,8 @@ from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
 
 MATTE_MIN = 0.5
 HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
-HAIRLINE_ABOVE_BROWS = 0.55  # hairline height above the brows, as a fraction of the brow-to-chin distance
+MIN_SEED = 200               # pixels a colour model needs
+SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels beside the head count
 HAIR_MAX_THICKNESS = 0.2      # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
 SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the head's widest point
@@ -148,37 +149,43 @@ def _run_length(mask: np.ndarray) -> int:
 
 
 def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
-    """The matte without clothing, (S, S) bool: everything above the chin, the neck (where the mesh
-    is), and below the chin only hair that hangs from the head: closer in colour to the hair than to
-    the clothing, and continuing straight down from hair beside the head at the chin's height."""
+    """The matte without clothing, (S, S) bool: the head above the chin, the neck (where the mesh is),
+    and beside and below the chin only hair: closer in colour to the hair than to the clothing, and
+    below the chin continuing straight down from hair beside the head at the chin's height."""
     person = view.matte > MATTE_MIN
     s = person.shape[0]
     rows = np.arange(s)[:, None]
     above = person & (rows < view.chin_row)
-    head = above | (person & mesh_mask)
-    below = person & ~head
     lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
     hair_seed = _hair_seed(view, above)
-    cloth_seed = below & (rows > s * 0.9)
-    if hair_seed.sum() < 200 or cloth_seed.sum() < 200:
-        return head  # no hair to follow, or no clothing to tell it from: stop at the chin and neck
-    hair_like = _closer_to(lab, below, lab[hair_seed], lab[cloth_seed])
-    start = int(np.clip(view.chin_row, 0, s - 1))
+    if hair_seed.sum() < MIN_SEED:
+        return above | (person & mesh_mask)  # no hair to follow: the head ends at the chin and neck
+    # What hair is told from: the clothing at the bottom of the frame, or (no clothing in the frame)
+    # the face's skin.
+    not_hair = person & ~mesh_mask & (rows > max(view.chin_row, s * 0.9))
+    if not_hair.sum() < MIN_SEED:
+        not_hair = view.face_mask & person
+    # From mouth height down, beside the head, a shoulder or a collar can rise into the frame: there
+    # only hair-coloured pixels are head.
+    top = _top_row(view.face_mask)
+    start = int(np.clip(view.chin_row - SHOULDER_BAND * (view.chin_row - top), 0, s - 1))
+    lower = person & (rows >= start) & ~mesh_mask & ~view.face_mask
+    hair_like = _closer_to(lab, lower, lab[hair_seed], lab[not_hair])
+    head = (above & ~(lower & ~hair_like)) | (person & mesh_mask)
+    chin = int(np.clip(view.chin_row, 0, s - 1))
     hanging = np.zeros_like(person)
-    hanging[start] = person[start] & ~mesh_mask[start] & ~view.face_mask[start]
+    hanging[chin] = hair_like[chin]
     spread = np.ones(2 * HAIR_SPREAD + 1, bool)
-    for row in range(start + 1, s):
+    for row in range(chin + 1, s):
         hanging[row] = hair_like[row] & ndimage.binary_dilation(hanging[row - 1], spread)
     return head | hanging
 
 
 def _hair_seed(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
-    """Where the hair most surely is: the silhouette above the forehead's likely hairline (half the
-    brow-to-chin distance above the brows), away from the face."""
+    """Where the hair most surely is: the silhouette above the face mesh (whose top follows the
+    hairline), away from the face."""
     s = silhouette.shape[0]
-    brow_row = _top_row(view.face_mask)
-    hairline = brow_row - HAIRLINE_ABOVE_BROWS * (view.chin_row - brow_row)
-    return silhouette & ~_dilate(view.face_mask, s // 64) & (np.arange(s)[:, None] < hairline)
+    return silhouette & ~_dilate(view.face_mask, s // 64) & (np.arange(s)[:, None] < _top_row(view.face_mask))
 
 
 def _top_row(mask: np.ndarray) -> float:
@@ -268,24 +275,18 @@ def _widest_point_depth(vertices: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def skin_pixels(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:
-    """(S, S) bool: where the photo shows skin of the head: the face up to the likely hairline, and
-    below the chin whatever inside the mesh's outline (the neck) looks more like the face than like
-    the hair. Colour alone does not tell fair hair from skin on the skull, so the skull is never skin."""
+    """(S, S) bool: where the photo shows skin of the head: the face (the face mesh reaches the
+    hairline), and below the chin whatever inside the mesh's outline (the neck) looks more like the
+    face than like the hair. Colour alone does not tell fair hair from skin on the skull, so the skull
+    is never skin."""
     s = silhouette.shape[0]
-    rows = np.arange(s)[:, None]
-    brow_row = _top_row(view.face_mask)
-    forehead = (rows >= brow_row - HAIRLINE_ABOVE_BROWS * (view.chin_row - brow_row)) & (rows < brow_row + 1)
-    cols = np.flatnonzero(view.face_mask.any(axis=0))
-    face = view.face_mask.copy()
-    if len(cols):
-        face |= forehead & (np.arange(s)[None, :] >= cols[0]) & (np.arange(s)[None, :] <= cols[-1])
-    face &= silhouette
-    neck = mesh_mask & silhouette & (rows > view.chin_row)
+    face = view.face_mask & silhouette
+    neck = mesh_mask & silhouette & (np.arange(s)[:, None] > view.chin_row)
     hair_seed = _hair_seed(view, silhouette)
-    if hair_seed.sum() < 200 or view.face_mask.sum() < 200:
+    if hair_seed.sum() < MIN_SEED or face.sum() < MIN_SEED:
         return face | neck
     lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    return face | _closer_to(lab, neck, lab[view.face_mask & silhouette], lab[hair_seed])
+    return face | _closer_to(lab, neck, lab[face], lab[hair_seed])
 
 
 class SurfaceColour:
