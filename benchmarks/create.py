@@ -7,36 +7,24 @@ face (the hull of the face mesh).
 """
 from __future__ import annotations
 
-import io
 import json
 import statistics
 import time
 
-from PIL import Image
-from skimage import data
-
 from avatar.generators import get_generator
-from avatar.portrait import prepare
 from avatar.generators.quality import frontal_psnr
+from avatar.portrait import prepare
 from avatar.portrait.landmarks import face_hull_mask
+from benchmarks.portraits import astronaut_png
 
 RUNS = 2
-
-
-def _png(size: int) -> bytes:
-    buf = io.BytesIO()
-    image = Image.fromarray(data.astronaut())
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.LANCZOS)
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def main() -> None:
     generator = get_generator("projective")
     out = {}
     for size in (512, 1024):
-        portrait = _png(size)
+        portrait = astronaut_png(size)
         times = []
         for _ in range(RUNS):
             t = time.perf_counter()

@@ -7,13 +7,9 @@ selfie model on the 512 crop), matting (closed-form refinement), prepare (the wh
 """
 from __future__ import annotations
 
-import io
 import json
 import statistics
 import time
-
-from PIL import Image
-from skimage import data
 
 from avatar.portrait import prepare
 from avatar.portrait.decode import decode_image
@@ -21,17 +17,9 @@ from avatar.portrait.detector import KEYPOINTS, detect_faces
 from avatar.portrait.face_mesh import face_mesh, roi_around_box, with_irises
 from avatar.portrait.roi import line_angle
 from avatar.portrait.segmentation import person_matte, person_probability
+from benchmarks.portraits import astronaut_png
 
 RUNS = 5
-
-
-def _png(size: int) -> bytes:
-    buf = io.BytesIO()
-    image = Image.fromarray(data.astronaut())
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.LANCZOS)
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _median_ms(fn) -> float:
@@ -47,7 +35,7 @@ def _median_ms(fn) -> float:
 def main() -> None:
     out = {}
     for size in (512, 1024):
-        portrait = _png(size)
+        portrait = astronaut_png(size)
         rgb = decode_image(portrait)
         face = detect_faces(rgb)[0]
         roi = roi_around_box(face.box, line_angle(face.keypoints[KEYPOINTS.index("eye_right")],

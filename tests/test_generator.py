@@ -179,3 +179,24 @@ def test_deterministic_with_progress(astronaut_png, astronaut_avatar):
     assert np.array_equal(again.identity, astronaut_avatar.identity)
     assert np.array_equal(again.portrait_expression, astronaut_avatar.portrait_expression)
     assert np.array_equal(again.thumbnail, astronaut_avatar.thumbnail)
+
+
+@pytest.mark.parametrize("yaw", [-45, 45])
+def test_side_views_are_faces_where_the_model_says(astronaut_avatar, renderer, yaw):
+    """MediaPipe's face mesh, run on the avatar rendered at +-45 degrees, finds the face, and its points
+    agree with the head model's own points seen by that camera (median within 5 % of the inter-ocular
+    distance, measured face on)."""
+    from avatar.fit.correspondence import correspondence
+    from avatar.portrait.locate import locate_face
+
+    size = 512
+    cam = camera.camera_vector(yaw_deg=yaw)
+    rgb = (renderer.render(cam, size=size).over((0.5, 0.5, 0.5)) * 255).astype(np.uint8)
+    found = locate_face(rgb).landmarks[:468, :2] / size
+    head = renderer.head
+    model = correspondence(head).points(head, head.identity_vertices(astronaut_avatar.identity))[:468]
+    uv, _ = camera.project(model, cam)
+    front, _ = camera.project(model[list(EYE_OUTER)], camera.camera_vector())
+    ocular = np.linalg.norm(front[0] - front[1])
+    error = np.linalg.norm(found - uv, axis=1) / ocular
+    assert np.median(error) < 0.05

@@ -62,7 +62,7 @@ def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _view_depth(vertices: np.ndarray, faces: np.ndarray, camera_vec: np.ndarray, size: int) -> np.ndarray:
+def view_depth(vertices: np.ndarray, faces: np.ndarray, camera_vec: np.ndarray, size: int) -> np.ndarray:
     """Camera-space depth of the nearest surface per pixel (inf where empty), rows = image rows."""
     verts = torch.from_numpy(vertices.astype(np.float32))
     tri = torch.from_numpy(faces.astype(np.int32))
@@ -113,7 +113,7 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
     would only smear the face's edge round the head."""
     img = image.astype(np.float32) / 255.0
     matte_f = matte.astype(np.float32)
-    depth_map = _view_depth(vertices, head.faces, camera_vec, image.shape[0])
+    depth_map = view_depth(vertices, head.faces, camera_vec, image.shape[0])
     pts, nrm, covered, part = surface_texels(head, vertices, resolution)
     colour, weight = _observe(pts, nrm, covered, img, matte_f, camera_vec, depth_map)
     mirror = np.array([-1.0, 1.0, 1.0], dtype=np.float32)

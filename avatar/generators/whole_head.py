@@ -1,20 +1,19 @@
-"""The whole head from one photo: hair and neck geometry from the matte, walls from four sides, colours
-for what the photo does not show.
+"""The whole head from one photo: hair and neck geometry from the matte, colours for what the photo does
+not show, and the four walls avatar.surface_field reads.
 
 What it does, plainly:
-- The person matte minus clothing (what lies below the chin, outside the neck and unlike the hair in
-  colour) is the head's silhouette. Carried onto the xy plane it becomes a volume: each row's silhouette
-  run is revolved into an ellipse around the skull's centre (deeper than wide above the chin, flatter
-  below), trimmed to what projects into the silhouette and kept behind the face. That is a guess at
-  hair seen only from the front; it is round, it covers the skull where the photo shows hair, and long
-  hair stays where it falls.
-- Mesh and hair volume together give the four walls of avatar.surface_field (front, back, +x, -x), with
-  the mesh posed at the expressions that move it most, so no static wall cuts an open jaw.
-- Each wall's colour is the photo where the photo sees that point, its mirror image where only the
-  other side is seen, and otherwise the colour the silhouette's edge has at that height (`EdgeFill`):
-  hair continues round the back as the photo shows it at the sides, and a neck stays a neck.
-- Each side wall claims the points it sees better than the front or back map does; the moving part of
-  the face always stays with the front map, which follows the expression.
+- The person matte without clothing is the head's silhouette: clothing is what lies beside the head from
+  mouth height down or below the chin and is coloured more like the clothing (or, with no clothing in
+  the frame, the face) than like the hair above the face; hair that hangs straight down from beside the
+  head stays.
+- Hair is a shell round the mesh, as thick at each height as the silhouette reaches beyond the mesh in
+  that row of the photo, thinner toward the face, trimmed to what projects into the silhouette and kept
+  off the face and cheeks. It is a guess at hair seen only from the front: it covers the skull where the
+  photo shows hair, and long hair stays where it falls.
+- Every point's colour is the photo where the photo sees it, its mirror image where only the other side
+  is seen, and otherwise continued from the strips of hair (or neck) at the silhouette's sides
+  (`EdgeFill`): hair runs round the back as the photo shows it at the sides, and a neck stays a neck.
+- avatar.head_walls turns mesh and hair into the walls, their colours and the side views' claims.
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ from skimage import measure
 
 from avatar import camera as cam
 from avatar import raster
-from avatar.generators.projection import sample_image
+from avatar.generators.projection import sample_image, view_depth
 from avatar.head_model import HeadModel
 from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
 from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
@@ -37,14 +36,14 @@ MATTE_MIN = 0.5
 HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
 MIN_SEED = 200               # pixels a colour model needs
 SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels beside the head count
-HAIR_MAX_THICKNESS = 0.2      # world units (about 8 cm at life size)
+HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
 SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the head's widest point
-HULL_RESOLUTION = 128      # the hair volume's grid (doubled to the walls' resolution)
-EDGE_BAND = 0.03           # narrowest strip (x image size) the fill reads at the silhouette's sides
-FILL_ROW_BLUR = 0.008      # vertical blur of what the fill reads (x image size)
-FILL_FROM_DEG = 60.0       # round the head from this angle on, the fill reads deeper into the side strips
-VISIBILITY_EPS = 0.02
+HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
+EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
+FILL_ROW_BLUR = 0.008        # vertical blur of what the fill reads (x image size)
+FILL_FROM_DEG = 60.0         # round the head from this angle on, the fill reads deeper into the side strips
+VISIBILITY_EPS = 0.02        # depth tolerance of the photo's visibility test (world units)
 
 
 @dataclass
@@ -330,20 +329,15 @@ def _view_depth_of_volume(vol: np.ndarray, camera_vec: np.ndarray, size: int) ->
     if not vol.any():
         return np.full((size, size), np.inf)
     verts, faces, _, _ = measure.marching_cubes(np.pad(vol, 1).astype(np.float32), 0.5)
-    n = vol.shape[0]
-    verts = (verts - 1 + 0.5) / n - 0.5
-    v = torch.from_numpy(verts.astype(np.float32))
-    tri = torch.from_numpy(faces.astype(np.int32))
-    rast = raster.rasterize(raster.perspective_clip(v, camera_vec), tri, size, size)
-    _, depth = cam.project(verts, camera_vec)
-    d = raster.interpolate(torch.from_numpy(depth.astype(np.float32))[:, None], rast, tri)[..., 0].numpy()
-    return np.where(rast[..., 3].numpy() > 0, d, np.inf)
+    verts = (verts - 1 + 0.5) / vol.shape[0] - 0.5   # padded voxel indices -> world
+    return view_depth(verts, faces, camera_vec, size)
 
 
 @dataclass
 class HeadOutline:
-    """What the photo says about the head beyond the mesh: its silhouette without clothing and where it
-    shows skin and where the mesh covers it, (S, S) bool each; the fill for unseen points; the skull's centre depth."""
+    """What the photo says about the head beyond the mesh: its silhouette without clothing, where it
+    shows skin and where the mesh covers it, (S, S) bool each; the fill for unseen points; the skull's
+    centre depth."""
 
     silhouette: np.ndarray
     skin: np.ndarray
