@@ -28,8 +28,8 @@ def head_model_for(model_id: str) -> HeadModel:
 
 
 def head_for_avatar(avatar, base: HeadModel | None = None) -> HeadModel:
-    """The head an avatar wears: its model (`base`, else the one registered under its id) with the
-    avatar's own shape correction, when it carries one."""
-    model = base if base is not None else head_model_for(avatar.head_model_id)
+    """The head an avatar wears: its model (`base`, else the one registered under its id; a corrected
+    head counts as its model) with the avatar's own shape correction, when it carries one."""
+    model = base.base_model if base is not None else head_model_for(avatar.head_model_id)
     offsets = getattr(avatar, "shape_offsets", None)
     return model if offsets is None else model.personalised(offsets)

@@ -57,6 +57,24 @@ def test_round_trip(tmp_path):
     TriplaneDecoder.from_asset(back.decoder)  # the weights load into the decoder
 
 
+def test_round_trip_of_what_the_embedded_generators_add(tmp_path):
+    """Plane axes, the portrait's expression and the shape correction survive a save and load; an avatar
+    without them loads with the EG3D planes, no expression and no correction."""
+    import dataclasses
+
+    from avatar.decoder import EG3D_PLANES, SIDE_PLANES
+
+    av = dataclasses.replace(make_avatar(), plane_names=SIDE_PLANES,
+                             portrait_expression=np.linspace(0, 1, 52, dtype=np.float32),
+                             shape_offsets=np.full((10, 3), 0.01, np.float32))
+    back = asset.load_avatar(asset.save_avatar(av, tmp_path / "a"))
+    assert back.plane_names == SIDE_PLANES
+    assert np.array_equal(back.portrait_expression, av.portrait_expression)
+    assert np.array_equal(back.shape_offsets, av.shape_offsets)
+    plain = asset.load_avatar(asset.save_avatar(make_avatar(), tmp_path / "b"))
+    assert plain.plane_names == EG3D_PLANES and plain.portrait_expression is None and plain.shape_offsets is None
+
+
 def test_saving_twice_keeps_one(tmp_path):
     av = make_avatar()
     asset.save_avatar(av, tmp_path)
@@ -108,6 +126,13 @@ def corrupt_cases():
         ("future schema", edit_meta(schema_version=99), "schema version 99"),
         ("missing key", drop_meta_key("head_model_id"), "missing keys head_model_id"),
         ("short camera", edit_meta(portrait_camera=[0.0] * 3), "25 values"),
+        ("unknown plane axes", edit_meta(plane_names=["xy", "xz", "yy"]), "plane_names must be three of"),
+        ("bad expression", rewrite_tensors({"planes": torch.zeros(asset.PLANE_SHAPE), "identity": torch.zeros(5),
+                                            "decoder.x": torch.zeros(1), "portrait_expression": torch.zeros(7)}),
+         "portrait_expression must be 52"),
+        ("bad shape correction", rewrite_tensors({"planes": torch.zeros(asset.PLANE_SHAPE),
+                                                  "identity": torch.zeros(5), "decoder.x": torch.zeros(1),
+                                                  "shape_offsets": torch.zeros(10, 2)}), "shape_offsets must be"),
         ("wrong plane shape", rewrite_tensors({"planes": torch.zeros(4, 32, 8, 8), "identity": torch.zeros(5),
                                                "decoder.net.0.weight": torch.zeros(64, 32)}), "planes have shape"),
         ("nan planes", rewrite_tensors({"planes": torch.full(asset.PLANE_SHAPE, float("nan")),
@@ -137,3 +162,21 @@ def test_refuses_bad_id_and_shape(tmp_path):
     with pytest.raises(asset.AssetError, match="planes must have shape"):
         asset.save_avatar(av, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_avatar_wears_its_shape_correction_once(synthetic):
+    """The head an avatar wears is its model plus its shape correction, however the model is handed in
+    (the registered one, the base model, or an already corrected head)."""
+    import dataclasses
+
+    from avatar.head_registry import head_for_avatar, head_model_for
+
+    base = head_model_for(synthetic.head_model_id)
+    offsets = np.zeros_like(base.vertices)
+    offsets[:, 1] = 0.01
+    avatar = dataclasses.replace(synthetic, shape_offsets=offsets)
+    worn = head_for_avatar(avatar)
+    assert np.allclose(worn.vertices, base.vertices + offsets)
+    assert np.allclose(worn.eye_centers[:, 1], base.eye_centers[:, 1] + 0.01)
+    assert np.allclose(head_for_avatar(avatar, worn).vertices, worn.vertices)
+    assert head_for_avatar(synthetic) is base

@@ -21,6 +21,7 @@ from avatar.head_model import HeadModel
 FADE_WIDTH = 0.015        # head units (~ 1 cm life size): the correction fades out over ~3x this outside the face
 SMOOTHING = 1e-4          # thin-plate smoothing (head units squared): landmarks are noisy, the head must stay smooth
 RIGID_PARTS = ("eyeball_left", "eyeball_right", "teeth", "tongue")
+LID_REACH = 1.6           # skin within this many eyeball radii of an eyeball's centre carries it
 
 
 def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.ndarray:
@@ -45,10 +46,19 @@ def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.nd
     near = np.flatnonzero(tree.query(vertices, distance_upper_bound=3 * FADE_WIDTH)[0] < np.inf)
     spline = RBFInterpolator(neutral, residual, kernel="thin_plate_spline", smoothing=SMOOTHING)
     offsets[near] = spline(vertices[near]) * _fade(tree, vertices[near])[:, None]
+    skin = head.part_vertices("skin")
     for part in RIGID_PARTS:
         idx = head.part_vertices(part)
-        if len(idx):
-            centre = vertices[idx].mean(axis=0, keepdims=True)
+        if not len(idx):
+            continue
+        centre = vertices[idx].mean(axis=0, keepdims=True)
+        if part.startswith("eyeball"):
+            # An eyeball moves with the lids round it: moved by the correction at its centre, the lids'
+            # own correction (which differs) would let it poke through them.
+            radius = np.linalg.norm(vertices[idx] - centre, axis=1).max()
+            lids = skin[np.linalg.norm(vertices[skin] - centre, axis=1) < LID_REACH * radius]
+            offsets[idx] = offsets[lids].mean(axis=0) if len(lids) else 0.0
+        else:
             offsets[idx] = spline(centre) * _fade(tree, centre)[:, None]
     return offsets.astype(np.float32)
 

@@ -38,7 +38,7 @@ MIN_SEED = 200               # pixels a colour model needs
 SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels beside the head count
 HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
-SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the head's widest point
+SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the ears
 HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
 EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
 FILL_ROW_BLUR = 0.008        # vertical blur of what the fill reads (x image size)
@@ -243,8 +243,7 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     hair = shell & ~inside & (in_silhouette & ~on_skin).reshape(n, n, n)
     # Beside the face hair falls from the sides of the skull: it does not reach forward over the cheeks.
     brow_y = neutral[[head.landmarks["brow_left"], head.landmarks["brow_right"]], 1].mean()
-    forward = _widest_point_depth(neutral[head.part_vertices("skin")], c) + SIDE_HAIR_FORWARD
-    forward[c > brow_y] = np.inf
+    forward = np.where(c > brow_y, np.inf, ear_z + SIDE_HAIR_FORWARD)
     hair &= z <= forward.reshape(1, n, 1)
     factor = resolution // n
     return hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
@@ -259,18 +258,6 @@ def _row_reach(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray
     c2w = np.asarray(view.camera, dtype=np.float64)[:16].reshape(4, 4)
     world_per_pixel = np.linalg.norm(c2w[:3, 3]) / (np.asarray(view.camera)[16] * s)
     return np.minimum(reach * world_per_pixel, HAIR_MAX_THICKNESS)
-
-
-def _widest_point_depth(vertices: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Per row height, the depth z at which the mesh is widest (|x| largest), (R,)."""
-    half = 0.5 * (rows[1] - rows[0])
-    out = np.full(len(rows), np.nan)
-    for i, y in enumerate(rows):
-        band = vertices[np.abs(vertices[:, 1] - y) <= half * 2]
-        if len(band):
-            out[i] = band[np.argmax(np.abs(band[:, 0])), 2]
-    known = np.isfinite(out)
-    return np.interp(rows, rows[known], out[known]) if known.any() else np.zeros(len(rows))
 
 
 def skin_pixels(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:

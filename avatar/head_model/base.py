@@ -76,6 +76,7 @@ class HeadModel:
     face_uv_rect: tuple[float, float, float, float] | None = None  # (u0, v0, u1, v1) holding the front of the face
     part_masks: PartMasks | None = None
     faceverse: FaceVerseSource | None = None
+    personalised_from: "HeadModel | None" = None      # the model before a per-person shape correction
 
     def __post_init__(self):
         n = len(self.vertices)
@@ -121,7 +122,13 @@ class HeadModel:
             idx = self.part_vertices(part)
             if len(idx):
                 centres[side] += off[idx].mean(axis=0)
-        return replace(self, vertices=(self.vertices + off).astype(np.float32), eye_centers=centres)
+        return replace(self, vertices=(self.vertices + off).astype(np.float32), eye_centers=centres,
+                       personalised_from=self.base_model)
+
+    @property
+    def base_model(self) -> "HeadModel":
+        """The model without any per-person shape correction."""
+        return self.personalised_from or self
 
     def eye_centers_for(self, identity: np.ndarray | None = None) -> np.ndarray:
         """(2, 3) eye rotation centres for an identity (None = mean head)."""
