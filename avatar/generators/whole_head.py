@@ -35,6 +35,7 @@ from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
 MATTE_MIN = 0.5
 HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
 MIN_SEED = 200               # pixels a colour model needs
+CHEST_HALF_WIDTH = 0.12      # clothing is sampled this far (x image size) either side of the face's centre
 SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels beside the head count
 HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
@@ -63,19 +64,20 @@ class EdgeFill:
 
     A point at angle theta round the vertical axis (0 = facing the camera, 180 = the back) and at the
     height of image row r takes its colour from the strip between the silhouette's left (or right)
-    edge and the face in row r: the further round the head, the deeper into the strip. Left and right
-    strips cross-fade across the back. So texture runs round the head as the photo shows it at the
-    sides, with no streaks from copying one colour along a row. Where a side shows only face (a head
-    turned away), that side takes the other side's strip, or the nearest row's.
+    edge and what it must `avoid` (the face; above the chin, anything skin-coloured) in row r: the
+    further round the head, the deeper into the strip. Left and right strips cross-fade across the
+    back. So texture runs round the head as the photo shows it at the sides, with no streaks from
+    copying one colour along a row. Where a side shows nothing to read (a face turned away, an ear),
+    that side takes the other side's strip, or the nearest row's.
     """
 
-    def __init__(self, view: PortraitView, silhouette: np.ndarray, face: np.ndarray, centre_z: float):
+    def __init__(self, view: PortraitView, silhouette: np.ndarray, avoid: np.ndarray, centre_z: float):
         # Softer along rows than across them: a strip is read at one row per height, and single rows
         # stretched round the head would show as streaks.
         self.image = cv2.GaussianBlur(view.image.astype(np.float32) / 255.0, (0, 0), sigmaX=1.0,
                                       sigmaY=FILL_ROW_BLUR * view.image.shape[0])
         s = self.image.shape[0]
-        free = silhouette & ~_dilate(face, s // 100)
+        free = silhouette & ~_dilate(avoid, s // 100)
         self.left = _strips(silhouette, free, EDGE_BAND * s)
         self.right = _strips(silhouette[:, ::-1], free[:, ::-1], EDGE_BAND * s)
         if self.left is None and self.right is None:
@@ -161,7 +163,11 @@ def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
         return above | (person & mesh_mask)  # no hair to follow: the head ends at the chin and neck
     # What hair is told from: the clothing at the bottom of the frame, or (no clothing in the frame)
     # the face's skin.
-    not_hair = person & ~mesh_mask & (rows > max(view.chin_row, s * 0.9))
+    # The clothing at the bottom of the frame, under the neck (beside it long hair may fall).
+    face_cols = np.flatnonzero(view.face_mask.any(axis=0))
+    centre = 0.5 * (face_cols[0] + face_cols[-1]) if len(face_cols) else s / 2
+    under_neck = np.abs(np.arange(s)[None, :] - centre) < CHEST_HALF_WIDTH * s
+    not_hair = person & ~mesh_mask & under_neck & (rows > max(view.chin_row, s * 0.9))
     if not_hair.sum() < MIN_SEED:
         not_hair = view.face_mask & person
     # From mouth height down, beside the head, a shoulder or a collar can rise into the frame: there
@@ -170,6 +176,8 @@ def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
     start = int(np.clip(view.chin_row - SHOULDER_BAND * (view.chin_row - top), 0, s - 1))
     lower = person & (rows >= start) & ~mesh_mask & ~view.face_mask
     hair_like = _closer_to(lab, lower, lab[hair_seed], lab[not_hair])
+    # Strands, highlights and earrings leave small gaps a colour test cannot close.
+    hair_like = ndimage.binary_closing(hair_like, np.ones((7, 7), bool)) & lower
     head = (above & ~(lower & ~hair_like)) | (person & mesh_mask)
     chin = int(np.clip(view.chin_row, 0, s - 1))
     hanging = np.zeros_like(person)
@@ -340,8 +348,22 @@ def head_outline(head: HeadModel, identity: np.ndarray, view: PortraitView) -> H
     mesh_mask = _mesh_mask(neutral, head.faces, view)
     silhouette = head_silhouette(view, mesh_mask)
     skin = skin_pixels(view, silhouette, mesh_mask)
-    face = skin & (np.arange(skin.shape[0])[:, None] <= view.chin_row)
-    return HeadOutline(silhouette, skin, mesh_mask, EdgeFill(view, silhouette, face, centre_z), centre_z)
+    # The fill continues hair round the head: above the chin it does not read skin-coloured strips
+    # (ears, temples), which would paint a bald back on a head with hair.
+    above = np.arange(skin.shape[0])[:, None] <= view.chin_row
+    avoid = (skin & above) | (_skin_coloured(view, silhouette) & above)
+    return HeadOutline(silhouette, skin, mesh_mask, EdgeFill(view, silhouette, avoid, centre_z), centre_z)
+
+
+def _skin_coloured(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
+    """(S, S) bool: silhouette pixels closer in colour to the face than to the hair above it (none when
+    the photo shows too little hair to tell)."""
+    hair_seed = _hair_seed(view, silhouette)
+    face = view.face_mask & silhouette
+    if hair_seed.sum() < MIN_SEED or face.sum() < MIN_SEED:
+        return np.zeros_like(silhouette)
+    lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    return _closer_to(lab, silhouette, lab[face], lab[hair_seed])
 
 
 def build_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, view: PortraitView,
