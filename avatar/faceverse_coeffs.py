@@ -19,6 +19,7 @@ caller-supplied (K, 52) mapping matrix for them rather than guessing one.
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,20 @@ def _load_npy_bytes(data: bytes, source: str) -> np.ndarray:
     if not bytes(data[:6]) == b"\x93NUMPY":
         raise FaceVerseCoeffError(f"{source}: not a .npy file (missing the NumPy header)")
     try:
+        # np.load allocates the declared shape before reading: a header that claims more than the
+        # file holds is refused here, not after a huge allocation.
+        stream = io.BytesIO(data)
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > len(data):
+            raise FaceVerseCoeffError(f"{source}: truncated .npy file (its header declares shape {shape}, "
+                                      f"{declared} bytes, but the file has {len(data)})")
         return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except FaceVerseCoeffError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError, TokenError...
         if "pickle" in str(exc).lower():
             raise FaceVerseCoeffError(f"{source}: not a plain numeric .npy array (it holds pickled objects, "
                                       "which are refused)") from None

@@ -4,9 +4,11 @@ Every regular, non-hidden file in the input folder (in name order) is one job: c
 the projective generator, then export it into `<out>/<name>/`. A job's outcome is recorded in
 `<out>/<name>/bake.json` (the input's sha256, generator and formats with the avatar id, outputs and
 seconds, or the error), so a rerun skips every input whose record still matches, including the ones
-that failed: the same bytes would fail the same way. `report.json` in the output folder lists every
-input. Jobs run in a process pool when workers > 1 (Ray is not a dependency here; a cluster runs this
-same per-file function under its own scheduler).
+rejected as bad input: the same bytes would fail the same way. Any other failure (out of memory, a
+full disk, a worker killed mid-job) is transient: the job is tried again, up to `max_attempts` times
+in one run, and once more on every rerun. `report.json` in the output folder lists every input with
+its attempts. Jobs run in a process pool when workers > 1 (Ray is not a dependency here; a cluster
+runs this same per-file function under its own scheduler).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ RECORD = "bake.json"
 REPORT = "report.json"
 DEFAULT_FORMATS = ("glb", "tables")
 GENERATOR = "projective"
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass
@@ -38,6 +41,8 @@ class BakeResult:
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    attempts: int = 1                # tries in the run that produced this outcome
+    retryable: bool = False          # the error was transient (not the input's fault)
 
     @property
     def succeeded(self) -> bool:
@@ -98,8 +103,23 @@ def _read_record(out: Path) -> dict | None:
         return None
 
 
-def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptions, torch_threads: int = 0) -> dict:
-    """Create + export one portrait; never raises for a bad input, returns the record it wrote."""
+def _is_input_error(exc: BaseException) -> bool:
+    """Bad input (every validation error of the avatar and exporter packages is a ValueError): retrying
+    the same bytes cannot help. Anything else may pass on another try."""
+    return isinstance(exc, ValueError)
+
+
+def _write_record(out: Path, record: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (RECORD + ".partial")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / RECORD)
+
+
+def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptions, torch_threads: int = 0,
+             attempt: int = 1) -> dict:
+    """Create + export one portrait (try number `attempt`); never raises for a failed job, returns the
+    record it wrote (`retryable` says whether the failure was transient)."""
     import torch
 
     if torch_threads:
@@ -109,20 +129,24 @@ def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptio
 
     start = time.perf_counter()
     src, out = Path(source), Path(out_dir)
-    data = src.read_bytes()
+    try:
+        data = src.read_bytes()
+    except OSError as exc:  # moved or unreadable since the folder was listed: no record, a rerun retries
+        return {"input": src.name, "status": "error", "error": f"cannot read the portrait: {exc}",
+                "attempts": attempt, "retryable": True}
     key = _job_key(hashlib.sha256(data).hexdigest(), formats, options)
-    record = {"input": src.name, **key}
+    record = {"input": src.name, **key, "attempts": attempt, "retryable": False}
     try:
         avatar = get_generator(GENERATOR).create(data)
         outputs = export(avatar, formats, options, out_dir=out)
         record.update(status="ok", avatar_id=avatar.avatar_id, outputs=outputs)
-    except Exception as exc:  # noqa: BLE001 - one bad portrait must not stop the batch; the record says why
-        record.update(status="error", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one failed portrait must not stop the batch; the record says why
+        record.update(status="error", error=f"{type(exc).__name__}: {exc}", retryable=not _is_input_error(exc))
     record["seconds"] = round(time.perf_counter() - start, 3)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (RECORD + ".partial")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / RECORD)
+    try:
+        _write_record(out, record)
+    except OSError as exc:  # e.g. a full disk: this run's report still has the outcome; a rerun retries
+        record.update(status="error", error=f"cannot write {RECORD}: {exc}", retryable=True)
     return record
 
 
@@ -131,7 +155,7 @@ def _still_valid(record: dict | None, key: dict, out: Path) -> bool:
         return False
     if record.get("status") == "ok":
         return all((out / rel).is_file() for rel in record.get("outputs", []))
-    return record.get("status") == "error"
+    return record.get("status") == "error" and not record.get("retryable", False)
 
 
 def _result(record: dict, out: Path, skipped: bool) -> BakeResult:
@@ -139,19 +163,24 @@ def _result(record: dict, out: Path, skipped: bool) -> BakeResult:
     return BakeResult(input=record.get("input", ""), status=f"skipped-{status}" if skipped else status,
                       output_dir=str(out), avatar_id=record.get("avatar_id", ""),
                       outputs=list(record.get("outputs", [])), seconds=float(record.get("seconds", 0.0)),
-                      error=record.get("error", ""))
+                      error=record.get("error", ""), attempts=int(record.get("attempts", 1)),
+                      retryable=bool(record.get("retryable", False)))
 
 
 def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
-                workers: int = 1, on_result: Callable[[BakeResult], None] | None = None) -> BakeReport:
-    """Bake every portrait not already done; `on_result` is called once per input as it finishes."""
+                workers: int = 1, on_result: Callable[[BakeResult], None] | None = None,
+                max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> BakeReport:
+    """Bake every portrait not already done; `on_result` is called once per input as it finishes
+    (after its last attempt)."""
     options = options or ExportOptions()
     formats = normalise_formats(formats)
     if "animation" in formats:
         raise ExportError("bake exports avatars only; the animation format needs a per-avatar animation source")
     if not isinstance(workers, int) or workers < 1:
         raise ExportError(f"workers must be a positive integer, got {workers!r}")
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ExportError(f"max_attempts must be a positive integer, got {max_attempts!r}")
     src_dir, out_root = Path(portraits_dir), Path(out_dir)
     inputs = list_inputs(src_dir)
     names = output_names(inputs)
@@ -170,25 +199,19 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
         else:
             todo.append(p)
 
-    if workers == 1 or len(todo) <= 1:
-        for p in todo:
-            results[p] = _result(bake_one(str(p), str(out_root / names[p]), formats, options), out_root / names[p],
-                                 skipped=False)
-            notify(results[p])
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(bake_one, str(p), str(out_root / names[p]), formats, options, threads): p
-                       for p in todo}
-            for future in as_completed(futures):
-                p = futures[future]
-                try:
-                    record = future.result()
-                except Exception as exc:  # noqa: BLE001 - a crashed worker is this input's error
-                    record = {"input": p.name, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    attempt = 1
+    while todo:
+        retry: list[Path] = []
+
+        def finished(p: Path, record: dict) -> None:
+            if record.get("status") != "ok" and record.get("retryable") and attempt < max_attempts:
+                retry.append(p)
+            else:
                 results[p] = _result(record, out_root / names[p], skipped=False)
                 notify(results[p])
+
+        _run_jobs(todo, out_root, names, formats, options, workers, attempt, finished)
+        todo, attempt = sorted(retry), attempt + 1
 
     report = BakeReport([results[p] for p in inputs])
     doc = {"portraits_dir": str(src_dir), "out_dir": str(out_root), "formats": formats,
@@ -199,3 +222,26 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, out_root / REPORT)
     return report
+
+
+def _run_jobs(todo: list[Path], out_root: Path, names: dict[Path, str], formats: list[str], options: ExportOptions,
+              workers: int, attempt: int, finished: Callable[[Path, dict], None]) -> None:
+    """One attempt at every input of `todo`, calling `finished(input, record)` as each ends; a worker
+    that dies takes its job(s) with it as a retryable error (a fresh pool serves the next attempt)."""
+    if workers == 1 or len(todo) <= 1:
+        for p in todo:
+            finished(p, bake_one(str(p), str(out_root / names[p]), formats, options, attempt=attempt))
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(bake_one, str(p), str(out_root / names[p]), formats, options, threads, attempt): p
+                   for p in todo}
+        for future in as_completed(futures):
+            p = futures[future]
+            try:
+                record = future.result()
+            except Exception as exc:  # noqa: BLE001 - a crashed worker is this input's (transient) error
+                record = {"input": p.name, "status": "error", "error": f"{type(exc).__name__}: {exc}",
+                          "attempts": attempt, "retryable": True}
+            finished(p, record)

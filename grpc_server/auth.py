@@ -1,6 +1,7 @@
 """Bearer-token authentication as a server interceptor (metadata `authorization: Bearer <token>`)."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 from pathlib import Path
@@ -29,6 +30,18 @@ def load_tokens(path: str | os.PathLike) -> list[str]:
     if bad:
         raise TokenFileError(f"token file {p}: token {bad[0] + 1} contains whitespace")
     return tokens
+
+
+def client_identity(context: grpc.ServicerContext) -> str:
+    """Who is calling, for per-client limits: a digest of the bearer token when one is sent (one team's
+    tools share a token), else the peer's address without its port."""
+    for key, value in context.invocation_metadata() or ():
+        if key.lower() == "authorization":
+            token = value if isinstance(value, str) else value.decode("latin-1")
+            return "token:" + hashlib.sha256(token.strip().encode()).hexdigest()[:16]
+    peer = context.peer() or "unknown"
+    host, sep, port = peer.rpartition(":")
+    return host if sep and port.isdigit() and host.count(":") >= 1 else peer
 
 
 def _token_ok(presented: str, tokens: list[bytes]) -> bool:

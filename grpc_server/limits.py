@@ -30,11 +30,19 @@ class ServerLimits:
     max_message_bytes: int = 32 * 2**20
     # Creates and exports queued or running at once (each holds its input in memory while it waits).
     max_pending_jobs: int = 8
+    # The same two limits for one client (its bearer token, else its address); 0 = the global limit.
+    max_streams_per_client: int = 0
+    max_jobs_per_client: int = 0
 
     def __post_init__(self):
         for name, value in self.__dict__.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0 \
+                    or (value == 0 and not name.endswith("_per_client")):
                 raise ValueError(f"limit {name} must be a positive integer, got {value!r}")
+        if not self.max_streams_per_client:
+            object.__setattr__(self, "max_streams_per_client", self.max_streams)
+        if not self.max_jobs_per_client:
+            object.__setattr__(self, "max_jobs_per_client", self.max_pending_jobs)
         if self.max_portrait_bytes + MESSAGE_OVERHEAD > self.max_message_bytes:
             raise ValueError(f"max_message_bytes ({self.max_message_bytes}) must exceed max_portrait_bytes "
                              f"({self.max_portrait_bytes}) by at least {MESSAGE_OVERHEAD} bytes, "
@@ -75,6 +83,35 @@ class Slots:
 
     def __exit__(self, *exc):
         self.release()
+
+
+class ClientSlots:
+    """`Slots` per client key: one client cannot take every slot of a shared server."""
+
+    def __init__(self, capacity: int, what: str):
+        self.capacity = capacity
+        self._what = what
+        self._used: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, client: str) -> None:
+        with self._lock:
+            used = self._used.get(client, 0)
+            if used >= self.capacity:
+                raise LimitExceeded(f"too many concurrent {self._what} from this client (limit {self.capacity} "
+                                    f"per client); try again later")
+            self._used[client] = used + 1
+
+    def release(self, client: str) -> None:
+        with self._lock:
+            left = self._used.get(client, 0) - 1
+            if left > 0:
+                self._used[client] = left
+            else:
+                self._used.pop(client, None)  # idle clients leave no entry behind
+
+    def used(self, client: str) -> int:
+        return self._used.get(client, 0)
 
 
 def check_portrait_header(data: bytes, limits: PortraitLimits) -> None:

@@ -1,8 +1,9 @@
 """The avatar store: content-addressed directories on disk plus a small cache of loaded avatars.
 
 Layout: `<root>/<avatar_id>/` as written by `avatar.asset.save_avatar`. Anything else in the root is
-invisible here: `save_avatar`'s `.tmp-*` directories (an interrupted create) and our `.trash-*`
-directories (an interrupted delete) are never listed or loaded, and `sweep()` removes them.
+invisible here: `.tmp-*` directories (`save_avatar`'s, an interrupted create; `scratch_dir`'s, an
+export's working files) and our `.trash-*` directories (an interrupted delete) are never listed or
+loaded, and `sweep()` removes them.
 
 Every state change is one `rename`, so a crash at any moment leaves either the old or the new state:
 create renames a complete temporary directory into place (the loser of a concurrent create of the
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -29,6 +32,7 @@ from typing import Callable, Iterator
 
 from avatar.asset import (META_FILE, SCHEMA_VERSION, THUMBNAIL_FILE, AssetError, Avatar, is_valid_avatar_id,
                           load_avatar, save_avatar)
+from grpc_server.limits import LimitExceeded
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,26 @@ class InvalidPageToken(StoreError):
 
 class DamagedAvatar(StoreError):
     """An avatar directory that exists but cannot be read (disk corruption, hand edits)."""
+
+
+class StoreFull(StoreError, LimitExceeded):
+    """The store's filesystem has no room (full, quota, file size limit): RESOURCE_EXHAUSTED, retry later."""
+
+
+class StoreUnwritable(StoreError, OSError):
+    """The store directory cannot be written (read-only mount, permissions); raised at start-up."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """True for the OSErrors a full filesystem (or quota, or RLIMIT_FSIZE) raises."""
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
+
+
+def out_of_space(exc: OSError, doing: str) -> StoreFull:
+    return StoreFull(f"no space left to {doing} ({exc.strerror or exc}); free some space and retry")
 
 
 @dataclass(frozen=True)
@@ -153,9 +177,30 @@ class AvatarStore:
         self._stale_after_s = stale_after_s
         self._cache: OrderedDict[str, RendererPool] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._load_locks: dict[str, threading.Lock] = {}
+        self._load_locks: dict[str, tuple[threading.Lock, int]] = {}  # id -> (lock, holders + waiters)
 
     # -- disk ---------------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """StoreUnwritable (an OSError with a sentence) when the store cannot be written: the server
+        calls this at start-up so a read-only store fails there, not at the first create. Read-only
+        uses (the CLI's local render) do not."""
+        try:
+            probe = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}probe-", dir=self.root))
+            probe.rmdir()
+        except OSError as e:
+            raise StoreUnwritable(e.errno, f"the store {self.root} is not writable ({e.strerror or e}); "
+                                           f"point --store at a writable directory") from None
+
+    def scratch_dir(self, purpose: str) -> Path:
+        """A fresh temporary directory inside the store (same filesystem, so a full disk shows as
+        StoreFull; named so `sweep()` removes it if the process dies before it does)."""
+        try:
+            return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{purpose}-", dir=self.root))
+        except OSError as e:
+            if is_out_of_space(e):
+                raise out_of_space(e, f"start the {purpose}") from None
+            raise
 
     def _dir(self, avatar_id: str) -> Path:
         return self.root / check_id(avatar_id)
@@ -169,6 +214,8 @@ class AvatarStore:
         try:
             save_avatar(avatar, self.root)
         except OSError as e:
+            if is_out_of_space(e):
+                raise out_of_space(e, f"save avatar {avatar.avatar_id}") from None
             raise StoreError(f"could not write avatar {avatar.avatar_id} to the store ({e.strerror or e})") from None
         return self.info(avatar.avatar_id)
 
@@ -294,21 +341,30 @@ class AvatarStore:
             if pool is not None:
                 self._cache.move_to_end(avatar_id)
                 return pool
-            load_lock = self._load_locks.setdefault(avatar_id, threading.Lock())
-        # One loader per id; other ids load in parallel.
-        with load_lock:
+            load_lock, waiters = self._load_locks.get(avatar_id, (threading.Lock(), 0))
+            self._load_locks[avatar_id] = (load_lock, waiters + 1)
+        # One loader per id; other ids load in parallel. The lock entry lives only while someone
+        # holds or waits for it, whether the load succeeds or fails (unknown ids must not pile up).
+        try:
+            with load_lock:
+                with self._cache_lock:
+                    pool = self._cache.get(avatar_id)
+                    if pool is not None:
+                        return pool
+                avatar = self._load_from_disk(avatar_id)
+                pool = RendererPool(avatar, self._renderer_factory, self._renderers_per_avatar)
+                with self._cache_lock:
+                    self._cache[avatar_id] = pool
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+                return pool
+        finally:
             with self._cache_lock:
-                pool = self._cache.get(avatar_id)
-                if pool is not None:
-                    return pool
-            avatar = self._load_from_disk(avatar_id)
-            pool = RendererPool(avatar, self._renderer_factory, self._renderers_per_avatar)
-            with self._cache_lock:
-                self._cache[avatar_id] = pool
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-                self._load_locks.pop(avatar_id, None)
-            return pool
+                lock, waiters = self._load_locks[avatar_id]
+                if waiters == 1:
+                    del self._load_locks[avatar_id]
+                else:
+                    self._load_locks[avatar_id] = (lock, waiters - 1)
 
     def _load_from_disk(self, avatar_id: str) -> Avatar:
         d = self._dir(avatar_id)

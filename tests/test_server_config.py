@@ -75,7 +75,8 @@ def test_serve_help_lists_flags_and_env():
 
 
 def test_exposed_without_tokens_warns_loudly(tmp_path):
-    srv = ServerProcess(tmp_path / "store", "--host", "0.0.0.0", env={"AVATARFORGE_MAX_STREAMS": "5"})
+    srv = ServerProcess(tmp_path / "store", "--host", "0.0.0.0", "--allow-unauthenticated-remote", "true",
+                        env={"AVATARFORGE_MAX_STREAMS": "5"})
     try:
         assert srv.host == "0.0.0.0"
         assert "WITHOUT authentication" in srv.log()

@@ -75,6 +75,8 @@ def _open_header_only(data: bytes) -> Image.ImageFile.ImageFile:
             continue
         try:
             img = factory(io.BytesIO(data), None)
+        except Image.DecompressionBombError as exc:  # WebP's header parser checks the canvas itself
+            raise PortraitError("too_large", f"image too large ({exc})") from None
         except _DECODE_ERRORS as exc:
             raise PortraitError("truncated", f"the {fmt if fmt != 'WEBP' else 'WebP'} image header is "
                                              f"truncated or corrupt ({exc})") from None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import torch
 
@@ -11,6 +12,9 @@ class RasterizerUnavailable(RuntimeError):
 
 
 _contexts: dict[int, object] = {}
+# Render threads (one per stream) ask for a context at once; without the lock two of them could each
+# build one for the same device, and one would be thrown away after allocating its CUDA buffers.
+_contexts_lock = threading.Lock()
 
 
 def missing_requirement() -> str | None:
@@ -27,9 +31,10 @@ def _context(device: torch.device):
 
     index = device.index if device.index is not None else torch.cuda.current_device()
     # Creating a context allocates CUDA buffers; one per device is reused across calls.
-    if index not in _contexts:
-        _contexts[index] = dr.RasterizeCudaContext(device=torch.device("cuda", index))
-    return _contexts[index]
+    with _contexts_lock:
+        if index not in _contexts:
+            _contexts[index] = dr.RasterizeCudaContext(device=torch.device("cuda", index))
+        return _contexts[index]
 
 
 def rasterize_nvdiffrast(pos: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> torch.Tensor:
