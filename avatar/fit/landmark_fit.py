@@ -50,7 +50,8 @@ DEPTH_WEIGHT = 0.15
 # Priors, in the residuals' unit (fractions of the image side) per unit of the parameter.
 IDENTITY_PRIOR = 0.01
 EYE_PRIOR = 0.002
-FOCAL_PRIOR = 0.2          # per unit of log focal length, toward the EG3D default field of view
+FOCAL_PRIOR = 1.0          # per unit of log focal length, toward the EG3D default field of view: a turned
+                           # head (or a painting) is explained by perspective otherwise (Vermeer fitted 40 deg)
 ROBUST_SCALE = 0.008       # soft-L1 knee: residuals beyond ~4 px of a 512 crop count linearly
 _FITTED_INDEX = {int(k): j for j, k in enumerate(FITTED)}
 _MOUTH_CLOSE, _JAW_OPEN = index_of("mouthClose"), index_of("jawOpen")
