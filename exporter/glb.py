@@ -5,6 +5,11 @@ head node (mesh "head": skin, eyes, mouth; morph targets in canonical ARKit orde
 `mesh.extras.targetNames`) and, when the avatar has some, the static node (mesh "static": hair, ears,
 neck). Units are metres on glTF axes, which are the project's world axes (+y up, +z out of the face).
 Bytes depend only on the avatar, the head model and the options: no timestamps, fixed ordering.
+
+Textures hold what the stream shows (exporter.avatar_surface): the head texture is the avatar's colour
+seen from outside each head-model texel at the neutral pose, and for the mouth interior (cavity, teeth,
+tongue) with the jaw open, when the stream shows it; the static texture likewise over the static mesh.
+exporter.blender_render checks the result in Blender against the renderer.
 """
 from __future__ import annotations
 
@@ -13,35 +18,21 @@ from typing import Callable
 
 import numpy as np
 import pygltflib as gl
-import torch
 
 from avatar.asset import Avatar
-from avatar.expressions import ARKIT_NAMES
+from avatar.expressions import ARKIT_NAMES, index_of
 from avatar.head_model.base import PART_ID, HeadModel
 from exporter.animation import Animation
-from exporter.head_mesh import GltfMesh, head_gltf_mesh, resolve_head_model
+from exporter.avatar_surface import AvatarSurface
+from exporter.head_mesh import GltfMesh, head_gltf_mesh, resolve_head_model, vertex_normals
 from exporter.options import ExportOptions
 from exporter.static_mesh import StaticMesh, extract_static_mesh, half_opaque_level
-from exporter.texture_bake import ColourFn, bake_texture, png_bytes
+from exporter.texture_bake import BakeLayer, ColourFn, bake_layers, bake_texture, png_bytes
 
 GENERATOR = "AvatarForge exporter"
+MOUTH_INTERIOR_PARTS = ("mouth_cavity", "teeth", "tongue")
+MOUTH_OPEN = np.eye(len(ARKIT_NAMES), dtype=np.float32)[index_of("jawOpen")]
 Progress = Callable[[str, float, str], None]
-
-
-class AvatarSurface:
-    """The avatar's colour at surface points and its density grid, as the renderer computes them."""
-
-    def __init__(self, avatar: Avatar, head: HeadModel):
-        from avatar.render import Renderer
-
-        self.renderer = Renderer(avatar, head=head)
-
-    def colour(self, points: np.ndarray) -> np.ndarray:
-        _, rgb = self.renderer.query(torch.from_numpy(np.ascontiguousarray(points, np.float32)))
-        return rgb.numpy()
-
-    def density_grid(self, resolution: int) -> np.ndarray:
-        return self.renderer.density_grid(resolution)
 
 
 @dataclass
@@ -143,12 +134,9 @@ def _head_mesh(blob: _Blob, mesh: GltfMesh, material: int, with_normal_deltas: b
 
 
 def _static_mesh(blob: _Blob, mesh: StaticMesh, metres_per_unit: float, material: int) -> int:
-    from exporter.head_mesh import vertex_normals
-
-    normals = vertex_normals(mesh.vertices, mesh.faces)
     uv = mesh.uv.copy()
     uv[:, 1] = 1.0 - uv[:, 1]
-    attrs = _primitive_attributes(blob, mesh.vertices * np.float32(metres_per_unit), normals, uv)
+    attrs = _primitive_attributes(blob, mesh.vertices * np.float32(metres_per_unit), mesh.normals, uv)
     prim = gl.Primitive(attributes=attrs, indices=_indices(blob, mesh.faces, len(mesh.vertices)),
                         material=material, mode=gl.TRIANGLES)
     blob.gltf.meshes.append(gl.Mesh(name="static", primitives=[prim]))
@@ -168,6 +156,21 @@ def _animation(blob: _Blob, animation: Animation, root: int, head_node: int) -> 
     blob.gltf.animations.append(gl.Animation(name="performance", samplers=samplers, channels=channels))
 
 
+def _head_texture(head: HeadModel, identity: np.ndarray, colour_in_pose: Callable[[np.ndarray | None], ColourFn],
+                  size: int) -> np.ndarray:
+    """The head texture as the stream shows each part: everything seen at the neutral pose, then the
+    mouth interior (cavity, teeth, tongue) seen with the jaw open, which is when the stream shows it."""
+    interior = np.isin(head.face_part, [PART_ID[p] for p in MOUTH_INTERIOR_PARTS])
+    layers = []
+    for expression, faces in ((None, np.ones(len(head.faces), bool)), (MOUTH_OPEN, interior)):
+        if not faces.any():
+            continue
+        posed = head.posed(expression, identity)
+        layers.append(BakeLayer(colour_in_pose(expression), posed, head.faces[faces], head.faces_uv[faces],
+                                normals=vertex_normals(posed, head.faces)))
+    return bake_layers(layers, head.uv, size)
+
+
 def root_name(avatar: Avatar) -> str:
     return avatar.display_name.strip() or f"avatar_{avatar.avatar_id[:12]}"
 
@@ -176,31 +179,37 @@ def build_glb(avatar: Avatar, options: ExportOptions = ExportOptions(), head: He
               animation: Animation | None = None, colour: ColourFn | None = None,
               density_grid: Callable[[int], np.ndarray] | None = None,
               progress: Progress | None = None) -> bytes:
-    """The GLB bytes. `colour`/`density_grid` default to the avatar's renderer."""
+    """The GLB bytes. `colour`/`density_grid` default to the avatar's renderer; a `colour` given is
+    used for every pose the textures are baked in."""
     report = progress or (lambda stage, fraction, message: None)
-    head = resolve_head_model(avatar, head)
+    model, head = head, resolve_head_model(avatar, head)  # the model as given; the head the avatar wears
+    surface = None
     if colour is None or (density_grid is None and options.include_static):
-        surface = AvatarSurface(avatar, head)
-        colour = colour or surface.colour
+        surface = AvatarSurface(avatar, model)
         density_grid = density_grid or surface.density_grid
+    given = colour
+    colour_in_pose: Callable[[np.ndarray | None], ColourFn] = (
+        surface.colour_in_pose if given is None else lambda expression: given)
+    colour = colour_in_pose(None)
 
     report("glb", 0.0, "head mesh and morph targets")
     mesh = head_gltf_mesh(head, avatar.identity, with_normals=True, with_normal_deltas=options.target_normals)
     world_positions = head.posed(None, avatar.identity)
     report("glb", 0.2, "baking the head texture")
-    head_texture = bake_texture(colour, world_positions, head.faces, head.uv, head.faces_uv, options.texture_size)
+    head_texture = _head_texture(head, avatar.identity, colour_in_pose, options.texture_size)
 
     static = None
     if options.include_static:
         report("glb", 0.5, "extracting the static parts")
         grid = density_grid(options.density_resolution)
-        skin = head.face_part == PART_ID["skin"]
         static = extract_static_mesh(grid, half_opaque_level(options.density_resolution), world_positions,
-                                     head.faces[skin], options.static_triangle_budget)
+                                     head.faces, options.static_triangle_budget,
+                                     atlas_resolution=options.static_texture_size)
         if static is not None:
             report("glb", 0.7, "baking the static texture")
+            # A marching-cubes surface only approximates the opaque wall: colour it as seen from outside.
             static_texture = bake_texture(colour, static.vertices, static.faces, static.uv, static.faces,
-                                          options.static_texture_size)
+                                          options.static_texture_size, normals=static.normals)
 
     report("glb", 0.9, "writing the GLB")
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator=GENERATOR), scene=0)

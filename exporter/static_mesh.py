@@ -1,9 +1,15 @@
 """The avatar's static parts (hair, ears, neck) as a mesh: marching cubes on its density, minus the head.
 
 The density grid covers the head box with cell centres (the renderer's `density_grid`). The iso-surface
-at `level` is extracted, the part lying on the head model's own surface is cut away (the head mesh
-already carries it, with morph targets), specks are dropped, the rest is decimated to the triangle
-budget and UV-unwrapped with xatlas.
+at `level` is extracted, the part lying on the head model's own surface (any of its parts: skin,
+eyes, mouth) is cut away (the head mesh already carries it, with morph targets), loose fragments are
+dropped (a piece not attached to the head is kept only when it is a large share of the surface), the
+rest is decimated to the triangle budget, given smooth normals and UV-unwrapped with xatlas.
+
+Where the cut leaves an open edge beside the head, that edge is tucked just under the head's surface:
+hair lying on the head closer than the cut distance would otherwise leave a thin gap along the head's
+outline, and the tucked edge stays hidden under the head mesh (the face itself is all cut away, so
+expressions never uncover it).
 """
 from __future__ import annotations
 
@@ -17,11 +23,19 @@ from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
 from avatar.camera import BOX_HALF
+from exporter.head_mesh import vertex_normals
 
-# Components with fewer faces than this fraction of the largest one are floaters, not hair or ears.
+# Attached components with fewer faces than this fraction of the largest attached one are specks.
 MIN_COMPONENT_FRACTION = 0.02
+# Components not attached to the head are kept only from this fraction of the largest one up.
+DETACHED_COMPONENT_FRACTION = 0.25
 # Static-surface triangles closer than this many grid cells to the head surface belong to the head.
 HEAD_CLEARANCE_CELLS = 2.0
+# A component with a triangle this many cells beyond the clearance (or closer) touches the head.
+ATTACHED_CELLS = 1.5
+# Open edges this close to the head (cells beyond the clearance) are cut edges, tucked this deep under it.
+CUT_EDGE_CELLS = 1.0
+TUCK_DEPTH_CELLS = 0.5
 _SUBDIVISION = 3  # barycentric samples per triangle edge used to measure distance to the head
 
 
@@ -30,6 +44,7 @@ class StaticMesh:
     vertices: np.ndarray   # (V, 3) float32 world units (already split at UV seams)
     faces: np.ndarray      # (F, 3) int32
     uv: np.ndarray         # (V, 2) float32, v up
+    normals: np.ndarray    # (V, 3) float32 unit, smooth across UV seams
 
 
 def half_opaque_level(resolution: int, box_half: float = BOX_HALF) -> float:
@@ -37,25 +52,71 @@ def half_opaque_level(resolution: int, box_half: float = BOX_HALF) -> float:
     return float(np.log(2.0) * resolution / (2 * box_half))
 
 
-def _surface_samples(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Points spread over each triangle (a small barycentric lattice), for distance queries."""
-    n = _SUBDIVISION
-    weights = np.array([(i, j, n - i - j) for i in range(n + 1) for j in range(n + 1 - i)], np.float64) / n
-    corners = vertices[faces]  # (F, 3, 3)
-    return np.einsum("kc,fcd->fkd", weights, corners).reshape(-1, 3)
+class _HeadSurface:
+    """Points spread over each head triangle (a small barycentric lattice) with the triangle's unit
+    normal, for distance and nearest-point queries."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        n = _SUBDIVISION
+        weights = np.array([(i, j, n - i - j) for i in range(n + 1) for j in range(n + 1 - i)], np.float64) / n
+        corners = np.asarray(vertices, np.float64)[np.asarray(faces)]  # (F, 3, 3)
+        self.points = np.einsum("kc,fcd->fkd", weights, corners).reshape(-1, 3)
+        cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        unit = cross / np.maximum(np.linalg.norm(cross, axis=1, keepdims=True), 1e-20)
+        self.normals = np.repeat(unit, len(weights), axis=0)
+        self.tree = cKDTree(self.points)
+
+    def query(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distance to the head and the index of the nearest sample, per point."""
+        return self.tree.query(points, k=1)
 
 
-def _largest_components(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, depth: float) -> trimesh.Trimesh:
+    """Move the open-edge vertices within `near` of the head to `depth` under its surface."""
+    edges = mesh.edges_sorted
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    rim = np.unique(unique[counts == 1])
+    if len(rim) == 0:
+        return mesh
+    dist, idx = head.query(mesh.vertices[rim])
+    rim, idx = rim[dist <= near], idx[dist <= near]
+    vertices = np.array(mesh.vertices)
+    vertices[rim] = head.points[idx] - depth * head.normals[idx]
+    return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
+
+
+def _kept_components(mesh: trimesh.Trimesh, head: _HeadSurface, attach_distance: float) -> trimesh.Trimesh:
+    """The components attached to the head (minus specks), and any detached one that is large."""
     labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
     counts = np.bincount(labels)
-    keep = np.isin(labels, np.flatnonzero(counts >= MIN_COMPONENT_FRACTION * counts.max()))
-    mesh = mesh.submesh([np.flatnonzero(keep)], append=True, repair=False)
-    return mesh
+    dist, _ = head.query(mesh.triangles_center)
+    nearest = np.full(len(counts), np.inf)
+    np.minimum.at(nearest, labels, dist)
+    attached = nearest <= attach_distance
+    largest_attached = counts[attached].max() if attached.any() else 0
+    keep_component = ((attached & (counts >= MIN_COMPONENT_FRACTION * largest_attached))
+                      | (counts >= DETACHED_COMPONENT_FRACTION * counts.max()))
+    return mesh.submesh([np.flatnonzero(keep_component[labels])], append=True, repair=False)
+
+
+def _unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xatlas charts packed for a `resolution`^2 texture: (vertex mapping, faces, uv)."""
+    atlas = xatlas.Atlas()
+    atlas.add_mesh(vertices, faces.astype(np.uint32))
+    charts = xatlas.ChartOptions()
+    charts.max_iterations = 1  # one growing pass: the charts only need to be valid, not minimal
+    packing = xatlas.PackOptions()
+    packing.resolution = resolution
+    packing.padding = 2  # texels, so mipmaps of neighbouring charts do not mix
+    atlas.generate(charts, packing)
+    return atlas[0]
 
 
 def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.ndarray, head_faces: np.ndarray,
-                        triangle_budget: int, box_half: float = BOX_HALF) -> StaticMesh | None:
-    """None when the density has no surface at `level` outside the head."""
+                        triangle_budget: int, box_half: float = BOX_HALF,
+                        atlas_resolution: int = 512) -> StaticMesh | None:
+    """None when the density has no surface at `level` outside the head. The UV atlas is packed for
+    a texture of `atlas_resolution`^2 texels."""
     density = np.asarray(density, dtype=np.float32)
     res = density.shape[0]
     if density.max() <= level or density.min() >= level:
@@ -67,13 +128,13 @@ def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.nda
     # skimage winds triangles toward decreasing density; glTF wants counter-clockwise seen from outside.
     mesh.invert()
 
-    tree = cKDTree(_surface_samples(np.asarray(head_vertices, np.float64), np.asarray(head_faces)))
-    dist, _ = tree.query(mesh.triangles_center, k=1)
+    head = _HeadSurface(head_vertices, head_faces)
+    dist, _ = head.query(mesh.triangles_center)
     keep = dist > HEAD_CLEARANCE_CELLS * cell
     if not keep.any():
         return None
     mesh = mesh.submesh([np.flatnonzero(keep)], append=True, repair=False)
-    mesh = _largest_components(mesh)
+    mesh = _kept_components(mesh, head, (HEAD_CLEARANCE_CELLS + ATTACHED_CELLS) * cell)
 
     if len(mesh.faces) > triangle_budget:
         v, f = fast_simplification.simplify(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32),
@@ -81,8 +142,11 @@ def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.nda
         mesh = trimesh.Trimesh(v, f, process=True, validate=True)
     if len(mesh.faces) == 0:
         return None
+    # After decimation, which would otherwise pull tucked rims back out.
+    mesh = _tuck_cut_edges(mesh, head, (HEAD_CLEARANCE_CELLS + CUT_EDGE_CELLS) * cell, TUCK_DEPTH_CELLS * cell)
 
-    vmapping, indices, uvs = xatlas.parametrize(np.asarray(mesh.vertices, np.float32),
-                                                np.asarray(mesh.faces, np.uint32))
-    return StaticMesh(vertices=np.asarray(mesh.vertices, np.float32)[vmapping],
-                      faces=indices.astype(np.int32), uv=uvs.astype(np.float32))
+    vertices = np.asarray(mesh.vertices, np.float32)
+    normals = vertex_normals(vertices, np.asarray(mesh.faces))
+    vmapping, indices, uvs = _unwrap(vertices, np.asarray(mesh.faces), atlas_resolution)
+    return StaticMesh(vertices=vertices[vmapping], faces=indices.astype(np.int32), uv=uvs.astype(np.float32),
+                      normals=normals[vmapping])

@@ -178,8 +178,9 @@ def sphere_density(resolution: int) -> np.ndarray:
     return np.where(r < 0.34, 300.0, 0.0)
 
 
-def position_colour(points: np.ndarray) -> np.ndarray:
-    """A colour field that varies over space, so texture baking has something to get right."""
+def position_colour(points: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
+    """A colour field that varies over space, so texture baking has something to get right (the same
+    from every direction: `normals` are not used)."""
     return np.clip(np.asarray(points) + 0.5, 0.0, 1.0)
 
 
@@ -198,3 +199,22 @@ def glb_inputs():
         head = small_head_model()
         return small_avatar(head), head, position_colour, sphere_density
     return synthetic_avatar(seed=1), embedded_head_model(), None, None
+
+
+def validate_glb(path) -> dict:
+    """The Khronos glTF-Validator's report on a GLB file (skips the test when it is not installed)."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[1]
+    modules = root / ".venv" / "node" / "node_modules"
+    if shutil.which("node") is None or not (modules / "gltf-validator").is_dir():
+        pytest.skip("gltf-validator is not installed (make tools installs it into .venv/node)")
+    proc = subprocess.run(["node", str(root / "tests" / "gltf_validate.js"), str(path), str(modules)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)

@@ -1,5 +1,6 @@
 import numpy as np
 import trimesh
+from scipy.spatial import cKDTree
 
 from exporter.head_mesh import head_gltf_mesh, normal_deltas, split_uv_seams, vertex_normals
 from export_helpers import small_head_model
@@ -78,3 +79,58 @@ def test_static_mesh_is_decimated_unwrapped_and_deterministic_across_processes()
                           cwd=str(Path(tests).parent), timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == digest
+
+
+def _ball(resolution: int, centre, radius: float) -> np.ndarray:
+    c = (np.arange(resolution) + 0.5) / resolution - 0.5
+    x, y, z = np.meshgrid(c, c, c, indexing="ij")
+    return (x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2 < radius ** 2
+
+
+def _merged(mesh):
+    """The static mesh with its UV-seam copies merged back, as one surface."""
+    return trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
+
+
+def test_floating_fragments_are_dropped_and_attached_parts_kept():
+    from exporter.static_mesh import extract_static_mesh, half_opaque_level
+
+    head = small_head_model()
+    res = 64
+    # A cap of "hair" on the head's crown, a speck floating beside the cheek, and a large detached mass.
+    cap = _ball(res, (0.0, 0.12, 0.0), 0.26) & ~_ball(res, (0.0, 0.0, 0.0), 0.29)
+    speck = _ball(res, (0.4, -0.1, 0.2), 0.03)
+    mass = _ball(res, (-0.38, -0.32, -0.3), 0.1)
+    density = np.where(cap | speck | mass | _ball(res, (0, 0, 0), 0.3), 300.0, 0.0)
+    mesh = extract_static_mesh(density, half_opaque_level(res), head.vertices, head.faces, 5000)
+    v = mesh.vertices
+    assert np.linalg.norm(v - [0.4, -0.1, 0.2], axis=1).min() > 0.1, "the speck beside the cheek is gone"
+    assert np.linalg.norm(v - [-0.38, -0.32, -0.3], axis=1).min() < 0.12, "a large detached mass is kept"
+    assert (v[:, 1] > 0.3).any(), "the cap on the crown is kept"
+
+
+def test_cut_edges_tuck_under_the_head_and_normals_point_out():
+    from exporter.static_mesh import extract_static_mesh, half_opaque_level
+
+    head = small_head_model()
+    res = 64
+    cell = 1.0 / res
+    # Hair lying on the upper half of the head, closer to it than the cut distance at its rim.
+    cap = _ball(res, (0.0, 0.02, 0.0), 0.33) & (np.arange(res)[None, :, None] >= res // 2 + 4)
+    density = np.where(cap | _ball(res, (0, 0, 0), 0.3), 300.0, 0.0)
+    mesh = extract_static_mesh(density, half_opaque_level(res), head.vertices, head.faces, 5000)
+    merged = _merged(mesh)
+    edges, counts = np.unique(merged.edges_sorted, axis=0, return_counts=True)
+    rim = np.unique(edges[counts == 1])
+    assert len(rim) > 10
+    # Every open edge sits just under the head's surface (of the nearest part: skin or eyeball).
+    head_mesh = trimesh.Trimesh(head.vertices, head.faces, process=False)
+    points, triangle = trimesh.sample.sample_surface_even(head_mesh, 200_000, seed=0)
+    distance, nearest = cKDTree(points).query(merged.vertices[rim])
+    under = np.sum((merged.vertices[rim] - points[nearest]) * head_mesh.face_normals[triangle[nearest]], axis=1)
+    assert np.all(distance < 0.75 * cell), distance.max() / cell
+    # (Where skin and eyeball meet, the nearest surface can be the other part's: at most half a cell.)
+    assert (under < 0).mean() > 0.9 and under.max() < 0.5 * cell, under.max() / cell
+    outward = np.sum(mesh.normals * mesh.vertices, axis=1) > 0
+    assert outward.mean() > 0.95
+    np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=1e-5)

@@ -34,7 +34,7 @@ def test_texels_carry_the_colour_of_their_surface_point():
 def test_coverage_matches_uv_area_and_gutters_are_filled():
     head = small_head_model()
     size = 128
-    covered, points = surface_points(head.vertices, head.faces, head.uv, head.faces_uv, size)
+    covered, points, _ = surface_points(head.vertices, head.faces, head.uv, head.faces_uv, size)
     corners = head.uv[head.faces_uv]
     uv_area = np.abs(_cross2(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])).sum() / 2
     assert abs(covered.mean() - uv_area) < 0.03
