@@ -66,16 +66,34 @@ def test_bad_portraits_leave_the_store_untouched(tmp_path, capsys, name):
     assert not store.exists() or list(store.iterdir()) == []
 
 
-def test_demo_writes_gif_and_sheet(tmp_path, capsys):
+def test_demo_writes_gif_and_sheets(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--size", "96"]) == 0
+    assert main(["demo", "-o", str(out), "--size", "96", "--no-blender"]) == 0
     printed = capsys.readouterr().out
     gif = Image.open(out / "turntable.gif")
     assert gif.n_frames >= 24
     sheet = Image.open(out / "expressions.png")
     assert sheet.width >= 4 * 96
-    assert "turntable" in printed and "expressions" in printed
+    # Contact sheet: 4 expressions + the GLB row, portrait column + 6 views, each tile 96 pixels.
+    contact = np.asarray(Image.open(out / "contact.png"))
+    assert contact.shape[0] > 5 * 96 and contact.shape[1] > 7 * 96
+    assert contact[:, -96:].std() > 10  # the last view column (from above) shows something
+    assert "turntable" in printed and "expressions" in printed and "contact" in printed
+    assert "--no-blender" in printed
     assert len(list((out / "store").iterdir())) == 1
+
+
+def test_demo_on_a_folder_of_portraits_names_each_sheet(tmp_path, astronaut_png, capsys):
+    folder = tmp_path / "portraits"
+    folder.mkdir()
+    (folder / "first.png").write_bytes(astronaut_png)
+    (folder / "notes.txt").write_text("not a portrait")
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--size", "64", "--no-blender", "--portraits", str(folder)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
+        "first_contact.png", "first_expressions.png", "first_turntable.gif"]
+    assert main(["demo", "-o", str(out), "--portraits", str(tmp_path / "missing")]) == 1
+    assert "no such directory" in capsys.readouterr().err
 
 
 def test_create_and_render_through_a_server(tmp_path, astronaut_png, capsys):
