@@ -1,6 +1,7 @@
 """Server configuration: defaults, overridden by AVATARFORGE_* environment variables, overridden by flags."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,6 +22,8 @@ class ServerConfig:
     port: int = 50051                      # 0 = pick a free port (printed in the ready line)
     store: Path = field(default_factory=default_store)
     token_file: str = ""                   # one bearer token per line; empty = no authentication
+    # Listening beyond loopback without tokens must be asked for by name, never happen by a typo'd --host.
+    allow_unauthenticated_remote: bool = False
     tls_cert: str = ""
     tls_key: str = ""
     client_ca: str = ""                    # set = mutual TLS: clients must present a certificate it signed
@@ -30,6 +33,8 @@ class ServerConfig:
     max_frame_pixels: int = _LIMIT_DEFAULTS.max_frame_pixels
     max_message_bytes: int = _LIMIT_DEFAULTS.max_message_bytes
     max_pending_jobs: int = _LIMIT_DEFAULTS.max_pending_jobs
+    max_streams_per_client: int = 0        # 0 = max_streams
+    max_jobs_per_client: int = 0           # 0 = max_pending_jobs
     workers: int = 1                       # creates/exports running at once
     render_slots: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))  # frames at once
     # Threads per render. One, with several renders side by side, keeps every core busy without
@@ -39,6 +44,7 @@ class ServerConfig:
     cache_size: int = 8                    # loaded avatars kept in memory
     grace: float = 10.0                    # seconds in-flight calls get at shutdown
     backend: str = "cpu"                   # rasterizer: cpu or nvdiffrast
+    avatarartist_weights: str = ""         # AvatarArtist weights folder; empty = the generator is unavailable
     log_level: str = "INFO"
 
     @classmethod
@@ -56,7 +62,9 @@ class ServerConfig:
         try:
             return ServerLimits(max_portrait_bytes=self.max_portrait_bytes, max_portrait_pixels=self.max_pixels,
                                 max_streams=self.max_streams, max_frame_pixels=self.max_frame_pixels,
-                                max_message_bytes=self.max_message_bytes, max_pending_jobs=self.max_pending_jobs)
+                                max_message_bytes=self.max_message_bytes, max_pending_jobs=self.max_pending_jobs,
+                                max_streams_per_client=self.max_streams_per_client,
+                                max_jobs_per_client=self.max_jobs_per_client)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
@@ -67,6 +75,10 @@ class ServerConfig:
             raise ConfigError("TLS needs both --tls-cert and --tls-key")
         if self.client_ca and not self.tls_cert:
             raise ConfigError("--client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        if not self.token_file and not is_loopback(self.host) and not self.allow_unauthenticated_remote:
+            raise ConfigError(f"refusing to listen on {self.host} without authentication: anyone who can reach "
+                              f"it could create, render and delete avatars; give --token-file (and --tls-cert/"
+                              f"--tls-key), bind 127.0.0.1, or pass --allow-unauthenticated-remote true")
         if self.backend not in ("cpu", "nvdiffrast"):
             raise ConfigError(f"backend {self.backend!r} is not one of cpu, nvdiffrast")
         for name in ("workers", "render_slots", "cache_size", "torch_threads"):
@@ -78,12 +90,33 @@ class ServerConfig:
         return self
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_bool(raw: str) -> bool:
+    """true/false, yes/no, on/off, 1/0 (any case); anything else is a ValueError."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{raw!r} is not true or false")
+
+
 def env_name(field_name: str) -> str:
     return "AVATARFORGE_" + field_name.upper()
 
 
 def _parse(name: str, raw: str, kind: type):
     try:
+        if kind is bool:
+            return parse_bool(raw)
         if kind is int:
             return int(raw)
         if kind is float:

@@ -9,6 +9,7 @@ import grpc
 from avatar.asset import AssetError
 from avatar.camera import CameraError
 from avatar.expressions import ExpressionError
+from avatar.generators.avatarartist.weights import WeightsUnavailable
 from avatar.head_model.base import HeadModelError
 from avatar.portrait.errors import PerceptionUnavailable, PortraitError
 from grpc_server.convert import FrameOptionsError
@@ -47,7 +48,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         # Size and pixel limits on uploads are limits (like gRPC's own message size), not malformed input.
         code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.reason == "too_large" else grpc.StatusCode.INVALID_ARGUMENT
         return code, message
-    if isinstance(exc, PerceptionUnavailable):
+    if isinstance(exc, (PerceptionUnavailable, WeightsUnavailable)):
         return grpc.StatusCode.FAILED_PRECONDITION, message  # the server's models are missing: `make models`
     if isinstance(exc, AvatarNotFound):
         return grpc.StatusCode.NOT_FOUND, message

@@ -1,7 +1,6 @@
 """Build and run the gRPC server: service, health, reflection, auth, TLS, limits, graceful shutdown."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -16,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from grpc_server.proto import pb, pb_grpc
 from grpc_server.auth import BearerTokenInterceptor, TokenFileError, load_tokens
-from grpc_server.config import ConfigError, ServerConfig
+from grpc_server.config import ConfigError, ServerConfig, is_loopback
 from grpc_server import torch_threads
 from grpc_server.service import AvatarForgeService, ServiceOptions
 from grpc_server.store import AvatarStore
@@ -26,15 +25,6 @@ log = logging.getLogger("avatarforge")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AvatarForge"].full_name
 # Handler threads beyond the streams: unary calls, creates waiting on their job, health probes.
 EXTRA_HANDLER_THREADS = 16
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _address(host: str, port: int) -> str:
@@ -82,6 +72,7 @@ def start(config: ServerConfig) -> RunningServer:
     torch_threads.configure(config.torch_threads)
     store = AvatarStore(config.store, cache_size=config.cache_size, renderer_factory=renderer_factory,
                         renderers_per_avatar=config.render_slots)
+    store.check_writable()
     swept = store.sweep()
     if swept:
         log.info("removed %d leftovers of interrupted creates/deletes from %s", swept, store.root)

@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     parser.add_argument("--generator", default="", help="generator name (default: projective)")
     parser.add_argument("--name", default="", help="display name stored with the avatar")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the bare id")
+    parser.add_argument("--avatarartist-weights", metavar="DIR", default="",
+                        help="AvatarArtist weights folder for --generator avatarartist "
+                             "(default: $AVATARFORGE_AVATARARTIST_WEIGHTS)")
     parser.set_defaults(func=run)
 
 
@@ -43,8 +46,11 @@ def _create(args, data: bytes, update) -> str:
             return client.create(data, generator=args.generator, display_name=args.name,
                                  progress=lambda p: update(p.stage, p.fraction, p.message))
     from avatar.generators import get_generator
+    from avatar.generators.avatarartist import configure
     from grpc_server.store import AvatarStore
 
+    if args.avatarartist_weights:
+        configure(args.avatarartist_weights)
     avatar = get_generator(args.generator).create(data, progress=update, display_name=args.name)
     update("save", 1.0, "saving to the store")
     return AvatarStore(store_root(args)).create(avatar).avatar_id

@@ -6,14 +6,15 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from grpc_server.config import ConfigError, ServerConfig, env_name
+from grpc_server.config import ConfigError, ServerConfig, env_name, parse_bool
 
 _HELP = {
-    "host": "address to bind (default 127.0.0.1; anything else without --token-file draws a loud warning)",
+    "host": "address to bind (default 127.0.0.1; anything else needs --token-file or --allow-unauthenticated-remote)",
     "port": "port to bind; 0 picks a free one (the ready line 'avatarforge listening on HOST:PORT' tells which)",
     "store": "avatar store directory (default: $XDG_DATA_HOME/avatarforge/avatars or "
              "~/.local/share/avatarforge/avatars)",
     "token_file": "file of accepted bearer tokens, one per line; clients send 'authorization: Bearer <token>'",
+    "allow_unauthenticated_remote": "true to listen beyond loopback without --token-file (refused otherwise)",
     "tls_cert": "PEM certificate chain for TLS",
     "tls_key": "PEM private key for TLS",
     "client_ca": "PEM CA bundle: require client certificates signed by it (mutual TLS)",
@@ -23,12 +24,15 @@ _HELP = {
     "max_frame_pixels": "largest frame in pixels (width x height)",
     "max_message_bytes": "largest gRPC message in either direction; frames never exceed it",
     "max_pending_jobs": "creates and exports queued or running at once",
+    "max_streams_per_client": "RenderStreams at once per client (bearer token, else address); 0 = --max-streams",
+    "max_jobs_per_client": "creates and exports at once per client; 0 = --max-pending-jobs",
     "workers": "creates and exports running at once",
     "render_slots": "frames rendered at once across all calls (default: the number of cores, at most 4)",
     "torch_threads": "torch threads per render or create (1 with several renders at once uses the cores best)",
     "cache_size": "loaded avatars kept in memory",
     "grace": "seconds in-flight calls get to finish on SIGTERM/SIGINT",
     "backend": "rasterizer backend: cpu or nvdiffrast (CUDA)",
+    "avatarartist_weights": "folder of the AvatarArtist weights (layout in the README); enables that generator",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 
@@ -44,6 +48,8 @@ def register(subparsers) -> None:
         value = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         kind = (lambda s: Path(s).expanduser()) if isinstance(value, Path) else type(value)
+        if isinstance(value, bool):
+            kind = parse_bool
         parser.add_argument(flag, dest=f.name, default=value, type=kind,
                             help=f"{_HELP[f.name]} (now: {value}; env {env_name(f.name)})")
     parser.set_defaults(func=run, env_error=env_error)
@@ -59,6 +65,8 @@ def run(args) -> int:
     # unless the user already chose.
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_NUM_THREADS", str(config.torch_threads))
+    from avatar.generators.avatarartist import configure
     from grpc_server.server import serve
 
+    configure(config.avatarartist_weights)
     return serve(config)

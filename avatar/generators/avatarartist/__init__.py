@@ -4,7 +4,7 @@ Modules: vae (3D-conv AutoencoderKL), dit (TriDitCLIPDINO XL/2), encoders (CLIP 
 sampler (diffusers DPM-Solver++ with CFG), render_pkl (restricted reader of the EG3D render.pkl),
 weights (folder layout and loading), generator (the registered generator).
 """
-from avatar.generators.avatarartist.generator import AvatarArtistGenerator, configure, weights_dir
+from avatar.generators.avatarartist.generator import AvatarArtistGenerator, configure, weights_dir_now
 from avatar.generators.avatarartist.weights import ENV_VAR, WeightsInvalid, WeightsUnavailable
 
-__all__ = ["AvatarArtistGenerator", "ENV_VAR", "WeightsInvalid", "WeightsUnavailable", "configure", "weights_dir"]
+__all__ = ["AvatarArtistGenerator", "ENV_VAR", "WeightsInvalid", "WeightsUnavailable", "configure", "weights_dir_now"]

@@ -39,8 +39,8 @@ class ImageEncoders:
         hf_logging.set_verbosity_error()  # its load report would repeat on every server start
         self.device, self.dtype = device, dtype
         self.clip = CLIPVisionModelWithProjection.from_pretrained(
-            clip_dir, local_files_only=True, torch_dtype=dtype).to(device).eval()
-        self.dino = Dinov2Model.from_pretrained(dino_dir, local_files_only=True, torch_dtype=dtype).to(device).eval()
+            clip_dir, local_files_only=True, dtype=dtype).to(device).eval()
+        self.dino = Dinov2Model.from_pretrained(dino_dir, local_files_only=True, dtype=dtype).to(device).eval()
         self.clip_processor = CLIPImageProcessorPil()  # upstream uses the processor's defaults, not the folder's
         dino_cfg = dict(_DINO_PREPROCESS)
         processor_file = Path(dino_dir) / "preprocessor_config.json"

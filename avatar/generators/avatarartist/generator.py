@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,11 @@ from avatar.generators.avatarartist import weights as W
 from avatar.generators.avatarartist.encoders import ImageEncoders
 from avatar.generators.avatarartist.sampler import GUIDANCE, STEPS, sample_latent
 from avatar.generators.avatarartist.vae import LATENT_SCALE
-from avatar.head_model import HeadModel, load_faceverse
+from avatar.head_model import HeadModel, HeadModelError, load_faceverse
 from avatar.head_registry import register_head_model
+from avatar.portrait.decode import decode_image
+from avatar.portrait.errors import PortraitLimits
+from avatar.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +40,39 @@ PLANES = 4
 
 _configured: Path | None = None
 _loaded: dict[Path, "_Loaded"] = {}
-_load_lock = threading.Lock()
+_heads: dict[Path, HeadModel] = {}
+_load_lock = threading.RLock()
 
 
 def configure(weights_dir: str | Path | None) -> None:
     """Set the weights folder for this process (the server's and CLI's --avatarartist-weights).
-    None or '' falls back to the AVATARFORGE_AVATARARTIST_WEIGHTS environment variable."""
+    None or '' falls back to the AVATARFORGE_AVATARARTIST_WEIGHTS environment variable.
+    The folder's FaceVerse head is registered at once, so stored AvatarArtist avatars render after a restart."""
     global _configured
     _configured = Path(weights_dir).expanduser() if weights_dir else None
+    root = weights_dir_now()
+    if root is not None and (root / W.FACEVERSE_FILE).is_file():
+        try:
+            faceverse_head(root)
+        except W.WeightsInvalid as e:   # create will say so; the server still starts
+            log.warning("AvatarArtist: %s", e)
 
 
-def weights_dir() -> Path | None:
-    import os
+def faceverse_head(root: Path) -> HeadModel:
+    """The weights folder's FaceVerse head, loaded once per process and registered by its id."""
+    path = root / W.FACEVERSE_FILE
+    with _load_lock:
+        if path not in _heads:
+            try:
+                _heads[path] = load_faceverse(path)
+            except HeadModelError as e:   # the server's file, not the caller's input
+                raise W.WeightsInvalid(str(e)) from None
+            register_head_model(_heads[path])   # the store and renderer find the avatar's mesh by id
+        return _heads[path]
 
+
+def weights_dir_now() -> Path | None:
+    """The configured weights folder, else the environment variable's, else None."""
     if _configured is not None:
         return _configured
     raw = os.environ.get(W.ENV_VAR, "").strip()
@@ -68,13 +92,14 @@ class _Loaded:
         device, dtype = _device()
         start = time.perf_counter()
         self.networks = W.load_networks(root)
-        self.encoders = ImageEncoders(root / W.CLIP_DIR, root / W.DINO_DIR, device, dtype)
-        self.head = load_faceverse(root / W.FACEVERSE_FILE)
-        register_head_model(self.head)   # so the store and renderer find the avatar's mesh by id
+        try:
+            self.encoders = ImageEncoders(root / W.CLIP_DIR, root / W.DINO_DIR, device, dtype)
+        except (OSError, ValueError) as e:   # transformers' own sentence names the missing or bad file
+            raise W.WeightsInvalid(f"the image encoders in {root} cannot be loaded: {e}") from None
+        self.head = faceverse_head(root)
         self.networks.dit.to(device, dtype)
-        self.networks.vae.to(device, dtype)
+        self.networks.vae.to(device, dtype).tie_aliases()
         self.device, self.dtype = device, dtype
-        self.fingerprint = _fingerprint(root)
         log.info("AvatarArtist weights loaded from %s in %.1f s (%s, %s)", root, time.perf_counter() - start,
                  device, dtype)
 
@@ -111,20 +136,20 @@ def _no_progress(stage: str, fraction: float, message: str) -> None:
 class AvatarArtistGenerator:
     name = "avatarartist"
     version = "1"
+    description = ("AvatarArtist: DiT + 3D-VAE triplane prior from the published weights (CUDA fp16; "
+                   "CPU float32 takes tens of minutes)")
 
     def __init__(self, root: Path | None = None, seed: int = 0, steps: int = STEPS, guidance: float = GUIDANCE):
-        self.root = root if root is not None else weights_dir()
-        self.reason = W.unavailable_reason(self.root)
+        self.root = root if root is not None else weights_dir_now()
         self.settings = {"seed": int(seed), "steps": int(steps), "guidance": float(guidance)}
-        base = ("AvatarArtist (DiT + 3D VAE from the published weights; CUDA fp16, or CPU float32 in minutes)")
-        self.description = base + (f" - unavailable: {self.reason}" if self.reason else " - available")
 
-    @property
-    def available(self) -> bool:
-        return not self.reason
+    def unavailable_reason(self) -> str:
+        """'' when the weights folder is complete; else what is missing and where (checked on every call:
+        files may appear while the server runs)."""
+        return W.unavailable_reason(self.root)
 
     def _require(self) -> Path:
-        reason = W.unavailable_reason(self.root)   # re-checked: files may have appeared since
+        reason = self.unavailable_reason()
         if reason:
             raise W.WeightsUnavailable(f"the avatarartist generator cannot run: {reason}")
         return self.root
@@ -140,9 +165,6 @@ class AvatarArtistGenerator:
                display_name: str = "", limits=None) -> Avatar:
         """face_box and landmarks are accepted for the common interface and not used: the networks
         take the whole (square-cropped) portrait."""
-        from avatar.portrait.decode import decode_image
-        from avatar.portrait.errors import PortraitLimits
-
         report = progress or _no_progress
         root = self._require()
         report("load", 0.01, "loading the AvatarArtist networks")
@@ -184,8 +206,6 @@ class AvatarArtistGenerator:
             plane_names=EG3D_PLANES,
         )
         report("thumbnail", 0.92, "rendering the thumbnail")
-        from avatar.render import Renderer
-
         avatar.thumbnail = Renderer(avatar, head=head).render(camera, size=THUMBNAIL_SIZE).rgba8()
         report("done", 1.0, "avatar ready")
         return avatar
@@ -199,8 +219,3 @@ def decode_planes(nets: _Loaded, latent: torch.Tensor) -> torch.Tensor:
     planes = vae.decode(z.to(nets.device, nets.dtype)).float().permute(0, 2, 1, 3, 4)   # (1, F, C, H, W)
     planes = planes * nets.networks.std.to(planes.device) + nets.networks.mean.to(planes.device)
     return planes[0].cpu().contiguous()
-
-
-def head_for(root: Path) -> HeadModel:
-    """The FaceVerse head of a weights folder (loaded once)."""
-    return _load(root).head

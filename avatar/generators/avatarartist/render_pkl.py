@@ -18,6 +18,7 @@ import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from avatar.decoder import TriplaneDecoder
@@ -25,11 +26,10 @@ from avatar.decoder import TriplaneDecoder
 # Sub-modules of G_ema this project reads (attribute names as upstream spells them).
 DECODER, UV_ENCODER, SUPERRESOLUTION = "decoder", "triplnae_encoder", "superresolution"
 USED_MODULES = (DECODER, UV_ENCODER, SUPERRESOLUTION)
-# Modules that only ever hold classes (never functions we would call); other names are refused.
+# Where the network's own classes live (upstream packages, torch.nn); their names become inert records.
+# Every other global is refused.
 _CLASS_MODULE_ROOTS = ("torch.nn.modules.", "training.", "recon.", "models.", "torch_utils.", "dnnlib.",
                        "training_avatar_texture.", "Next3d.", "segmentation_models_pytorch.", "_imported_module_")
-_REFUSED_ROOTS = ("os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "importlib", "runpy",
-                  "pickle", "shutil", "socket", "ctypes", "code", "marshal", "types", "functools", "operator")
 
 
 class RenderPickleError(ValueError):
@@ -39,8 +39,6 @@ class RenderPickleError(ValueError):
 class Inert:
     """Stands in for any class the pickle names: keeps constructor arguments and state, runs nothing."""
 
-    qualname = "?"
-
     def __new__(cls, *args, **kwargs):
         obj = object.__new__(cls)
         obj.__dict__["_args"] = args
@@ -48,6 +46,16 @@ class Inert:
 
     def __init__(self, *args, **kwargs):
         self.__dict__["_call_args"] = (args, kwargs)
+
+    # Dict and list subclasses (EasyDict kwargs) are filled item by item after construction.
+    def __setitem__(self, key, value):
+        self.__dict__.setdefault("_items", {})[key] = value
+
+    def append(self, value):
+        self.__dict__.setdefault("_list", []).append(value)
+
+    def extend(self, values):
+        self.__dict__.setdefault("_list", []).extend(values)
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2:   # (dict state, slot state)
@@ -111,6 +119,7 @@ def _reconstructor(cls, base, state=None):
     return cls.__new__(cls)
 
 
+_MULTIARRAY = (getattr(np, "_core", None) or np.core).multiarray   # numpy 2 renamed core to _core
 _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -120,9 +129,13 @@ _ALLOWED = {
     ("torch.storage", "_load_from_bytes"): _load_storage,
     ("collections", "OrderedDict"): _ordered_dict,
     ("copyreg", "_reconstructor"): _reconstructor,
-    ("torch", "Size"): torch.Size,
+    ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
     ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice,
     ("builtins", "object"): object,
+    # numpy scalars and arrays (StyleGAN's gains are numpy floats); they rebuild data, never call code.
+    ("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray,
+    **{(f"numpy.{core}.multiarray", name): getattr(_MULTIARRAY, name)
+       for core in ("core", "_core") for name in ("scalar", "_reconstruct")},
 }
 
 
@@ -138,12 +151,11 @@ class _Unpickler(pickle.Unpickler):
             return _safe_reconstruct_persistent
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        root = module.split(".")[0]
-        if (module.startswith(_CLASS_MODULE_ROOTS) and root not in _REFUSED_ROOTS and name.isidentifier()
-                and name[:1].isupper() and "." not in name):
+        # Upstream classes (and the odd function they reference) become inert records: nothing runs.
+        if module.startswith(_CLASS_MODULE_ROOTS) and name.isidentifier():
             key = (module, name)
             if key not in self._inert:
-                self._inert[key] = type(name, (Inert,), {"qualname": f"{module}.{name}"})
+                self._inert[key] = type(name, (Inert,), {"__module__": f"inert:{module}"})
             return self._inert[key]
         raise RenderPickleError(f"render.pkl asks for {module}.{name}, which this loader refuses to run "
                                 f"(only tensors and module records are read from it)")
@@ -185,8 +197,16 @@ def module_state_dict(obj, prefix: str = "") -> dict[str, torch.Tensor]:
 
 def init_kwargs(obj) -> dict:
     state = _state_of(obj) or {}
-    kwargs = state.get("_init_kwargs")
-    return dict(kwargs) if isinstance(kwargs, dict) else {}
+    return _plain(state.get("_init_kwargs")) or {}
+
+
+def _plain(value):
+    """Records of dict subclasses (EasyDict) back to plain dicts, recursively."""
+    if isinstance(value, Inert) and "_items" in value.__dict__:
+        value = value.__dict__["_items"]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass

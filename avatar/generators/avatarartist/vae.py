@@ -167,6 +167,14 @@ class TriplaneVAE(nn.Module):
         self.quant_conv = SamePad3d(2 * config.z_channels, 2 * config.embed_dim, 1)
         self.post_quant_conv = SamePad3d(config.embed_dim, config.z_channels, 1)
 
+    def tie_aliases(self) -> "TriplaneVAE":
+        """Make every `<p>.weight` the very tensor `<p>.conv.weight` again: conversions that rebuild
+        parameters (to_empty, some device moves) give the two names separate copies."""
+        for module in self.modules():
+            if isinstance(module, SamePad3d):
+                module.weight = module.conv.weight
+        return self
+
     def moments(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 32, F, H, W) triplane -> (B, 2*embed, F, H/8, W/8): mean and raw logvar stacked on axis 1."""
         return self.quant_conv(self.encoder(x))
