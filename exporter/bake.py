@@ -1,7 +1,7 @@
 """Batch baking: a folder of portraits in, a folder of engine-ready assets out.
 
 Every regular, non-hidden file in the input folder (in name order) is one job: create an avatar with
-the projective generator, then export it into `<out>/<name>/`. A job's outcome is recorded in
+the chosen generator (projective by default), then export it into `<out>/<name>/`. A job's outcome is recorded in
 `<out>/<name>/bake.json` (the input's sha256, generator and formats with the avatar id, outputs and
 seconds, or the error), so a rerun skips every input whose record still matches, including the ones
 rejected as bad input: the same bytes would fail the same way. Any other failure (out of memory, a
@@ -22,13 +22,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
+from avatar.generators import DEFAULT_GENERATOR
 from exporter.api import normalise_formats
 from exporter.options import ExportError, ExportOptions
 
 RECORD = "bake.json"
 REPORT = "report.json"
 DEFAULT_FORMATS = ("glb", "tables")
-GENERATOR = "projective"
 DEFAULT_MAX_ATTEMPTS = 3
 
 
@@ -88,10 +88,10 @@ def output_names(inputs: list[Path]) -> dict[Path, str]:
     return {p: (p.stem if stems[p.stem] == 1 else p.name.replace(".", "_")) for p in inputs}
 
 
-def _job_key(sha256: str, formats: list[str], options: ExportOptions) -> dict:
+def _job_key(sha256: str, formats: list[str], options: ExportOptions, generator_name: str) -> dict:
     from avatar.generators import get_generator
 
-    generator = get_generator(GENERATOR)
+    generator = get_generator(generator_name)
     return {"sha256": sha256, "generator": generator.name, "generator_version": generator.version,
             "formats": formats, "options": {k: getattr(options, k) for k in sorted(vars(options))}}
 
@@ -117,7 +117,7 @@ def _write_record(out: Path, record: dict) -> None:
 
 
 def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptions, torch_threads: int = 0,
-             attempt: int = 1) -> dict:
+             attempt: int = 1, generator: str = DEFAULT_GENERATOR) -> dict:
     """Create + export one portrait (try number `attempt`); never raises for a failed job, returns the
     record it wrote (`retryable` says whether the failure was transient)."""
     import torch
@@ -134,10 +134,10 @@ def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptio
     except OSError as exc:  # moved or unreadable since the folder was listed: no record, a rerun retries
         return {"input": src.name, "status": "error", "error": f"cannot read the portrait: {exc}",
                 "attempts": attempt, "retryable": True}
-    key = _job_key(hashlib.sha256(data).hexdigest(), formats, options)
+    key = _job_key(hashlib.sha256(data).hexdigest(), formats, options, generator)
     record = {"input": src.name, **key, "attempts": attempt, "retryable": False}
     try:
-        avatar = get_generator(GENERATOR).create(data)
+        avatar = get_generator(generator).create(data)
         outputs = export(avatar, formats, options, out_dir=out)
         record.update(status="ok", avatar_id=avatar.avatar_id, outputs=outputs)
     except Exception as exc:  # noqa: BLE001 - one failed portrait must not stop the batch; the record says why
@@ -170,9 +170,14 @@ def _result(record: dict, out: Path, skipped: bool) -> BakeResult:
 def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
                 workers: int = 1, on_result: Callable[[BakeResult], None] | None = None,
-                max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> BakeReport:
-    """Bake every portrait not already done; `on_result` is called once per input as it finishes
-    (after its last attempt)."""
+                max_attempts: int = DEFAULT_MAX_ATTEMPTS, generator: str = DEFAULT_GENERATOR) -> BakeReport:
+    """Bake every portrait not already done with the named generator; `on_result` is called once per
+    input as it finishes (after its last attempt)."""
+    from avatar.generators import get_generator
+
+    reason = get_generator(generator).unavailable_reason()  # an unknown name raises GeneratorError
+    if reason:
+        raise ExportError(f"the {generator} generator cannot run here: {reason}")
     options = options or ExportOptions()
     formats = normalise_formats(formats)
     if "animation" in formats:
@@ -191,7 +196,7 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
     todo: list[Path] = []
     for p in inputs:
         out = out_root / names[p]
-        key = _job_key(hashlib.sha256(p.read_bytes()).hexdigest(), formats, options)
+        key = _job_key(hashlib.sha256(p.read_bytes()).hexdigest(), formats, options, generator)
         record = _read_record(out)
         if _still_valid(record, key, out):
             results[p] = _result(record, out, skipped=True)
@@ -210,7 +215,7 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 results[p] = _result(record, out_root / names[p], skipped=False)
                 notify(results[p])
 
-        _run_jobs(todo, out_root, names, formats, options, workers, attempt, finished)
+        _run_jobs(todo, out_root, names, formats, options, workers, attempt, generator, finished)
         todo, attempt = sorted(retry), attempt + 1
 
     report = BakeReport([results[p] for p in inputs])
@@ -225,17 +230,19 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _run_jobs(todo: list[Path], out_root: Path, names: dict[Path, str], formats: list[str], options: ExportOptions,
-              workers: int, attempt: int, finished: Callable[[Path, dict], None]) -> None:
+              workers: int, attempt: int, generator: str, finished: Callable[[Path, dict], None]) -> None:
     """One attempt at every input of `todo`, calling `finished(input, record)` as each ends; a worker
     that dies takes its job(s) with it as a retryable error (a fresh pool serves the next attempt)."""
     if workers == 1 or len(todo) <= 1:
         for p in todo:
-            finished(p, bake_one(str(p), str(out_root / names[p]), formats, options, attempt=attempt))
+            finished(p, bake_one(str(p), str(out_root / names[p]), formats, options, attempt=attempt,
+                                 generator=generator))
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(bake_one, str(p), str(out_root / names[p]), formats, options, threads, attempt): p
+        futures = {pool.submit(bake_one, str(p), str(out_root / names[p]), formats, options, threads, attempt,
+                               generator): p
                    for p in todo}
         for future in as_completed(futures):
             p = futures[future]

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from avatar.generators import GeneratorError
 from exporter.bake import bake_folder, output_names
 from exporter.options import ExportError
 
@@ -104,3 +105,14 @@ def test_bad_arguments(tmp_path):
         bake_folder(tmp_path, tmp_path / "out", formats=["glb", "anim"])
     with pytest.raises(ExportError, match="workers"):
         bake_folder(tmp_path, tmp_path / "out", workers=0)
+    with pytest.raises(GeneratorError, match="unknown generator 'nope'"):
+        bake_folder(tmp_path, tmp_path / "out", generator="nope")
+
+
+def test_a_generator_that_cannot_run_is_refused_before_any_work(tmp_path, monkeypatch):
+    """avatarartist without its weights folder: a sentence naming what is missing, nothing written."""
+    monkeypatch.setenv("AVATARFORGE_AVATARARTIST_WEIGHTS", str(tmp_path / "no-weights"))
+    (tmp_path / "in").mkdir()
+    with pytest.raises(ExportError, match="avatarartist generator cannot run here"):
+        bake_folder(tmp_path / "in", tmp_path / "out", generator="avatarartist")
+    assert not (tmp_path / "out").exists()

@@ -18,12 +18,14 @@ def register(subparsers) -> None:
     parser.add_argument("--formats", default="glb,tables", help="comma-separated: glb, tables, triplane")
     parser.add_argument("--texture-size", type=int, default=0, help="baked texture size (power of two, 256..4096)")
     parser.add_argument("--no-static", action="store_true", help="leave out the static parts (hair, ears, neck)")
+    parser.add_argument("--generator", default="", help="generator: projective (default) or avatarartist (needs its weights folder)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
+    from avatar.generators import DEFAULT_GENERATOR
     from exporter.bake import bake_folder, list_inputs
     from exporter.options import ExportOptions
 
@@ -40,7 +42,8 @@ def run(args) -> int:
                 if result.status == "error":
                     bar.write(f"{result.input}: {result.error}", file=sys.stderr)
 
-            report = bake_folder(args.portraits_dir, args.out, formats, options, args.workers, on_result)
+            report = bake_folder(args.portraits_dir, args.out, formats, options, args.workers, on_result,
+                                 generator=args.generator or DEFAULT_GENERATOR)
     except ValueError as exc:
         print(f"avatarforge bake: {exc}", file=sys.stderr)
         return 1
