@@ -137,7 +137,11 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         owns &= ~(on_default & (default_score + FRONT_PREFERENCE >= axis_sign * n[..., 0]))
         owned[(side, "front")] = owns & front_half
         owned[(side, "back")] = owns & ~front_half
-    return HeadWalls(front_static=front_static, back=walls["back"], px=walls["px"], nx=walls["nx"],
+    # The back and side walls stand one voxel out: where they meet the front wall's outline at a graze,
+    # a voxel's rounding must not carve a slit the front view would see through.
+    voxel = 1.0 / resolution
+    return HeadWalls(front_static=front_static, back=walls["back"] - voxel, px=walls["px"] + voxel,
+                     nx=walls["nx"] - voxel,
                      front_static_rgb=front_rgb, back_rgb=back_rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
                      split=split, owned=owned)
 

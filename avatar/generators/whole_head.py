@@ -40,6 +40,7 @@ SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) onl
 HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
 SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the ears
+MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair is at least this deep
 HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
 EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
 FILL_ROW_BLUR = 0.008        # vertical blur of what the fill reads (x image size)
@@ -253,6 +254,10 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     brow_y = neutral[[head.landmarks["brow_left"], head.landmarks["brow_right"]], 1].mean()
     forward = np.where(c > brow_y, np.inf, ear_z + SIDE_HAIR_FORWARD)
     hair &= z <= forward.reshape(1, n, 1)
+    # Cut to the face, a column of hair can be a sliver a ray slips through between its front and back
+    # walls: every column holds at least a few voxels of depth, grown backwards.
+    hair = ndimage.binary_dilation(hair, np.ones((1, 1, 2 * MIN_HAIR_DEPTH + 1), bool),
+                                   origin=(0, 0, MIN_HAIR_DEPTH)) & ~inside
     factor = resolution // n
     return hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
 
