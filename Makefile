@@ -10,9 +10,9 @@ NPM_STAMP := .venv/.npm-installed
 APT_PACKAGES := libgrpc++-dev libprotobuf-dev libssl-dev protobuf-compiler-grpc protobuf-compiler cmake g++ make pkg-config \
                 mono-mcs blender python3-numpy
 
-.PHONY: venv proto models serve demo test bench tools clean
+.PHONY: venv proto models march serve demo test bench tools clean fuzz soak
 
-venv: $(STAMP) $(PROTO_OUT)/.stamp models
+venv: $(STAMP) $(PROTO_OUT)/.stamp models march
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -33,6 +33,15 @@ $(PROTO_OUT)/.stamp: $(PROTO_SRC) $(STAMP)
 	touch $@
 
 proto: $(PROTO_OUT)/.stamp
+
+# The renderer's fused march kernel (avatar/march), compiled with the system C++ compiler and ninja
+# from PyPI; rebuilt when the source or torch changes. A failed build is not an error: the renderer
+# then runs its pure-torch march and logs why.
+MARCH_LIB := avatar/march/_build/stamp.txt
+march: $(MARCH_LIB)
+
+$(MARCH_LIB): avatar/march/march.cpp avatar/march/__init__.py $(STAMP)
+	$(PY) -m avatar.march.build
 
 # MediaPipe's face models (Apache-2.0), extracted from the mediapipe wheel into the model cache
 # ($$AVATARFORGE_MODEL_DIR or ~/.cache/avatarforge/models/mediapipe-0.10.21) with pinned sha256; a no-op when
@@ -76,5 +85,17 @@ bench: venv
 fidelity: venv
 	$(PY) -m benchmarks.fidelity
 
+# Issue 13: the property and fuzz tests with a long search budget (AVATARFORGE_FUZZ_EXAMPLES examples per
+# property; `make test` runs a short, fixed one).
+FUZZ_EXAMPLES ?= 2000
+fuzz: venv
+	AVATARFORGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	    tests/test_fuzz.py tests/test_properties.py
+
+# Issue 13: 8 RenderStreams beside creates, exports, deletes and misbehaving clients; one JSON line.
+SOAK_SECONDS ?= 600
+soak: venv
+	$(PY) -m benchmarks.soak --seconds $(SOAK_SECONDS)
+
 clean:
-	rm -rf .venv $(PROTO_OUT) build *.egg-info
+	rm -rf .venv $(PROTO_OUT) build *.egg-info avatar/march/_build

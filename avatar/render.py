@@ -5,10 +5,16 @@ Two marchers share everything but the sampling:
 - accelerated (default): an occupancy grid skips empty space; samples are taken only in occupied
   cells, a batch at a time, and a ray stops once its transmittance is spent.
 Both render at a neural resolution and resample to the requested size.
+
+The accelerated march runs in the fused C++ kernel (avatar.march) when it is built, else in torch
+(`_march_accelerated`, the kernel's reference); `Renderer.march` says which, and the first renderer
+of a process logs it.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from avatar import camera as cam
+from avatar import march as march_kernel
+from avatar.camera import BOX_HALF
 from avatar.asset import Avatar
-from avatar.decoder import RenderField, TriplaneDecoder, sum_static_planes
+from avatar.decoder import DENSITY_SHIFT, PLANE_AXES, SIGMOID_WIDEN, RenderField, TriplaneDecoder, sum_static_planes
 from avatar.expressions import to_expression
 from avatar.head_model import HeadModel
 from avatar.head_registry import head_for_avatar
@@ -30,6 +38,31 @@ REFERENCE_SAMPLES = (48, 48)
 TRANSMITTANCE_EPS = 1e-3
 SAMPLES_PER_ROUND = 8
 WEIGHT_EPS = 1e-3  # samples lighter than this on a ray are not coloured
+MARCH_CHOICES = ("auto", "kernel", "torch")
+UPSAMPLERS = ("edge", "bilinear")
+MAX_NEURAL_RESOLUTION = 1024
+
+log = logging.getLogger(__name__)
+_logged_march: set[str] = set()
+
+
+def _choose_march(choice: str):
+    """The kernel module for `choice`, or None for the torch march; logs the outcome once per process."""
+    if choice not in MARCH_CHOICES:
+        raise ValueError(f"march must be one of {', '.join(MARCH_CHOICES)}, got {choice!r}")
+    module = None if choice == "torch" else march_kernel.load()
+    if module is None and choice == "kernel":
+        raise RuntimeError(f"the march kernel was asked for but is unavailable: {march_kernel.unavailable_reason()}")
+    key = "kernel" if module is not None else "torch"
+    if key not in _logged_march:
+        _logged_march.add(key)
+        if module is not None:
+            log.info("accelerated march: fused C++ kernel")
+        elif choice == "torch":
+            log.info("accelerated march: pure torch (asked for)")
+        else:
+            log.warning("accelerated march: pure torch, because %s", march_kernel.unavailable_reason())
+    return module
 
 
 @dataclass
@@ -57,9 +90,48 @@ def _size(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
+# A low-resolution pixel is on the silhouette when its 3x3 neighbourhood spans at least this much
+# alpha: an edge between background and an opaque surface, not a semi-transparent region (hair
+# fringes), which the upsampler leaves as bilinear made it.
+SILHOUETTE_STEP = 0.8
+SMOOTHING = 0.7  # Gaussian sigma in neural pixels (measured against native renders: 0.35..1 within 0.5 dB)
+
+
+def _silhouette_guides(alpha_low: torch.Tensor) -> torch.Tensor:
+    """(2, h, w) guides for the edge-aware upsampler, at the neural resolution: alpha smoothed by a
+    Gaussian SMOOTHING neural pixels wide, and 1 on the silhouette (see SILHOUETTE_STEP), else 0.
+
+    The neural image takes one sample per pixel, so its silhouette is a staircase; the smoothing evens
+    out the steps, so the half-coverage contour of the smoothed alpha follows the true outline.
+    """
+    a = alpha_low[None, None]
+    spread = F.max_pool2d(a, 3, 1, 1) + F.max_pool2d(-a, 3, 1, 1)
+    edge = (spread >= SILHOUETTE_STEP).float()
+    radius = max(1, int(math.ceil(2.5 * SMOOTHING)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (x / SMOOTHING) ** 2)
+    g = g / g.sum()
+    smooth = F.conv2d(F.pad(a, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+    smooth = F.conv2d(F.pad(smooth, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))
+    return torch.cat([smooth, edge], dim=1)[0]
+
+
+def _sharpen_silhouette(alpha_up: torch.Tensor, smooth_up: torch.Tensor, edge_up: torch.Tensor,
+                        scale: float) -> torch.Tensor:
+    """Upsampled alpha with the silhouette as sharp as at the output resolution: near a silhouette
+    (`edge_up`), the smoothed alpha's ramp, about (SMOOTHING + 1/2) * scale output pixels wide, is
+    steepened about 0.5 to one output pixel; elsewhere the bilinear alpha is kept, with a smooth blend
+    between the two. Inputs are the bilinear upsampling of the alpha and of its guides."""
+    width = math.sqrt(1 + (2.5 * SMOOTHING * scale) ** 2 / 4 + scale ** 2 / 4)
+    steep = ((smooth_up - 0.5) * width + 0.5).clamp(0, 1)
+    return alpha_up + edge_up * (steep - alpha_up)
+
+
 class Renderer:
     def __init__(self, avatar: Avatar, backend: str = "cpu", head: HeadModel | None = None,
-                 neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 128):
+                 neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 128,
+                 march: str = "auto"):
+        """march: "auto" (the kernel when built, else torch), "kernel" (error if unavailable) or "torch"."""
         self.avatar = avatar
         self.head = head_for_avatar(avatar, head)
         self._decoder = TriplaneDecoder.from_asset(avatar.decoder)
@@ -74,6 +146,14 @@ class Renderer:
         self._occupancy: tuple[OccupancyGrid, OccupancyGrid] | None = None
         self._moving_faces = torch.from_numpy(self.head.faces.astype(np.int64))[self.composer.moving_faces]
         self._moving_vertices = torch.unique(self._moving_faces)
+        self._kernel = _choose_march(march)
+        self.march = "kernel" if self._kernel is not None else "torch"
+        # Cores one frame's kernel march may use; a server rendering several frames at once lowers it.
+        self.march_threads = os.cpu_count() or 1
+        self._plane_axes = torch.tensor([PLANE_AXES[name] for name in self.plane_names], dtype=torch.int64)
+        d, f = self.density_field, self.field
+        self._static_cl = self._front_cl = None  # channels-last plane copies for the kernel
+        self._kernel_weights = (d.w1, d.b1, d.w2, d.b2, f.w1, f.b1, f.w2[1:4].contiguous(), f.b2[1:4].contiguous())
 
     def planes_changed(self, geometry: bool = True) -> None:
         """Pick up edits to the avatar's planes; `geometry=False` promises density did not change
@@ -115,8 +195,17 @@ class Renderer:
         part of the mesh is (the moving part is added per frame)."""
         if self._occupancy is None:
             neutral = self.composer.planes(None, None)[:, self.density_field.positions].contiguous()
-            fine = OccupancyGrid.from_density(lambda p: self.density_field(sum_static_planes(neutral, p, names=self.plane_names))[0],
-                                              self.occupancy_resolution)
+            if self._kernel is not None:
+                cl = [plane.permute(1, 2, 0).contiguous() for plane in neutral]
+                d = self.density_field
+
+                def density(p):
+                    return self._kernel.density(p, cl, self._plane_axes, d.w1, d.b1, d.w2, d.b2, BOX_HALF,
+                                                DENSITY_SHIFT, self.march_threads)
+            else:
+                def density(p):
+                    return self.density_field(sum_static_planes(neutral, p, names=self.plane_names))[0]
+            fine = OccupancyGrid.from_density(density, self.occupancy_resolution)
             still = np.ones(self.head.num_vertices, dtype=bool)
             still[self._moving_vertices.numpy()] = False
             fine.add_points(torch.from_numpy(self.head.identity_vertices(self.avatar.identity)[still]))
@@ -127,8 +216,15 @@ class Renderer:
     @torch.no_grad()
     def render(self, camera, expression=None, size=256, head_pose=None, eye=None,
                reference: bool = False, neural_resolution: int | None = None,
-               reference_samples: tuple[int, int] = REFERENCE_SAMPLES) -> RenderResult:
+               reference_samples: tuple[int, int] = REFERENCE_SAMPLES, upsampler: str = "edge") -> RenderResult:
+        """One frame (h, w) = `size`. The volume is rendered at `neural_resolution` (the renderer's
+        default, capped by the frame size) on the longer side and resampled; `upsampler` ("edge" or
+        "bilinear") says how a smaller neural image is enlarged."""
         h, w = _size(size)
+        if upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {', '.join(UPSAMPLERS)}, got {upsampler!r}")
+        if neural_resolution is not None and not 8 <= int(neural_resolution) <= MAX_NEURAL_RESOLUTION:
+            raise ValueError(f"neural resolution {neural_resolution} is outside 8..{MAX_NEURAL_RESOLUTION}")
         camera = cam.validate_camera_vector(camera)
         if head_pose is not None:
             camera = cam.apply_head_pose(camera, *head_pose)
@@ -140,6 +236,9 @@ class Renderer:
         origins, dirs = cam.generate_rays(camera, nh, nw)
         near, far = cam.ray_bounds(camera)
         t0, t1, hit = box_intersection(origins, dirs, near, far)
+        if self._kernel is not None and not reference:
+            rgb, alpha, depth = self._march_kernel(planes, origins, dirs, t0, t1, expression, eye, (nh, nw))
+            return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
         rgb = torch.zeros(nh * nw, 3)
         alpha = torch.zeros(nh * nw)
         depth = torch.zeros(nh * nw)
@@ -151,18 +250,32 @@ class Renderer:
                 c, a, d = self._march_accelerated(planes, origins[idx], dirs[idx], t0[idx], t1[idx], idx,
                                                   expression, eye, (nh, nw))
             rgb[idx], alpha[idx], depth[idx] = c, a, d
-        return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w)
+        return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
 
     @staticmethod
-    def _resample(rgb, alpha, depth, h, w) -> RenderResult:
+    def _resample(rgb, alpha, depth, h, w, upsampler: str = "edge") -> RenderResult:
+        """The neural-resolution image at (h, w). Downsampling is antialiased bilinear; upsampling is
+        bilinear, and with `upsampler="edge"` the silhouette is then re-sharpened from the alpha (see
+        `_sharpen_silhouette`)."""
         if rgb.shape[:2] == (h, w):
             return RenderResult(rgb, alpha, depth)
-        stack = torch.cat([rgb, alpha[..., None], (depth * alpha)[..., None]], dim=-1).permute(2, 0, 1)[None]
+        sharpen = upsampler == "edge" and h > rgb.shape[0]
+        channels = [rgb, alpha[..., None], (depth * alpha)[..., None]]
+        if sharpen:
+            channels.append(_silhouette_guides(alpha).permute(1, 2, 0))
+        stack = torch.cat(channels, dim=-1).permute(2, 0, 1)[None]
         out = F.interpolate(stack, size=(h, w), mode="bilinear", align_corners=False,
                             antialias=h < rgb.shape[0])[0].permute(1, 2, 0)
         a = out[..., 3].clamp(0, 1)
         d = torch.where(a > 1e-4, out[..., 4] / a.clamp(min=1e-4), torch.zeros_like(a))
-        return RenderResult(out[..., :3].clamp(min=0), a, d)
+        colour = out[..., :3].clamp(min=0)
+        if sharpen:
+            sharp = _sharpen_silhouette(a, out[..., 5], out[..., 6], h / rgb.shape[0])
+            # Premultiplied / alpha, both bilinear, is the alpha-weighted mean colour: no dark fringe
+            # where the sharpened alpha now covers what bilinear had half transparent.
+            colour = colour / a.clamp(min=1e-4)[..., None] * sharp[..., None]
+            a = sharp
+        return RenderResult(colour, a, d)
 
     def _march_reference(self, planes, origins, dirs, t0, t1, samples):
         n_coarse, n_fine = samples
@@ -186,12 +299,48 @@ class Renderer:
         dens, rgb = self._field(planes, pts.reshape(-1, 3))
         return dens.view(t.shape), rgb.reshape(*t.shape, 3)
 
+    def _moving_points(self, expression, eye) -> torch.Tensor:
+        """Points of the posed moving part of the mesh (vertices and face centres), for the occupancy."""
+        verts = torch.from_numpy(self.composer.vertices(expression, eye))
+        return torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)])
+
+    def _march_kernel(self, planes, origins, dirs, t0, t1, expression, eye, ray_shape):
+        """The accelerated march of every ray of the (h, w) image in the fused kernel, on
+        `march_threads` cores: the spans, samples and weights of `_march_accelerated`, except that a
+        ray stops at the sample that spends its transmittance rather than at the end of that round."""
+        grid, coarse = self.occupancy
+        moving = self._moving_points(expression, eye)
+        fine_occ = grid.with_points(moving).view(torch.uint8).view(grid.static.shape)
+        coarse_occ = coarse.with_points(moving).view(torch.uint8).view(coarse.static.shape)
+        density_planes, colour_planes = self._channels_last(planes)
+        h, w = ray_shape
+        return self._kernel.march(origins, dirs, t0.contiguous(), t1.contiguous(), h, w, density_planes,
+                                  colour_planes, self._plane_axes, *self._kernel_weights, fine_occ, coarse_occ,
+                                  grid.box_half, SAMPLES_PER_ROUND, TRANSMITTANCE_EPS, WEIGHT_EPS, DENSITY_SHIFT,
+                                  SIGMOID_WIDEN, self.march_threads)
+
+    def _channels_last(self, planes: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(H, W, C) copies of the three planes for density and for colour. A sample reads every channel
+        of four texels, so channels-last keeps it in a few cache lines. Planes 1-2 never change with
+        the expression (the composer writes only plane 0) and are kept per composer; plane 0 per
+        composed planes tensor (the composer returns the same tensor for the same expression)."""
+        positions = self.density_field.positions
+        if self._static_cl is None or self._static_cl[0] is not self.composer:
+            static = self.composer.static
+            self._static_cl = (self.composer, [static[k, positions].permute(1, 2, 0).contiguous() for k in (1, 2)],
+                               [static[k].permute(1, 2, 0).contiguous() for k in (1, 2)])
+            self._front_cl = None
+        if self._front_cl is None or self._front_cl[0] is not planes:
+            self._front_cl = (planes, planes[0, positions].permute(1, 2, 0).contiguous(),
+                              planes[0].permute(1, 2, 0).contiguous())
+        _, density_static, colour_static = self._static_cl
+        return [self._front_cl[1], *density_static], [self._front_cl[2], *colour_static]
+
     def _march_accelerated(self, planes, origins, dirs, t0, t1, hit_rays, expression, eye, ray_shape):
         """Density-only marching through occupied space in rounds with early termination; colour is
         then decoded once, only at the samples that carry weight."""
         grid, coarse = self.occupancy
-        verts = torch.from_numpy(self.composer.vertices(expression, eye))
-        moving = torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)])
+        moving = self._moving_points(expression, eye)
         occupied = grid.with_points(moving)
         t_first, t_last = self._occupied_span(coarse, coarse.with_points(moving), origins, dirs, t0, t1, hit_rays,
                                               ray_shape)

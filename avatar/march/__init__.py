@@ -1,0 +1,84 @@
+"""The fused ray-march kernel: a C++ torch extension, built once at `make venv` (`make march`).
+
+`load()` returns the compiled module, or None with `unavailable_reason()` saying why (not built, built
+for another source/torch/Python, failed to import, or switched off with AVATARFORGE_MARCH=torch); the
+renderer then runs its pure-torch march, which stays the reference. Nothing is compiled at run time:
+a server must not stall its first frame on a compiler.
+
+The build lands in avatar/march/_build with a stamp of what it was built from, so an edited source or
+another torch is noticed and falls back instead of crashing.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("march.cpp")
+BUILD_DIR = Path(__file__).with_name("_build")
+MODULE_NAME = "avatarforge_march"
+DISABLE_ENV = "AVATARFORGE_MARCH"  # "torch" forces the pure-torch march
+
+_state: dict = {}
+
+
+def build_stamp() -> str:
+    """What a build depends on: the source, torch's version and the Python ABI."""
+    h = hashlib.sha256(SOURCE.read_bytes())
+    h.update(f"{torch.__version__}|{sys.implementation.cache_tag}".encode())
+    return h.hexdigest()
+
+
+def _library() -> Path:
+    return BUILD_DIR / f"{MODULE_NAME}.so"
+
+
+def build(verbose: bool = False) -> Path:
+    """Compile the extension with the system C++ compiler and ninja (torch.utils.cpp_extension)."""
+    from torch.utils import cpp_extension
+
+    # ninja comes from PyPI into the venv's bin, which need not be on PATH under make.
+    bin_dir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    BUILD_DIR.mkdir(exist_ok=True)
+    stamp = BUILD_DIR / "stamp.txt"
+    stamp.unlink(missing_ok=True)
+    cpp_extension.load(name=MODULE_NAME, sources=[str(SOURCE)], build_directory=str(BUILD_DIR),
+                       extra_cflags=["-O3"], verbose=verbose)
+    stamp.write_text(build_stamp())
+    return _library()
+
+
+def load():
+    """The compiled module, or None (see `unavailable_reason`). The outcome is cached per process."""
+    if "module" not in _state:
+        _state["module"], _state["reason"] = _load()
+    return _state["module"]
+
+
+def unavailable_reason() -> str | None:
+    load()
+    return _state["reason"]
+
+
+def _load():
+    if os.environ.get(DISABLE_ENV, "").lower() == "torch":
+        return None, f"{DISABLE_ENV}=torch"
+    stamp = BUILD_DIR / "stamp.txt"
+    if not _library().exists() or not stamp.exists():
+        return None, "the march kernel is not built (run `make march`)"
+    if stamp.read_text().strip() != build_stamp():
+        return None, "the march kernel was built from another source, torch or Python (run `make march`)"
+    try:
+        loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(_library()))
+        spec = importlib.util.spec_from_file_location(MODULE_NAME, str(_library()), loader=loader)
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+    except ImportError as e:
+        return None, f"the march kernel does not load: {e}"
+    return module, None
