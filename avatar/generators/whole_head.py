@@ -34,8 +34,8 @@ from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
 
 MATTE_MIN = 0.5
 HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
-MIN_SEED = 200               # pixels a colour model needs
 CHEST_HALF_WIDTH = 0.12      # clothing is sampled this far (x image size) either side of the face's centre
+MIN_SEED = 200               # pixels a colour model needs
 SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels beside the head count
 HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
@@ -151,42 +151,38 @@ def _run_length(mask: np.ndarray) -> int:
 
 
 def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
-    """The matte without clothing, (S, S) bool: the head above the chin, the neck (where the mesh is),
-    and beside and below the chin only hair: closer in colour to the hair than to the clothing, and
-    below the chin continuing straight down from hair beside the head at the chin's height."""
+    """The matte without clothing, (S, S) bool: the head down to mouth height, the neck (where the mesh
+    is), and from there down only hair that hangs from the head: hair-coloured (closer to the hair above
+    the face than to the clothing under the neck) and continuing downward, row by row, from hair beside
+    the head. A shoulder, a collar or a dark suit rising beside the jaw is not connected from above."""
     person = view.matte > MATTE_MIN
     s = person.shape[0]
     rows = np.arange(s)[:, None]
     above = person & (rows < view.chin_row)
-    lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
     hair_seed = _hair_seed(view, above)
     if hair_seed.sum() < MIN_SEED:
         return above | (person & mesh_mask)  # no hair to follow: the head ends at the chin and neck
-    # What hair is told from: the clothing at the bottom of the frame, or (no clothing in the frame)
-    # the face's skin.
-    # The clothing at the bottom of the frame, under the neck (beside it long hair may fall).
+    # Hair is told from the clothing at the bottom of the frame under the neck (beside it long hair
+    # may fall), or, with no clothing in the frame, from the face's skin.
     face_cols = np.flatnonzero(view.face_mask.any(axis=0))
     centre = 0.5 * (face_cols[0] + face_cols[-1]) if len(face_cols) else s / 2
     under_neck = np.abs(np.arange(s)[None, :] - centre) < CHEST_HALF_WIDTH * s
     not_hair = person & ~mesh_mask & under_neck & (rows > max(view.chin_row, s * 0.9))
     if not_hair.sum() < MIN_SEED:
         not_hair = view.face_mask & person
-    # From mouth height down, beside the head, a shoulder or a collar can rise into the frame: there
-    # only hair-coloured pixels are head.
     top = _top_row(view.face_mask)
-    start = int(np.clip(view.chin_row - SHOULDER_BAND * (view.chin_row - top), 0, s - 1))
-    lower = person & (rows >= start) & ~mesh_mask & ~view.face_mask
+    start = int(np.clip(view.chin_row - SHOULDER_BAND * (view.chin_row - top), 1, s - 1))
+    lower = person & (rows >= start - 1) & ~mesh_mask & ~view.face_mask
+    lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
     hair_like = _closer_to(lab, lower, lab[hair_seed], lab[not_hair])
     # Strands, highlights and earrings leave small gaps a colour test cannot close.
     hair_like = ndimage.binary_closing(hair_like, np.ones((7, 7), bool)) & lower
-    head = (above & ~(lower & ~hair_like)) | (person & mesh_mask)
-    chin = int(np.clip(view.chin_row, 0, s - 1))
     hanging = np.zeros_like(person)
-    hanging[chin] = hair_like[chin]
+    hanging[start - 1] = hair_like[start - 1]
     spread = np.ones(2 * HAIR_SPREAD + 1, bool)
-    for row in range(chin + 1, s):
+    for row in range(start, s):
         hanging[row] = hair_like[row] & ndimage.binary_dilation(hanging[row - 1], spread)
-    return head | hanging
+    return (person & (rows < start)) | (person & mesh_mask) | hanging
 
 
 def _hair_seed(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
