@@ -140,6 +140,8 @@ def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.nda
         v, f = fast_simplification.simplify(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32),
                                             target_reduction=1.0 - triangle_budget / len(mesh.faces))
         mesh = trimesh.Trimesh(v, f, process=True, validate=True)
+        # Decimation can pinch a thin strand off into a speck of its own: sort the pieces again.
+        mesh = _kept_components(mesh, head, (HEAD_CLEARANCE_CELLS + ATTACHED_CELLS) * cell)
     if len(mesh.faces) == 0:
         return None
     # After decimation, which would otherwise pull tucked rims back out.

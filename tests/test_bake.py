@@ -109,10 +109,15 @@ def test_bad_arguments(tmp_path):
         bake_folder(tmp_path, tmp_path / "out", generator="nope")
 
 
-def test_a_generator_that_cannot_run_is_refused_before_any_work(tmp_path, monkeypatch):
-    """avatarartist without its weights folder: a sentence naming what is missing, nothing written."""
+def test_the_generator_is_chosen_and_recorded(tmp_path, monkeypatch):
+    """avatarartist without its weights folder: the job fails with a sentence naming what is missing,
+    and its record names the generator."""
     monkeypatch.setenv("AVATARFORGE_AVATARARTIST_WEIGHTS", str(tmp_path / "no-weights"))
     (tmp_path / "in").mkdir()
-    with pytest.raises(ExportError, match="avatarartist generator cannot run here"):
-        bake_folder(tmp_path / "in", tmp_path / "out", generator="avatarartist")
-    assert not (tmp_path / "out").exists()
+    (tmp_path / "in" / "face.png").write_bytes(b"any bytes: the generator refuses before reading them")
+    report = bake_folder(tmp_path / "in", tmp_path / "out", formats=["tables"], generator="avatarartist",
+                         max_attempts=1)
+    (result,) = report.results
+    assert result.status == "error" and "avatarartist" in result.error
+    record = json.loads((tmp_path / "out" / "face" / "bake.json").read_text())
+    assert record["generator"] == "avatarartist"
