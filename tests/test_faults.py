@@ -185,13 +185,15 @@ def _bake(inputs: Path, out: Path, env: dict | None = None) -> subprocess.Popen:
 
 
 def test_bake_retries_transient_failures_and_resumes_after_kill_9(tmp_path):
-    """Run 1: the perception models are missing (a server condition, not the portrait's fault): the face
+    """Run 1: the perception models are missing (a server condition, not the portrait's fault): each face
     is tried 3 times, recorded as retryable, while the junk file fails once for good. Run 2 (models back)
-    is killed -9 mid-create. Run 3 skips the junk file and bakes the face."""
+    is killed -9 mid-batch. Run 3 skips the junk file and what run 2 finished, and bakes the rest."""
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     (inputs / "a_junk.png").write_bytes(b"not an image")
-    (inputs / "b_face.jpg").write_bytes(astronaut_jpeg())
+    faces = [f"face_{k}.jpg" for k in range(6)]
+    for k, name in enumerate(faces):  # distinct bytes, so each is a job of its own
+        (inputs / name).write_bytes(astronaut_jpeg(quality=80 + k))
 
     empty_models = tmp_path / "no-models"
     empty_models.mkdir()
@@ -200,23 +202,33 @@ def test_bake_retries_transient_failures_and_resumes_after_kill_9(tmp_path):
     report = {r["input"]: r for r in json.loads((out / "report.json").read_text())["inputs"]}
     assert report["a_junk.png"]["status"] == "error" and report["a_junk.png"]["attempts"] == 1
     assert report["a_junk.png"]["retryable"] is False
-    face = report["b_face.jpg"]
-    assert face["status"] == "error" and face["retryable"] is True and face["attempts"] == 3, face
-    assert "PerceptionUnavailable" in face["error"]
+    for name in faces:
+        face = report[name]
+        assert face["status"] == "error" and face["retryable"] is True and face["attempts"] == 3, face
+        assert "PerceptionUnavailable" in face["error"]
+
+    def baked() -> set[str]:
+        return {p.parent.name for p in out.glob("face_*/bake.json") if json.loads(p.read_text())["status"] == "ok"}
 
     run2 = _bake(inputs, out)
-    time.sleep(8.0)  # well into the create (imports, perception, fitting): no record yet
-    assert run2.poll() is None, run2.stderr.read().decode()[-2000:]
+    deadline = time.monotonic() + 300
+    while not baked() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first face is baked: the batch is under way
+    assert run2.poll() is None, "the batch finished before it could be interrupted"
     os.killpg(run2.pid, signal.SIGKILL)
     run2.wait(60)
+    done_before = baked()
+    assert 1 <= len(done_before) < len(faces)
 
     run3 = _bake(inputs, out)
     stdout, stderr = run3.communicate(timeout=600)
     assert run3.returncode == 0, stderr.decode()[-2000:]
     report = {r["input"]: r for r in json.loads((out / "report.json").read_text())["inputs"]}
     assert report["a_junk.png"]["status"] == "skipped-error"
-    assert report["b_face.jpg"]["status"] == "ok" and report["b_face.jpg"]["attempts"] == 1
-    assert (out / "b_face" / "blendshapes.json").is_file()
+    for name in faces:
+        expected = "skipped-ok" if name.split(".")[0] in done_before else "ok"
+        assert report[name]["status"] == expected and report[name]["attempts"] == 1, report[name]
+        assert (out / name.split(".")[0] / "blendshapes.json").is_file()
     assert not list(out.rglob("*.partial"))
 
 
