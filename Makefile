@@ -80,6 +80,9 @@ bench: venv
 	$(PY) -m benchmarks.create
 	$(PY) -m benchmarks.stream
 	$(PY) -m benchmarks.export
+	$(PY) -m benchmarks.perception
+	$(PY) -m benchmarks.fit
+	$(PY) -m benchmarks.track
 
 # Issue 9's fidelity protocol on ../shared/reference (portraits, clips); one JSON line, a few minutes.
 fidelity: venv

@@ -1,10 +1,12 @@
 """Self-reenactment on a talking-head clip: an avatar made from one frame, driven to the others, scored.
 
 Protocol (issue 9): frames are sampled every `step`; each is prepared (aligned crop, matte, landmarks) and
-fitted. The source is the most frontal frame with the mouth closed; the avatar is created from it. Every
-other sampled frame is a target: the avatar is rendered with the pose, expression and gaze the fit
-estimates on it, aligned to it by a similarity transform between the face landmarks found on the render
-and on the target, and scored (benchmarks.fidelity_metrics.score_frame). The "no 3D" baseline, the
+fitted. The source is the most frontal frame with the mouth closed; the avatar is created from it. The
+whole clip is then tracked with the avatar's identity held (avatar.track, the code path of `avatarforge
+track`, TrackFace and `export --anim CLIP`). Every other sampled frame is a target: the avatar is
+rendered with the pose, expression and gaze the tracker gives for it, aligned to it by a similarity
+transform between the face landmarks found on the render and on the target, and scored
+(benchmarks.fidelity_metrics.score_frame). The "no 3D" baseline, the
 source crop itself aligned to the target by its landmarks, is scored the same way. All of it happens in
 the target's aligned crop, at SCORE_SIZE.
 """
@@ -135,19 +137,43 @@ def _scaled_crop(prepared) -> tuple[np.ndarray, np.ndarray, float]:
     return image.astype(np.float32) / 255.0, matte, SCORE_SIZE / size
 
 
-class Reenactment:
-    """One clip's source avatar and its scoring against targets."""
+def _tracked_yaw(track, index: int) -> float:
+    return math.degrees(float(track.head_pose[index, 0]))
 
-    def __init__(self, source: Frame, avatar, renderer):
+
+def _render_size(prepared, track) -> int:
+    """Render side at which the tracked camera's frame meets the score crop at about one pixel per pixel."""
+    from avatar.track import square_frame
+
+    side, _ = square_frame(track.frame_shape)
+    zoom = math.sqrt(abs(np.linalg.det(prepared.affine[:, :2])))
+    return int(np.clip(round(SCORE_SIZE * side * zoom / prepared.image.shape[0]), 64, 1024))
+
+
+def _render_to_score(prepared, track, size: int) -> np.ndarray:
+    """(2, 3) map from a `size` render at a tracked camera (the clip's square frame) to the score crop."""
+    from avatar.track import square_frame
+
+    side, offset = square_frame(track.frame_shape)
+    k = SCORE_SIZE / prepared.image.shape[0]
+    a = prepared.affine
+    return np.c_[k * (side / size) * a[:, :2], k * (a[:, 2] - a[:, :2] @ offset)]
+
+
+class Reenactment:
+    """One clip's source avatar and its scoring against targets, driven by the clip's tracking."""
+
+    def __init__(self, source: Frame, avatar, renderer, track):
         self.source = source
         self.avatar = avatar
         self.renderer = renderer
+        self.track = track
         self.source_rgb, self.source_matte, scale = _scaled_crop(source.prepared)
         self.source_obs = source.observation.scaled(scale)
 
     def score(self, target: Frame, dump: Path | None = None) -> tuple[dict, dict] | None:
-        """(avatar figures, baseline figures) for one target frame; None when the fit with the avatar's
-        identity fails on it."""
+        """(avatar figures, baseline figures) for one target frame; None when the tracker lost the face
+        there."""
         target_rgb, target_matte, scale = _scaled_crop(target.prepared)
         target_obs = target.observation.scaled(scale)
         shape = (SCORE_SIZE, SCORE_SIZE)
@@ -157,16 +183,17 @@ class Reenactment:
         common = dict(target_rgb=target_rgb, target_matte=target_matte, face=face, above_chin=above,
                       target_points=target_obs.mesh, interocular=target_obs.interocular)
 
-        try:
-            drive = fit_frame(self.renderer.head, target.prepared, identity=self.avatar.identity)
-        except ValueError:
+        row = target.index
+        if row >= self.track.num_frames or not self.track.found[row]:
             return None
-        result = self.renderer.render(drive.camera, drive.expression, size=SCORE_SIZE, eye=drive.eye)
+        size = _render_size(target.prepared, self.track)
+        result = self.renderer.render(self.track.cameras[row], self.track.weights[row], size=size,
+                                      eye=self.track.eye[row])
         rgb, alpha = result.rgb.numpy(), result.alpha.numpy()
         seen = observe((result.over(RENDER_BACKGROUND) * 255 + 0.5).astype(np.uint8))
-        # The render is drawn at the target's fitted camera, so without a face found on it the identity
-        # alignment is the fit's own; the landmark error is then unknown.
-        affine, points = np.array([[1.0, 0, 0], [0, 1.0, 0]]), None
+        # The render is drawn at the tracked camera of the clip's frame, so without a face found on it
+        # the frame's own alignment carries it into the crop; the landmark error is then unknown.
+        affine, points = _render_to_score(target.prepared, self.track, size), None
         if seen is not None:
             affine = fm.similarity(seen.mesh, target_obs.mesh)
             points = fm.apply(affine, seen.mesh)
@@ -183,7 +210,7 @@ class Reenactment:
         base_scores = fm.score_frame(base_rgb, base_alpha, pred_points=fm.apply(base_affine,
                                                                               self.source_obs.mesh),
                                      **common)
-        delta = abs(drive.yaw_deg - self.source.drive.yaw_deg)
+        delta = abs(_tracked_yaw(self.track, row) - _tracked_yaw(self.track, self.source.index))
         for s in (avatar_scores, base_scores):
             s.update(frame=target.index, delta_yaw=round(delta, 2), bin=fm.yaw_bin(delta))
         if dump is not None:
@@ -209,6 +236,7 @@ def run_clip(path: Path, generator, head, step: int, max_targets: int, dump: Pat
              ) -> tuple[dict, list[dict], list[dict]]:
     """(clip summary, avatar records, baseline records) for one clip."""
     from avatar.render import Renderer
+    from avatar.track import track_clip
 
     frames, left_out = prepare_frames(head, read_frames(path, step))
     if len(frames) < 2:
@@ -224,7 +252,7 @@ def run_clip(path: Path, generator, head, step: int, max_targets: int, dump: Pat
     else:
         raise ClipError(f"{path}: no avatar could be created from the best source frames ({'; '.join(failures)})")
     renderer = Renderer(avatar, head=head)
-    run = Reenactment(source, avatar, renderer)
+    run = Reenactment(source, avatar, renderer, track_clip(path, head, identity=avatar.identity))
     targets = [f for f in frames if f is not source]
     if len(targets) > max_targets:  # spread the bounded count over the whole clip
         keep = np.linspace(0, len(targets) - 1, max_targets).round().astype(int)

@@ -6,6 +6,8 @@ Sources (the file name's extension decides the parser):
 - `.csv`: a Live Link Face recording (see exporter.livelink).
 - `.json`: a list of name -> weight maps, one per frame; ARKit names in any case, plus optionally the
   Live Link head/eye column names (HeadYaw, LeftEyePitch, ...) in radians.
+- a video clip (`.mp4`, `.mov`, `.webm`, ...; avatar.track.VIDEO_SUFFIXES): tracked by avatar.track, at
+  the clip's own frame rate (the frame_rate argument does not apply).
 
 Head rotation is (yaw, pitch, roll) radians about the world's y, x and z axes, composed like FaceVerse's
 R = Rz(roll)·Ry(yaw)·Rx(pitch); FaceVerse's rot (x, y, z) is therefore (pitch, yaw, roll). Gaze is the
@@ -70,6 +72,25 @@ class Animation:
         return quats.astype(np.float32)
 
 
+def from_track(track) -> Animation:
+    """A tracked clip (avatar.track.Track): its smoothed weights, head pose and gaze at its frame times."""
+    return Animation(times=np.asarray(track.times, np.float32), weights=np.asarray(track.weights, np.float32),
+                     head_rotation=np.asarray(track.head_pose, np.float32), eye=np.asarray(track.eye, np.float32),
+                     frame_rate=float(track.frame_rate))
+
+
+def from_clip(data: bytes, name: str, head=None, progress=None) -> Animation:
+    """Track a video clip's bytes (see avatar.track). A clip that cannot be read is an ExportError; one
+    beyond the tracker's limits stays a ClipTooLong (a resource limit, not bad input)."""
+    from avatar.track import ClipError, clip_file, track_clip
+
+    try:
+        with clip_file(data, name) as path:
+            return from_track(track_clip(path, head, progress=progress, name=name))
+    except ClipError as exc:
+        raise ExportError(str(exc)) from None
+
+
 def frame_times(count: int, frame_rate: float) -> np.ndarray:
     return (np.arange(count, dtype=np.float64) / float(frame_rate)).astype(np.float32)
 
@@ -129,7 +150,7 @@ def eye_to_pose_columns(eye: np.ndarray) -> np.ndarray:
 def from_json(data: bytes, frame_rate: float = DEFAULT_FRAME_RATE, source: str = "animation.json") -> Animation:
     try:
         frames = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError covers JSONDecodeError and Unicode errors
         raise ExportError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(frames, list) or not frames or not all(isinstance(f, dict) for f in frames):
         raise ExportError(f"{source}: expected a non-empty JSON list of name -> weight objects, one per frame")
@@ -144,7 +165,9 @@ def from_json(data: bytes, frame_rate: float = DEFAULT_FRAME_RATE, source: str =
 
 def from_sources(sources: list[tuple[str, bytes]], frame_rate: float = DEFAULT_FRAME_RATE,
                  faceverse_mapping: np.ndarray | None = None) -> Animation:
-    """One animation from uploaded files: one .csv, one .json, or one or more .npy (frames in order)."""
+    """One animation from uploaded files: one .csv, one .json, one video clip, or one or more .npy (frames
+    in order)."""
+    from avatar.track import is_video_name
     from exporter import livelink
 
     if not sources:
@@ -167,7 +190,10 @@ def from_sources(sources: list[tuple[str, bytes]], frame_rate: float = DEFAULT_F
         return livelink.read_livelink_csv(data, frame_rate, source=name)
     if suffix == ".json":
         return from_json(data, frame_rate, source=name)
-    raise ExportError(f"{name}: unknown animation format; use .npy (FaceVerse), .csv (Live Link Face) or .json")
+    if is_video_name(name):
+        return from_clip(data, name)
+    raise ExportError(f"{name}: unknown animation format; use .npy (FaceVerse), .csv (Live Link Face), .json "
+                      f"or a video clip (.mp4, .mov, .webm)")
 
 
 def load_animation(path: str | os.PathLike, frame_rate: float = DEFAULT_FRAME_RATE,

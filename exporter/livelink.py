@@ -72,7 +72,10 @@ def read_livelink_csv(data: bytes, frame_rate: float = DEFAULT_FRAME_RATE,
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ExportError(f"{source}: not UTF-8 text") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # e.g. a field beyond the csv module's size limit
+        raise ExportError(f"{source}: not a readable CSV file ({exc})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ExportError(f"{source}: needs a header row and at least one frame")

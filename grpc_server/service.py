@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Callable, Iterator
 
 import grpc
@@ -52,6 +53,31 @@ class ServiceOptions:
     backend: str = "cpu"      # rasterizer backend
     auth_required: bool = False
     default_generator: str = DEFAULT_GENERATOR
+
+
+class _SharedScratch:
+    """An export's scratch directory, used by two threads: the job writes it, the handler streams it.
+
+    Whichever lets go last removes it, so a call cancelled while the job is still writing leaves
+    nothing behind. It lives inside the store (same filesystem: a full disk is RESOURCE_EXHAUSTED; a
+    `.tmp-` name: swept at start-up if the process dies mid-export)."""
+
+    def __init__(self, make: Callable[[], Path]):
+        self._make = make
+        self._holders = 2
+        self._lock = threading.Lock()
+        self.path: Path | None = None
+
+    def create(self) -> Path:
+        self.path = self._make()
+        return self.path
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            last = self._holders == 0
+        if last and self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class AvatarForgeService(pb_grpc.AvatarForgeServicer):
@@ -272,26 +298,27 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
             options = exports.options_from_proto(request.options)
             sources = exports.animation_sources(request.animation_source, formats)
             avatar = self.store.load(request.avatar_id)
-            # Scratch inside the store: on its filesystem (a full disk is RESOURCE_EXHAUSTED) and swept
-            # at start-up if the process dies mid-export.
-            out_dir = self.store.scratch_dir("export")
+            scratch = _SharedScratch(lambda: self.store.scratch_dir("export"))
             try:
                 def work(progress):
                     try:
+                        out_dir = scratch.create()
                         written = api.export(avatar, formats, options, sources, out_dir, progress)
+                        return exports.checked_paths(out_dir, written)
                     except OSError as e:
                         if is_out_of_space(e):
                             raise out_of_space(e, f"export avatar {request.avatar_id}") from None
                         raise
-                    return exports.checked_paths(out_dir, written)
+                    finally:
+                        scratch.release()
 
                 paths = yield from self._relay(self._job(context, work), pb.ExportEvent)
                 chunk = min(exports.MAX_CHUNK_BYTES, self.limits.max_message_bytes - MESSAGE_OVERHEAD)
                 for rel in paths:
-                    for piece in exports.file_chunks(out_dir, rel, chunk):
+                    for piece in exports.file_chunks(scratch.path, rel, chunk):
                         yield pb.ExportEvent(chunk=piece)
             finally:
-                shutil.rmtree(out_dir, ignore_errors=True)
+                scratch.release()
 
     # -- server ------------------------------------------------------------------------------------
 

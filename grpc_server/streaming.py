@@ -1,5 +1,7 @@
-"""RenderStream: a reader thread takes requests off the wire into a small mailbox; the handler thread
-renders from the mailbox and writes frames.
+"""RenderStream and TrackFace: a reader thread takes requests off the wire into a small mailbox; the
+handler thread renders (or tracks) from the mailbox and writes frames (or tracked faces). A RenderStream
+frame may carry a driving image: a FaceTracker per stream turns it into the frame's expression, head
+pose and gaze.
 
 Backpressure: in EVERY_FRAME the mailbox holds at most `QUEUE_DEPTH` requests; when it is full the
 reader stops reading, so HTTP/2 flow control slows the client down instead of the server buffering.
@@ -13,22 +15,31 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import grpc
 
 from avatar.camera import CameraError
 from avatar.expressions import ExpressionError
+from avatar.portrait.decode import decode_image
+from avatar.track.video import ClipLimits
+from grpc_server.auth import client_identity
 from grpc_server.proto import pb
 from grpc_server.convert import FrameInputs, frame_inputs, frame_spec
 from grpc_server.errors import Cancelled, InvalidRequest, ShuttingDown, rpc_errors
+from grpc_server.limits import LimitExceeded
 from grpc_server.store import check_id
 
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 2
 _POLL_S = 0.1
+# TrackFace: frames per stream (as many as a tracked clip may hold), and the frame rates it accepts.
+MAX_TRACK_FRAMES = ClipLimits().max_frames
+DEFAULT_TRACK_RATE, MAX_TRACK_RATE = 30.0, 1000.0
+# The FaceVerse eye 4-vector's entries; "Left" turns toward the subject's own left (+x).
+EYE_NAMES = ("leftEyeDown", "leftEyeLeft", "rightEyeDown", "rightEyeLeft")
 
 
 @dataclass
@@ -36,6 +47,7 @@ class _Pending:
     seq: int
     inputs: FrameInputs
     received: float  # perf_counter when read off the wire
+    driving: bytes = b""  # RenderStream: a driving image whose tracked face replaces the expression
 
 
 class _End:
@@ -99,6 +111,20 @@ class Mailbox:
             return None
 
 
+def first_request(requests, context: grpc.ServicerContext):
+    """The next request of a stream, or None when the client is gone or sent nothing."""
+    try:
+        return next(requests)
+    except StopIteration:
+        return None
+    except grpc.RpcError:
+        return None  # the client went away before saying anything
+    except Exception:  # noqa: BLE001 - the request iterator raises plain exceptions on cancellation too
+        if not context.is_active():
+            return None
+        raise
+
+
 class StreamSession:
     def __init__(self, service, request_iterator, context: grpc.ServicerContext):
         self._service = service
@@ -113,12 +139,17 @@ class StreamSession:
         service, context = self._service, self._context
         with rpc_errors(context, "RenderStream"):
             service.check_open()
-            with service.stream_slots:
-                context.add_callback(self._stop.set)
-                try:
-                    yield from self._serve()
-                finally:
-                    self._stop.set()
+            client = client_identity(context)
+            service.client_stream_slots.acquire(client)
+            try:
+                with service.stream_slots:
+                    context.add_callback(self._stop.set)
+                    try:
+                        yield from self._serve()
+                    finally:
+                        self._stop.set()
+            finally:
+                service.client_stream_slots.release(client)
 
     def _serve(self) -> Iterator[pb.Frame]:
         service = self._service
@@ -136,6 +167,7 @@ class StreamSession:
         reader = threading.Thread(target=self._read, args=(mailbox,), daemon=True,
                                   name=f"stream-reader-{start.avatar_id[:8]}")
         reader.start()
+        driver = None  # the stream's face tracker, made for its first driving image
         try:
             while True:
                 if self._cancelled():
@@ -149,8 +181,12 @@ class StreamSession:
                 if got is _END:
                     return
                 item, dropped = got
+                inputs = item.inputs
+                if item.driving:
+                    driver = driver or _driving_tracker()
+                    inputs = driven_inputs(inputs, driver, item.driving, service.limits)
                 try:
-                    rendered = service.frame_renderer.render(pool, item.inputs, spec, self._cancelled)
+                    rendered = service.frame_renderer.render(pool, inputs, spec, self._cancelled)
                 except Cancelled:
                     return
                 enc = rendered.encoded
@@ -163,16 +199,7 @@ class StreamSession:
             mailbox.close()
 
     def _next_request(self):
-        try:
-            return next(self._requests)
-        except StopIteration:
-            return None
-        except grpc.RpcError:
-            return None  # the client went away before saying anything
-        except Exception:  # noqa: BLE001 - the request iterator raises plain exceptions on cancellation too
-            if not self._context.is_active():
-                return None
-            raise
+        return first_request(self._requests, self._context)
 
     def _read(self, mailbox: Mailbox) -> None:
         try:
@@ -187,7 +214,11 @@ class StreamSession:
                     inputs = frame_inputs(req.frame)
                 except (ExpressionError, CameraError) as e:
                     raise type(e)(f"frame seq {req.frame.seq}: {e}") from None
-                if not mailbox.put(_Pending(req.frame.seq, inputs, received), self._stop):
+                driving = bytes(req.frame.driving_image)
+                if len(driving) > self._service.limits.max_portrait_bytes:
+                    raise LimitExceeded(f"frame seq {req.frame.seq}: driving image too large ({len(driving)} "
+                                        f"bytes > limit {self._service.limits.max_portrait_bytes} bytes)")
+                if not mailbox.put(_Pending(req.frame.seq, inputs, received, driving), self._stop):
                     return
             mailbox.close()
         except Exception as e:  # noqa: BLE001 - any reader failure ends the stream with a status
@@ -195,3 +226,124 @@ class StreamSession:
                 mailbox.close(e)
             else:
                 mailbox.close()
+
+
+def _driving_tracker():
+    from avatar.track import FaceTracker  # loads the head model: only for streams that use it
+
+    return FaceTracker()
+
+
+def driven_inputs(inputs: FrameInputs, tracker, image: bytes, limits) -> FrameInputs:
+    """The frame's inputs with the expression, head pose and gaze of the face tracked in `image`."""
+    result = tracker.track(decode_image(image, limits.portrait_limits()))
+    return replace(inputs, expression=result.weights, eye=result.eye,
+                   head_pose=tuple(float(v) for v in result.head_pose))
+
+
+class TrackSession:
+    """TrackFace: like RenderStream, a reader thread fills a Mailbox (bounded, or latest-wins) and the
+    handler thread tracks from it; one FaceTracker (identity fixed from the first frames) per stream."""
+
+    def __init__(self, service, request_iterator, context: grpc.ServicerContext):
+        self._service = service
+        self._requests = request_iterator
+        self._context = context
+        self._stop = threading.Event()
+
+    def _cancelled(self) -> bool:
+        return self._stop.is_set() or not self._context.is_active()
+
+    def responses(self) -> Iterator[pb.TrackFaceResponse]:
+        service, context = self._service, self._context
+        with rpc_errors(context, "TrackFace"):
+            service.check_open()
+            client = client_identity(context)
+            service.client_stream_slots.acquire(client)
+            try:
+                with service.stream_slots:
+                    context.add_callback(self._stop.set)
+                    try:
+                        yield from self._serve()
+                    finally:
+                        self._stop.set()
+            finally:
+                service.client_stream_slots.release(client)
+
+    def _serve(self) -> Iterator[pb.TrackFaceResponse]:
+        from avatar.expressions import ARKIT_NAMES
+        from avatar.track import FaceTracker
+
+        first = first_request(self._requests, self._context)
+        if first is None:
+            return
+        if first.WhichOneof("request") != "start":
+            raise InvalidRequest("the first TrackFace message must be `start` (mode, frame rate)")
+        start = first.start
+        rate = start.frame_rate or DEFAULT_TRACK_RATE
+        if not (rate > 0 and rate <= MAX_TRACK_RATE):
+            raise InvalidRequest(f"frame_rate {rate:g} is outside 0..{MAX_TRACK_RATE:g} frames per second")
+        tracker = FaceTracker(frame_rate=rate, smooth=not start.without_smoothing)
+        mailbox = Mailbox(start.mode == pb.LATEST_WINS)
+        reader = threading.Thread(target=self._read, args=(mailbox,), daemon=True, name="track-reader")
+        reader.start()
+        yield pb.TrackFaceResponse(header=pb.TrackHeader(channel_names=list(ARKIT_NAMES), eye_names=list(EYE_NAMES)))
+        try:
+            while True:
+                if self._cancelled():
+                    return
+                if self._service.stopping.is_set():
+                    mailbox.close(ShuttingDown())
+                got = mailbox.get(_POLL_S)
+                if got is None:
+                    continue
+                if got is _END:
+                    return
+                item, dropped = got
+                begin = time.perf_counter()
+                frame = item.inputs
+                rgb = decode_image(frame.image, self._service.limits.portrait_limits())
+                t = frame.time_s if frame.time_s > 0 else None
+                result = tracker.track(rgb, t)
+                yield pb.TrackFaceResponse(face=tracked_face(item.seq, result, dropped,
+                                                             (time.perf_counter() - begin) * 1e3))
+        finally:
+            self._stop.set()
+            mailbox.close()
+
+    def _read(self, mailbox: Mailbox) -> None:
+        limits = self._service.limits
+        count = 0
+        try:
+            for req in self._requests:
+                kind = req.WhichOneof("request")
+                if kind == "start":
+                    raise InvalidRequest("`start` may be sent only once, as the first TrackFace message")
+                if kind != "frame":
+                    raise InvalidRequest("a TrackFace message must set `start` or `frame`")
+                count += 1
+                if count > MAX_TRACK_FRAMES:
+                    raise LimitExceeded(f"a TrackFace stream may carry at most {MAX_TRACK_FRAMES} frames; "
+                                        f"start a new stream")
+                if len(req.frame.image) > limits.max_portrait_bytes:
+                    raise LimitExceeded(f"frame seq {req.frame.seq}: image too large ({len(req.frame.image)} "
+                                        f"bytes > limit {limits.max_portrait_bytes} bytes)")
+                if not req.frame.image:
+                    raise InvalidRequest(f"frame seq {req.frame.seq}: no image; send JPEG or PNG bytes")
+                if not mailbox.put(_Pending(req.frame.seq, req.frame, time.perf_counter()), self._stop):
+                    return
+            mailbox.close()
+        except Exception as e:  # noqa: BLE001 - any reader failure ends the stream with a status
+            if self._context.is_active() and not self._stop.is_set():
+                mailbox.close(e)
+            else:
+                mailbox.close()
+
+
+def tracked_face(seq: int, result, dropped: int = 0, track_ms: float = 0.0) -> pb.TrackedFace:
+    """A TrackedFrame (avatar.track) as the TrackedFace message."""
+    yaw, pitch, roll = (float(v) for v in result.head_pose)
+    return pb.TrackedFace(seq=seq, time_s=result.time, found=result.found, confidence=result.confidence,
+                          weights=[float(w) for w in result.weights],
+                          head_pose=pb.HeadPose(yaw=yaw, pitch=pitch, roll=roll),
+                          eye=[float(v) for v in result.eye], dropped=dropped, track_ms=track_ms)

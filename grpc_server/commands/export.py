@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                         help="comma-separated: glb, tables, anim (animation), triplane (default: glb,tables)")
     parser.add_argument("--anim", action="append", type=Path, default=[], metavar="FILE",
                         help="animation source: FaceVerse .npy (or a directory of .npy frames), Live Link Face "
-                             ".csv, or .json; repeat for several .npy frames in order; implies the anim format")
+                             ".csv, .json, or a video clip (.mp4, .mov, .webm: the face in it is tracked); "
+                             "repeat for several .npy frames in order; implies the anim format")
     parser.add_argument("--texture-size", type=int, default=0, help="baked texture size (power of two, 256..4096)")
     parser.add_argument("--static-budget", type=int, default=0, help="triangle budget of the static parts mesh")
     parser.add_argument("--no-static", action="store_true", help="leave out the static parts (hair, ears, neck)")

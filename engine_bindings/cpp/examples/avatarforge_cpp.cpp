@@ -3,7 +3,8 @@
 //   avatarforge-cpp [--address HOST:PORT] [--token T] [--tls] [--root-certs PEM] [--client-cert PEM]
 //                   [--client-key PEM] [--server-name NAME] [--timeout-ms MS] COMMAND ...
 //   info | list | get ID | delete ID | create PORTRAIT | render ID OUT.png
-//   stream ID N OUTDIR [--size WxH] [--latest-wins] | export ID OUTDIR FORMATS (comma-separated)
+//   stream ID N OUTDIR [--size WxH] [--latest-wins] | export ID OUTDIR FORMATS (comma-separated) |
+//   track FRAME... [--latest-wins]   (JPEG/PNG video frames in order; one line per tracked frame)
 //
 // Exit status: 0 on success, 1 when a call fails (the error is printed as "error: CODE: message"),
 // 64 on a usage error.
@@ -199,12 +200,37 @@ int CmdExport(avatarforge::Client& client, const std::string& id, const std::str
   return 0;
 }
 
+// TrackFace over the given frames: the header, then one line per answer with the channels a viewport
+// most often needs (the full 52 weights are in TrackedFace::weights).
+int CmdTrack(avatarforge::Client& client, const std::vector<std::string>& paths, avatarforge::StreamMode mode) {
+  std::vector<avatarforge::TrackFrame> frames;
+  for (std::size_t i = 0; i < paths.size(); ++i) frames.push_back({i, ReadFile(paths[i]), 0.0});
+  avatarforge::TrackOptions options;
+  options.mode = mode;
+  const avatarforge::TrackResult result = client.Track(frames, options);
+  auto channel = [&](const avatarforge::TrackedFace& face, const std::string& name) {
+    const auto it = std::find(result.channel_names.begin(), result.channel_names.end(), name);
+    const auto k = static_cast<std::size_t>(it - result.channel_names.begin());
+    return k < face.weights.size() ? face.weights[k] : std::nanf("");
+  };
+  std::cout << "channels: " << result.channel_names.size() << "\n";
+  for (const auto& face : result.faces) {
+    std::cout << std::fixed << std::setprecision(4) << "face seq=" << face.seq << " found=" << face.found
+              << " confidence=" << face.confidence << " yaw=" << face.head_pose.yaw << " pitch=" << face.head_pose.pitch
+              << " roll=" << face.head_pose.roll << " jawOpen=" << channel(face, "jawOpen")
+              << " eyeBlinkLeft=" << channel(face, "eyeBlinkLeft") << " eyeBlinkRight=" << channel(face, "eyeBlinkRight")
+              << " dropped=" << face.dropped << "\n";
+  }
+  return 0;
+}
+
 int Usage(const std::string& problem) {
   std::cerr << "error: " << problem << "\n"
             << "usage: avatarforge-cpp [--address HOST:PORT] [--token T] [--tls] [--root-certs PEM]\n"
                "                       [--client-cert PEM --client-key PEM] [--server-name NAME] [--timeout-ms MS]\n"
                "                       info | list | get ID | delete ID | create PORTRAIT | render ID OUT.png |\n"
-               "                       stream ID N OUTDIR [--size WxH] [--latest-wins] | export ID OUTDIR FORMATS\n";
+               "                       stream ID N OUTDIR [--size WxH] [--latest-wins] | export ID OUTDIR FORMATS |\n"
+               "                       track FRAME... [--latest-wins]\n";
   return kUsageError;
 }
 
@@ -271,6 +297,10 @@ int Run(int argc, char** argv) {
     return CmdStream(client, stream);
   }
   if (command == "export") return need(3, "ID OUTDIR FORMATS"), CmdExport(client, positional[1], positional[2], positional[3]);
+  if (command == "track") {
+    if (nargs == 0) throw UsageError("track takes FRAME... (JPEG or PNG images)");
+    return CmdTrack(client, std::vector<std::string>(positional.begin() + 1, positional.end()), stream.mode);
+  }
   throw UsageError("unknown command " + command);
 }
 

@@ -137,6 +137,20 @@ Frame FromProto(pb::Frame&& in) {
   return out;
 }
 
+TrackedFace FromProto(const pb::TrackedFace& in) {
+  TrackedFace out;
+  out.seq = in.seq();
+  out.time_s = in.time_s();
+  out.found = in.found();
+  out.confidence = in.confidence();
+  out.weights.assign(in.weights().begin(), in.weights().end());
+  out.head_pose = HeadPose{in.head_pose().yaw(), in.head_pose().pitch(), in.head_pose().roll()};
+  out.eye.assign(in.eye().begin(), in.eye().end());
+  out.dropped = in.dropped();
+  out.track_ms = in.track_ms();
+  return out;
+}
+
 Progress FromProto(const pb::Progress& in) {
   return Progress{in.stage(), in.fraction(), in.message()};
 }
@@ -148,7 +162,7 @@ ServerInfo FromProto(const pb::ServerInfo& in) {
   out.default_generator = in.default_generator();
   const auto& l = in.limits();
   out.limits = Limits{l.max_portrait_bytes(), l.max_portrait_pixels(), l.max_streams(), l.max_frame_pixels(),
-                      l.max_message_bytes()};
+                      l.max_message_bytes(), l.max_track_frames()};
   out.rasterizer_backend = in.rasterizer_backend();
   out.device = in.device();
   out.expression_names.assign(in.expression_names().begin(), in.expression_names().end());

@@ -27,6 +27,7 @@ void ToProto(const ExportOptions& in, pb::ExportOptions* out);
 
 AvatarInfo FromProto(const pb::AvatarInfo& in);
 Frame FromProto(pb::Frame&& in);
+TrackedFace FromProto(const pb::TrackedFace& in);
 Progress FromProto(const pb::Progress& in);
 ServerInfo FromProto(const pb::ServerInfo& in);
 

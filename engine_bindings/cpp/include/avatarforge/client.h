@@ -194,6 +194,38 @@ struct Limits {
   std::uint32_t max_streams = 0;
   std::uint64_t max_frame_pixels = 0;
   std::uint64_t max_message_bytes = 0;
+  std::uint64_t max_track_frames = 0;
+};
+
+// TrackFace: one video frame in (JPEG or PNG bytes), one TrackedFace out.
+struct TrackFrame {
+  std::uint64_t seq = 0;
+  std::string image;  // JPEG or PNG bytes
+  double time_s = 0;  // capture time; 0 = seq / frame_rate
+};
+
+struct TrackOptions {
+  StreamMode mode = StreamMode::kEveryFrame;
+  float frame_rate = 0;  // 0 = 30
+  bool without_smoothing = false;
+};
+
+struct TrackedFace {
+  std::uint64_t seq = 0;
+  double time_s = 0;
+  bool found = false;         // false: no face in this frame, the last values are held
+  float confidence = 0;       // 0..1
+  std::vector<float> weights;  // 52 ARKit weights in TrackResult::channel_names order
+  HeadPose head_pose;         // radians, as RenderParams' head pose
+  std::vector<float> eye;     // FaceVerse eye 4-vector, radians
+  std::uint32_t dropped = 0;  // LATEST_WINS: frames skipped since the previous answer
+  float track_ms = 0;
+};
+
+struct TrackResult {
+  std::vector<std::string> channel_names;  // the header: names of TrackedFace::weights, sent once
+  std::vector<std::string> eye_names;
+  std::vector<TrackedFace> faces;          // in the order the server answered
 };
 
 struct ServerInfo {
@@ -262,6 +294,11 @@ class AVATARFORGE_CLIENT_API Client {
   std::unique_ptr<RenderStream> StartRenderStream(const std::string& avatar_id, const FrameOptions& options,
                                                   StreamMode mode, RenderStream::FrameCallback on_frame,
                                                   RenderStream::ClosedCallback on_closed = nullptr);
+  // Tracks the face in a sequence of video frames over one TrackFace stream: the frames are sent from
+  // a writer thread while the answers are read, so LATEST_WINS really drops frames the server cannot
+  // keep up with. Throws Error with the server's status (INVALID_ARGUMENT for an image that is not
+  // JPEG/PNG, RESOURCE_EXHAUSTED beyond the limits).
+  TrackResult Track(const std::vector<TrackFrame>& frames, const TrackOptions& options = {});
   // Writes every exported file under out_dir (creating directories), verifying each file's size and
   // sha256 before it appears under its final name; returns the written paths in arrival order.
   // On any failure no partially written file is left behind.

@@ -211,6 +211,24 @@ namespace AvatarForge.Client
         }
 
         /// <summary>
+        /// Opens a TrackFace stream: send JPEG/PNG frames with TrackFaceSession.SendAsync, receive ARKit
+        /// weights (canonical order), head pose, eye rotations and a confidence per tracked frame.
+        /// frameRate (0 = 30) times frames sent without their own time; LATEST_WINS keeps a live webcam current.
+        /// </summary>
+        public Task<TrackFaceSession> StartTrackFaceAsync(Proto.StreamMode mode, float frameRate = 0f, bool withoutSmoothing = false,
+                                                          CancellationToken cancellationToken = default(CancellationToken))
+        {
+            var call = stub.TrackFace(Headers(), null, cancellationToken);
+            var session = new TrackFaceSession(call);
+            return Guard(async () =>
+            {
+                await session.StartAsync(new Proto.TrackStart { Mode = mode, FrameRate = frameRate, WithoutSmoothing = withoutSmoothing })
+                             .ConfigureAwait(false);
+                return session;
+            });
+        }
+
+        /// <summary>
         /// Writes every exported file under outDir, each first to "name.part" and renamed only after its
         /// size and sha256 match what the server announced; on failure nothing partial is left behind.
         /// Returns the written paths in arrival order.

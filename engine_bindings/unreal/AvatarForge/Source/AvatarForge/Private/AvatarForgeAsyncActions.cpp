@@ -353,6 +353,57 @@ void UAvatarForgeRenderFrameAction::BroadcastFailure(const FString& Error)
 }
 
 // ---------------------------------------------------------------------------------------------
+// TrackFace
+
+UAvatarForgeTrackFacesAction* UAvatarForgeTrackFacesAction::TrackFaces(UObject* WorldContextObject,
+	const TArray<FString>& FramePaths, float FrameRate, EAvatarForgeStreamMode Mode)
+{
+	UAvatarForgeTrackFacesAction* Action = NewObject<UAvatarForgeTrackFacesAction>();
+	Action->FramePaths = FramePaths;
+	Action->FrameRate = FrameRate;
+	Action->Mode = Mode;
+	Action->Prepare(WorldContextObject);
+	return Action;
+}
+
+void UAvatarForgeTrackFacesAction::Start(FAvatarForgeClientPtr Client)
+{
+	std::vector<avatarforge::TrackFrame> Frames;
+	for (int32 K = 0; K < FramePaths.Num(); ++K)
+	{
+		TArray<uint8> Bytes;
+		if (!FFileHelper::LoadFileToArray(Bytes, *FramePaths[K]))
+		{
+			Fail(FString::Printf(TEXT("cannot read the frame %s"), *FramePaths[K]));
+			return;
+		}
+		Frames.push_back({static_cast<std::uint64_t>(K), AvatarForge::ToStdBytes(Bytes), 0.0});
+	}
+	avatarforge::TrackOptions Options;
+	Options.mode = AvatarForge::ToClient(Mode);
+	Options.frame_rate = FrameRate;
+
+	TWeakObjectPtr<UAvatarForgeTrackFacesAction> WeakThis(this);
+	RunOnWorker([WeakThis, Frames = MoveTemp(Frames), Options](avatarforge::Client& C)
+	{
+		TArray<FAvatarForgeTrackedFace> Faces = AvatarForge::FromClient(C.Track(Frames, Options));
+		AsyncTask(ENamedThreads::GameThread, [WeakThis, Faces = MoveTemp(Faces)]()
+		{
+			if (UAvatarForgeTrackFacesAction* This = WeakThis.Get())
+			{
+				This->OnCompleted.Broadcast(Faces, FString());
+				This->Finish();
+			}
+		});
+	});
+}
+
+void UAvatarForgeTrackFacesAction::BroadcastFailure(const FString& Error)
+{
+	OnFailed.Broadcast(TArray<FAvatarForgeTrackedFace>(), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
 // RenderStream
 
 UAvatarForgeStartRenderStreamAction* UAvatarForgeStartRenderStreamAction::StartRenderStream(UObject* WorldContextObject,

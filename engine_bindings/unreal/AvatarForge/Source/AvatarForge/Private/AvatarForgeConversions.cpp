@@ -188,6 +188,35 @@ FAvatarForgeServerInfo FromClient(const avatarforge::ServerInfo& Info)
 	Out.MaxStreams = static_cast<int32>(Info.limits.max_streams);
 	Out.MaxFramePixels = static_cast<int64>(Info.limits.max_frame_pixels);
 	Out.MaxMessageBytes = static_cast<int64>(Info.limits.max_message_bytes);
+	Out.MaxTrackFrames = static_cast<int64>(Info.limits.max_track_frames);
+	return Out;
+}
+
+TArray<FAvatarForgeTrackedFace> FromClient(const avatarforge::TrackResult& Result)
+{
+	TArray<FName> Names;
+	for (const std::string& Name : Result.channel_names)
+	{
+		Names.Add(FName(*ToFString(Name)));
+	}
+	TArray<FAvatarForgeTrackedFace> Out;
+	for (const avatarforge::TrackedFace& Face : Result.faces)
+	{
+		FAvatarForgeTrackedFace& F = Out.AddDefaulted_GetRef();
+		F.Seq = static_cast<int64>(Face.seq);
+		F.TimeSeconds = static_cast<float>(Face.time_s);
+		F.bFound = Face.found;
+		F.Confidence = Face.confidence;
+		for (int32 K = 0; K < Names.Num() && K < static_cast<int32>(Face.weights.size()); ++K)
+		{
+			F.Curves.Add(Names[K], Face.weights[K]);
+		}
+		F.HeadPose.Yaw = Face.head_pose.yaw;
+		F.HeadPose.Pitch = Face.head_pose.pitch;
+		F.HeadPose.Roll = Face.head_pose.roll;
+		F.Eye.Append(Face.eye.data(), static_cast<int32>(Face.eye.size()));
+		F.Dropped = static_cast<int32>(Face.dropped);
+	}
 	return Out;
 }
 

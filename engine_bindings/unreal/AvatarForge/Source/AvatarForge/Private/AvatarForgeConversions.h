@@ -32,6 +32,7 @@ bool ToClient(const FAvatarForgeExportOptions& Options, avatarforge::ExportOptio
 FAvatarForgeAvatarInfo FromClient(const avatarforge::AvatarInfo& Info, TArray<uint8>* OutThumbnailPng);
 FAvatarForgeProgress FromClient(const avatarforge::Progress& Progress);
 FAvatarForgeServerInfo FromClient(const avatarforge::ServerInfo& Info);
+TArray<FAvatarForgeTrackedFace> FromClient(const avatarforge::TrackResult& Result);
 
 /** "CODE: sentence" for a client error, the what() of anything else. */
 FString DescribeError(const std::exception& Error);

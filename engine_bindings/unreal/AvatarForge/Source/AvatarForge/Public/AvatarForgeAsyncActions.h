@@ -210,6 +210,39 @@ protected:
 	virtual void BroadcastFailure(const FString& Error) override;
 };
 
+DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FAvatarForgeTrackPin, const TArray<FAvatarForgeTrackedFace>&, Faces,
+	const FString&, Error);
+
+/**
+ * TrackFace: the face in a sequence of video frames (JPEG or PNG files, in order, e.g. an image
+ * sequence of reference footage) -> ARKit curves, head pose and gaze per frame.
+ */
+UCLASS()
+class AVATARFORGE_API UAvatarForgeTrackFacesAction : public UAvatarForgeAsyncAction
+{
+	GENERATED_BODY()
+
+public:
+	UFUNCTION(BlueprintCallable, Category = "AvatarForge", meta = (BlueprintInternalUseOnly = "true", WorldContext = "WorldContextObject"))
+	static UAvatarForgeTrackFacesAction* TrackFaces(UObject* WorldContextObject, const TArray<FString>& FramePaths,
+		float FrameRate = 30.0f, EAvatarForgeStreamMode Mode = EAvatarForgeStreamMode::EveryFrame);
+
+	UPROPERTY(BlueprintAssignable)
+	FAvatarForgeTrackPin OnCompleted;
+
+	UPROPERTY(BlueprintAssignable)
+	FAvatarForgeTrackPin OnFailed;
+
+protected:
+	virtual void Start(FAvatarForgeClientPtr Client) override;
+	virtual void BroadcastFailure(const FString& Error) override;
+
+private:
+	TArray<FString> FramePaths;
+	float FrameRate = 30.0f;
+	EAvatarForgeStreamMode Mode = EAvatarForgeStreamMode::EveryFrame;
+};
+
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_FourParams(FAvatarForgeStreamPin, UAvatarForgeRenderStream*, Stream, UTexture2D*, Texture,
 	const FAvatarForgeFrameInfo&, Frame, const FString&, Error);
 

@@ -354,4 +354,45 @@ struct AVATARFORGE_API FAvatarForgeServerInfo
 
 	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
 	int64 MaxMessageBytes = 0;
+
+	/** Frames one TrackFace stream may carry. */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	int64 MaxTrackFrames = 0;
+};
+
+/** One frame's TrackFace answer: ARKit curves, head pose and gaze tracked in a video frame. */
+USTRUCT(BlueprintType)
+struct AVATARFORGE_API FAvatarForgeTrackedFace
+{
+	GENERATED_BODY()
+
+	/** Index of the frame in the list sent. */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	int64 Seq = 0;
+
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	float TimeSeconds = 0.0f;
+
+	/** False when no face was found in this frame: the values are the last ones held. */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	bool bFound = false;
+
+	/** 0..1: face presence times fit quality. */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	float Confidence = 0.0f;
+
+	/** ARKit name (as the server's header names it) -> weight in [0, 1]. */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	TMap<FName, float> Curves;
+
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	FAvatarForgeHeadPose HeadPose;
+
+	/** FaceVerse eye 4-vector, radians (as FAvatarForgeRenderSettings::Eye). */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	TArray<float> Eye;
+
+	/** LATEST_WINS: frames the server skipped before this one. */
+	UPROPERTY(BlueprintReadOnly, Category = "AvatarForge")
+	int32 Dropped = 0;
 };

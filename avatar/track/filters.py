@@ -1,0 +1,47 @@
+"""The One-Euro filter (Casiez, Roussel and Vogel, CHI 2012): a low-pass whose cutoff rises with speed.
+
+Still signals are smoothed hard (cutoff `min_cutoff` Hz), fast ones barely (cutoff grows by `beta` Hz per
+unit/s of the smoothed speed), so a blink or a head turn is not delayed while the jitter of a still face
+is removed. The speed itself is smoothed with cutoff `d_cutoff` Hz. Vectorised: one filter per channel,
+each channel with its own parameters.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
+    tau = 1.0 / (2.0 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuroFilter:
+    """Filters (C,) vectors arriving at increasing times (seconds)."""
+
+    def __init__(self, min_cutoff, beta, d_cutoff):
+        self.min_cutoff = np.asarray(min_cutoff, np.float64)
+        self.beta = np.asarray(beta, np.float64)
+        self.d_cutoff = np.asarray(d_cutoff, np.float64)
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._t: float | None = None
+
+    def reset(self) -> None:
+        self._x = self._dx = self._t = None
+
+    def __call__(self, x, t: float) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self._x is None or self._t is None or t <= self._t:
+            # First sample, or time did not advance (a repeated timestamp): nothing to smooth against.
+            if self._x is None or self._t is None:
+                self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
+            return self._x.copy()
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
+        self._t = float(t)
+        return self._x.copy()

@@ -1,0 +1,371 @@
+"""The face tracker: per video frame, the face mesh and the head model's dense fit, smoothed without lag.
+
+Per frame (`FaceTracker`): the mesh follows the face (avatar.track.follow); a One-Euro filter smooths
+it (avatar.track.filters, parameters below); `avatar.fit.fit_landmarks` solves ARKit-52 weights, head
+pose, gaze and the camera on it with the identity held fixed, warm-started from the previous frame.
+The eyeBlink channels also read the eye apertures (avatar.track.blink), which the fit alone
+under-reads. A frame without a face, or whose fit fails, is marked `found=False` and holds the last values.
+
+Identity is one per clip. Live (`FaceTracker` without an identity) it is the median of the free fits of
+the first IDENTITY_FRAMES frames with a face, then held. For a whole clip (`track_frames`, `track_clip`)
+it is estimated first, from IDENTITY_FRAMES frames spread over the clip's first IDENTITY_WINDOW frames,
+and the gaps left by lost frames are interpolated from their neighbours.
+
+Coordinates: a frame of W x H pixels is fitted as the centre of a square of side max(W, H) (the fit's
+camera has its principal point at the image centre), so `camera` is an EG3D 25-vector for that square
+and `landmarks` are pixels of it (image pixels + `offset`). Angles in radians; head pose is
+avatar.camera.head_rotation's (yaw, pitch, roll) of the head before a frontal camera; `eye` is the
+FaceVerse eye 4-vector.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from avatar import camera as cam
+from avatar.expressions import NUM_EXPRESSIONS
+from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks
+from avatar.head_model import HeadModel, embedded_head_model
+from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS, BlinkReader
+from avatar.track.filters import OneEuroFilter
+from avatar.track.follow import MeshFollower, MeshObservation
+from avatar.track.video import Clip, ClipError, ClipLimits
+
+IDENTITY_FRAMES = 4
+# MediaPipe's iris centres (subject's right, left): their distance is the face's scale for confidences.
+IRIS_CENTRES = (468, 473)
+# A fit whose RMS landmark error reaches this fraction of the inter-ocular distance has confidence 0.
+WORST_RELATIVE_ERROR = 0.15
+
+# One-Euro parameters (min_cutoff Hz, beta Hz per unit/s, d_cutoff Hz), tuned on talking-head clips at
+# 30 fps (benchmarks.track reports the jitter, accuracy and blink lag they give). The face mesh is
+# smoothed before the fit, in inter-ocular distances: smoothing the fit's outputs instead separates
+# head rotation from camera position, which the fit trades against each other frame by frame, and
+# moves the face more than it steadies it (measured). Blinks close in 2-3 frames: their channel keeps a
+# high floor so the filter never holds them back.
+LANDMARK_FILTER = (1.0, 2.0, 1.0)
+BLINK_FILTER = (6.0, 10.0, 8.0)
+_FRONTAL = cam.orbit_to_cam2world(cam.Orbit())[:3, :3]
+
+
+def camera_for(head_pose, position, fov_deg: float) -> np.ndarray:
+    """(25,) float32 EG3D camera that sees the still head as a camera at `position` (world units, as in
+    FaceFit.camera) sees the head turned by `head_pose` (the fit's convention)."""
+    c2w = np.eye(4)
+    c2w[:3, :3] = cam.head_rotation(*np.asarray(head_pose, np.float64)).T @ _FRONTAL
+    c2w[:3, 3] = position
+    return np.concatenate([c2w.reshape(-1), cam.intrinsics(fov_deg).reshape(-1)]).astype(np.float32)
+
+
+@dataclass
+class TrackedFrame:
+    """One frame's tracking result (see the module docstring for units and frames)."""
+
+    time: float                     # seconds
+    found: bool                     # a face was found and fitted in this frame
+    confidence: float               # 0..1: mesh presence x fit quality; 0 when not found
+    weights: np.ndarray             # (52,) float32 in [0, 1], canonical ARKit order
+    head_pose: np.ndarray           # (3,) float64 yaw, pitch, roll
+    eye: np.ndarray                 # (4,) float32
+    position: np.ndarray            # (3,) float64 camera position (world units, FaceFit.camera's)
+    camera: np.ndarray              # (25,) float32 EG3D camera for the square frame
+    landmarks: np.ndarray | None    # (478, 3) the face mesh as found (unsmoothed), square-frame pixels;
+                                    # None when not found
+    fit: FaceFit | None             # the frame's fit (to the smoothed mesh when smoothing), None when not found
+
+
+class FaceTracker:
+    """Tracks one face through consecutive frames (a clip or a live stream). `smooth=False` fits each
+    frame's mesh as found (the raw per-frame fit, e.g. for comparisons)."""
+
+    def __init__(self, head: HeadModel | None = None, identity=None, frame_rate: float = 30.0,
+                 smooth: bool = True):
+        self.head = head if head is not None else embedded_head_model()
+        self.frame_rate = float(frame_rate)
+        self.smooth = smooth
+        self.follower = MeshFollower()
+        self._blinks = BlinkReader()
+        self._identity = None if identity is None else np.asarray(identity, np.float32)
+        self._samples: list[np.ndarray] = []
+        self._prior: FaceFit | None = None
+        self._landmark_filter = OneEuroFilter(*LANDMARK_FILTER)
+        self._blink_filter = OneEuroFilter(*BLINK_FILTER)
+        self._scale: float | None = None
+        self._last: TrackedFrame | None = None
+        self._count = 0
+
+    @property
+    def identity(self) -> np.ndarray | None:
+        """The clip's identity once it is fixed (None while it is still being estimated)."""
+        return self._identity
+
+    def track(self, rgb: np.ndarray, time: float | None = None) -> TrackedFrame:
+        """Track the next frame (RGB uint8 (H, W, 3)); `time` in seconds (default: frame count / rate)."""
+        return self.update(self.follower(rgb), rgb.shape[:2], time)
+
+    def update(self, observation: MeshObservation, shape: tuple[int, int], time: float | None = None
+               ) -> TrackedFrame:
+        """Fit and smooth an already observed face mesh of a frame of `shape` (H, W)."""
+        t = self._count / self.frame_rate if time is None else float(time)
+        self._count += 1
+        size, offset = square_frame(shape)
+        fit = None
+        if observation.points is not None:
+            landmarks = observation.points.copy()
+            landmarks[:, :2] += offset
+            fit = self._fit(self._smoothed_landmarks(landmarks, t) if self.smooth else landmarks, size)
+        if fit is None:
+            # The next face starts afresh (it may be elsewhere, turned otherwise): no warm start, and no
+            # smoothing from where this one was.
+            self._prior = None
+            self._landmark_filter.reset()
+            self._blink_filter.reset()
+            return self._lost(t)
+        self._prior = fit
+        expression = fit.expression.copy()
+        if observation.apertures is not None:
+            blinks = self._blinks(observation.apertures)
+            if self.smooth:
+                blinks = self._blink_filter(blinks, t)
+            expression[list(EYE_BLINKS)] = np.maximum(expression[list(EYE_BLINKS)], blinks)
+        self._last = TrackedFrame(
+            time=t, found=True, confidence=observation.presence * _fit_quality(fit, landmarks, size),
+            weights=np.clip(expression, 0.0, 1.0).astype(np.float32), head_pose=fit.head_pose.copy(),
+            eye=np.asarray(fit.eye, np.float32).copy(),
+            position=np.asarray(fit.camera[:16], np.float64).reshape(4, 4)[:3, 3].copy(),
+            camera=np.asarray(fit.camera, np.float32).copy(), landmarks=landmarks, fit=fit)
+        return self._last
+
+    def _smoothed_landmarks(self, landmarks: np.ndarray, t: float) -> np.ndarray:
+        """The landmarks through the One-Euro filter, in units of the face's inter-ocular distance."""
+        if self._scale is None:
+            self._scale = max(_interocular(landmarks), 1.0)
+        return self._landmark_filter(landmarks / self._scale, t).reshape(landmarks.shape) * self._scale
+
+    def _fit(self, landmarks: np.ndarray, size: int) -> FaceFit | None:
+        try:
+            fit = fit_landmarks(self.head, landmarks, size, identity=self._identity, prior=self._prior)
+        except LandmarkFitError:
+            return None
+        if self._identity is None:
+            self._samples.append(fit.identity)
+            if len(self._samples) >= IDENTITY_FRAMES:
+                self._identity = np.median(self._samples, axis=0).astype(np.float32)
+        return fit
+
+    def _lost(self, t: float) -> TrackedFrame:
+        last = self._last
+        if last is None:  # nothing seen yet: the neutral face before the default camera
+            position = cam.orbit_to_cam2world(cam.Orbit())[:3, 3]
+            return TrackedFrame(t, False, 0.0, np.zeros(NUM_EXPRESSIONS, np.float32), np.zeros(3),
+                                np.zeros(4, np.float32), position, cam.camera_vector(cam.Orbit()), None, None)
+        return TrackedFrame(t, False, 0.0, last.weights.copy(), last.head_pose.copy(), last.eye.copy(),
+                            last.position.copy(), last.camera.copy(), None, None)
+
+
+def square_frame(shape: tuple[int, int]) -> tuple[int, np.ndarray]:
+    """Side of the square a (H, W) frame is fitted in, and the (x, y) offset of the frame inside it."""
+    height, width = int(shape[0]), int(shape[1])
+    size = max(height, width)
+    return size, np.array([(size - width) / 2.0, (size - height) / 2.0])
+
+
+def _interocular(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[IRIS_CENTRES[0], :2] - landmarks[IRIS_CENTRES[1], :2]))
+
+
+def _fit_quality(fit: FaceFit, landmarks: np.ndarray, size: int) -> float:
+    interocular = _interocular(landmarks)
+    if interocular <= 0:
+        return 0.0
+    relative = fit.residual * size / interocular
+    return float(np.clip(1.0 - relative / WORST_RELATIVE_ERROR, 0.0, 1.0))
+
+
+# -- whole clips -------------------------------------------------------------------------------------
+
+@dataclass
+class Track:
+    """A clip's tracking, one row per frame; lost frames (found False) are interpolated from their
+    neighbours (held at the clip's ends)."""
+
+    frame_rate: float
+    frame_shape: tuple[int, int]    # (H, W) of the clip's frames
+    image_size: int                 # side of the square the fit saw (square_frame)
+    identity: np.ndarray            # (K,) the clip's identity
+    times: np.ndarray               # (T,) float64 seconds
+    found: np.ndarray               # (T,) bool
+    confidence: np.ndarray          # (T,) float32
+    weights: np.ndarray             # (T, 52) float32
+    head_pose: np.ndarray           # (T, 3) float64
+    eye: np.ndarray                 # (T, 4) float32
+    cameras: np.ndarray             # (T, 25) float32
+    landmarks: np.ndarray           # (T, 478, 3) float64 square-frame pixels, NaN where lost
+    fits: list                      # (T,) the frames' own unsmoothed FaceFit, None where lost
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+
+Progress = Callable[[int, int], None]   # (frames tracked, frames in the clip or 0 when unknown)
+# The clip's identity is estimated from the faces of its first IDENTITY_WINDOW frames (2 s at 30 fps;
+# more when fewer than IDENTITY_FRAMES of them show a face), so fitting starts while the rest is read.
+IDENTITY_WINDOW = 60
+
+
+def track_clip(path, head: HeadModel | None = None, limits: ClipLimits = ClipLimits(),
+               progress: Progress | None = None, name: str | None = None, smooth: bool = True,
+               identity=None) -> Track:
+    """Track a video file (see avatar.track.video for what is refused and how)."""
+    with Clip(path, limits, name=name) as clip:
+        return track_frames(clip.frames(), clip.info.frame_rate, head, progress,
+                            total=clip.info.declared_frames, name=clip.name, smooth=smooth, identity=identity)
+
+
+def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadModel | None = None,
+                 progress: Progress | None = None, total: int = 0, name: str = "the clip",
+                 smooth: bool = True, identity=None) -> Track:
+    """Track a sequence of RGB frames at `frame_rate` frames per second.
+
+    The frames are decoded and meshed on a second thread while this one fits (the mesh model runs
+    outside Python's lock, so the two overlap on two cores). `identity`: hold this (K,) identity (e.g.
+    an avatar's own) instead of estimating the clip's.
+    """
+    report = progress or (lambda done, of: None)
+    head = head if head is not None else embedded_head_model()
+    meshes = _MeshPass(frames, name)
+    try:
+        observed = meshes.results()
+        buffer: list[MeshObservation] = []
+        if identity is None:
+            for obs in observed:
+                buffer.append(obs)
+                if len(buffer) >= IDENTITY_WINDOW and sum(o.points is not None for o in buffer) >= IDENTITY_FRAMES:
+                    break
+            if not buffer:
+                raise ClipError(f"{name}: the clip has no frames")
+            if all(o.points is None for o in buffer):  # the whole clip was read
+                raise ClipError(f"{name}: no face was found in any of its {len(buffer)} frames")
+            identity = estimate_identity(head, buffer, meshes.shape)
+            if identity is None:
+                raise ClipError(f"{name}: the faces found in its first frames could not be fitted")
+        tracker = FaceTracker(head, identity=identity, frame_rate=frame_rate, smooth=smooth)
+        rows = []
+        for obs in _chain(buffer, observed):
+            rows.append(tracker.update(obs, meshes.shape, len(rows) / frame_rate))
+            report(len(rows), total)
+    finally:
+        meshes.stop()
+    if not rows:
+        raise ClipError(f"{name}: the clip has no frames")
+    if not any(r.found for r in rows):
+        raise ClipError(f"{name}: no face was found in any of its {len(rows)} frames")
+    return _assemble(rows, frame_rate, meshes.shape, identity)
+
+
+def _chain(first: list, rest: Iterable):
+    yield from first
+    yield from rest
+
+
+class _MeshPass:
+    """Decodes and meshes frames on a thread of its own; `results()` yields the observations in order
+    and re-raises the thread's failure (a bad clip) where it happened."""
+
+    _END = object()
+
+    def __init__(self, frames: Iterable[np.ndarray], name: str):
+        self.shape: tuple[int, int] | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(frames, name), daemon=True, name="track-mesh")
+        self._thread.start()
+
+    def _run(self, frames, name: str) -> None:
+        follower = MeshFollower()
+        try:
+            for frame in frames:
+                if self._stop.is_set():
+                    return
+                if self.shape is None:
+                    self.shape = frame.shape[:2]
+                elif frame.shape[:2] != self.shape:
+                    raise ClipError(f"{name}: a frame is {frame.shape[1]}x{frame.shape[0]}, the clip started at "
+                                    f"{self.shape[1]}x{self.shape[0]}")
+                self._queue.put(follower(frame))
+            self._queue.put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._queue.put(exc)
+
+    def results(self):
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def estimate_identity(head: HeadModel, observations: list[MeshObservation], shape) -> np.ndarray | None:
+    """Median identity of free fits on IDENTITY_FRAMES frames with a face, spread over the clip (None
+    when none of them can be fitted)."""
+    size, offset = square_frame(shape)
+    seen = [o.points for o in observations if o.points is not None]
+    picks = np.unique(np.linspace(0, len(seen) - 1, min(IDENTITY_FRAMES, len(seen))).round().astype(int))
+    samples = []
+    for k in picks:
+        landmarks = seen[k].copy()
+        landmarks[:, :2] += offset
+        try:
+            samples.append(fit_landmarks(head, landmarks, size).identity)
+        except LandmarkFitError:
+            continue
+    return np.median(samples, axis=0).astype(np.float32) if samples else None
+
+
+def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity) -> Track:
+    found = np.array([r.found for r in rows])
+    if not found.any():
+        raise ClipError("no frame of the clip could be fitted")
+    size, _ = square_frame(shape)
+
+    def filled(values: np.ndarray) -> np.ndarray:
+        """Lost rows linearly interpolated between the nearest found rows (held at the ends)."""
+        out = values.astype(np.float64).copy()
+        idx = np.arange(len(rows))
+        flat = out.reshape(len(rows), -1)
+        for c in range(flat.shape[1]):
+            flat[~found, c] = np.interp(idx[~found], idx[found], flat[found, c])
+        return out
+
+    pose = filled(np.stack([r.head_pose for r in rows]))
+    position = filled(np.stack([r.position for r in rows]))
+    seen = np.flatnonzero(found)
+    cameras = []
+    for i, r in enumerate(rows):
+        if r.found:
+            cameras.append(r.camera)
+        else:  # the field of view of the nearest frame with a face
+            nearest = seen[np.argmin(np.abs(seen - i))]
+            cameras.append(camera_for(pose[i], position[i], rows[nearest].fit.fov_deg))
+    landmarks = np.full((len(rows), 478, 3), np.nan)
+    for i, r in enumerate(rows):
+        if r.landmarks is not None:
+            landmarks[i] = r.landmarks
+    return Track(frame_rate=float(frame_rate), frame_shape=tuple(int(v) for v in shape), image_size=size,
+                 identity=np.asarray(identity, np.float32), times=np.array([r.time for r in rows]),
+                 found=found, confidence=np.array([r.confidence for r in rows], np.float32),
+                 weights=np.clip(filled(np.stack([r.weights for r in rows])), 0, 1).astype(np.float32),
+                 head_pose=pose, eye=filled(np.stack([r.eye for r in rows])).astype(np.float32),
+                 cameras=np.stack(cameras).astype(np.float32),
+                 landmarks=landmarks, fits=[r.fit for r in rows])

@@ -1,0 +1,242 @@
+"""Video tracking: `python -m benchmarks.track [--videos DIR] [--frames N]` prints one JSON line (issue 10).
+
+Per clip of ../shared/reference/videos (or --videos), tracked whole by avatar.track.track_clip:
+- accuracy: per frame, the median distance between the model's projected 468 mesh points (the frame's
+  own fit; and the smoothed output) and the face mesh's landmarks, in % of the inter-ocular distance
+  (iris centres); the median over frames (goal <= 3 %).
+- jitter: mean frame-to-frame motion of the projected model points that move with the head alone
+  (RIGID_POINTS: nose, eye corners, forehead, temples) about their own slow trajectory (a centred
+  Gaussian of TREND_SIGMA frames, so the head's slow drift on a "still" stretch is not counted), in % of the
+  inter-ocular distance, on stretches where the head is still (the raw fit's pose, median-filtered over
+  STILL_WINDOW frames, turns less than STILL_DEG per frame and its landmarks' centroid moves less than
+  STILL_MOTION of the inter-ocular distance), for the raw per-frame fit and the smoothed output; the
+  ratio raw / smoothed (goal >= 2), and the face mesh's own landmark jitter for reference.
+- blinks: events where the mean of eyeBlinkLeft/Right >= 0.5, against events where the raw landmarks'
+  eye aspect ratio (mean of both eyes) is at most REFERENCE_CLOSED of the open ratio around it (its 90th
+  percentile over OPEN_WINDOW frames, so looking down or frowning for a while does not move the open
+  reference); events closer than BLINK_SLACK frames are one event, and events match when they overlap
+  within BLINK_SLACK frames; agreement = matched / the larger count (goal >= 90 %). Eyes shut for longer
+  (squeezed while frowning) count as events too. blink_lag_frames: the smoothed onset minus the
+  unsmoothed onset, mean over events.
+- round_trip (skip with --no-round-trip): issue 9's self-reenactment (benchmarks.reenact, QUICK sampling of
+  benchmarks.fidelity), whose avatar is driven by this tracker: the avatar made from a frontal, mouth-closed
+  frame of each clip, rendered with the tracked weights, pose and gaze of the other sampled frames; medians
+  per |delta yaw| bin of the face and head figures, next to the "no 3D" baseline.
+- speed: frames per second of the whole tracking of the file (decode, mesh, identity, smoothing, fits; the
+  mesh and the fits overlap on two threads) by wall clock, and this process's CPU milliseconds per frame
+  (the machine is shared: wall figures fall when others run), at the clip's size (512^2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from itertools import islice
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from scipy.ndimage import gaussian_filter1d, median_filter, percentile_filter  # noqa: E402
+
+from avatar import camera as cam  # noqa: E402
+from avatar.expressions import index_of  # noqa: E402
+from avatar.fit import model_points  # noqa: E402
+from avatar.track import Clip, track_frames  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "videos"
+MESH = 468
+IRIS_CENTRES = (468, 473)
+STILL_WINDOW = 9
+STILL_DEG = 0.3
+STILL_MOTION = 0.005
+REFERENCE_CLOSED = 2.0 / 3.0
+BLINK_SLACK = 2
+OPEN_WINDOW = 61
+# Jitter is measured on points that move with the head only (nose, eye corners, forehead, temples), not
+# on the mouth and jaw, which move while a still head talks.
+TREND_SIGMA = 3.0
+RIGID_POINTS = (1, 4, 5, 6, 168, 197, 195, 33, 133, 362, 263, 10, 151, 9, 8, 109, 338, 67, 297, 234, 454)
+BLINKS = (index_of("eyeBlinkLeft"), index_of("eyeBlinkRight"))
+# The reference's eye aspect ratio on the raw face mesh, per eye: upper-lid points, the lower-lid points
+# facing them, the corners.
+MESH_EYES = (((159, 158, 160), (145, 153, 144), (33, 133)), ((386, 385, 387), (374, 380, 373), (362, 263)))
+
+
+def mesh_aspect_ratio(points: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes of one frame's face mesh."""
+    ratios = [np.linalg.norm(points[list(up), :2] - points[list(lo), :2], axis=1).mean()
+              / np.linalg.norm(points[a, :2] - points[b, :2]) for up, lo, (a, b) in MESH_EYES]
+    return float(np.mean(ratios))
+
+
+def _projected(head, identity, expression, eye, camera, size) -> np.ndarray:
+    uv, _ = cam.project(model_points(head, identity, expression, eye)[:MESH], camera)
+    return uv * size
+
+
+def _events(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) inclusive runs of True; runs less than BLINK_SLACK frames apart are merged."""
+    edges = np.diff(np.r_[0, mask.astype(int), 0])
+    runs = list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))
+    merged = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] <= BLINK_SLACK:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _agreement(ours, reference) -> tuple[float, int]:
+    matched = sum(any(a[0] - BLINK_SLACK <= b[1] and b[0] - BLINK_SLACK <= a[1] for b in reference) for a in ours)
+    larger = max(len(ours), len(reference))
+    return (1.0 if larger == 0 else matched / larger), matched
+
+
+def _outputs(track, head) -> np.ndarray:
+    """(T, 468, 2) the model's projected mesh points for the track's output (NaN where lost)."""
+    pts = np.full((track.num_frames, MESH, 2), np.nan)
+    for i in np.flatnonzero(track.found):
+        pts[i] = _projected(head, track.identity, track.weights[i], track.eye[i], track.cameras[i],
+                            track.image_size)
+    return pts
+
+
+def score(track, raw, head) -> dict:
+    """Figures of the smoothed `track` against the unsmoothed per-frame fits of the same clip (`raw`)."""
+    lm = track.landmarks
+    iod = np.linalg.norm(lm[:, IRIS_CENTRES[0], :2] - lm[:, IRIS_CENTRES[1], :2], axis=1)
+    raw_pts, out_pts = np.full((raw.num_frames, MESH, 2), np.nan), _outputs(track, head)
+    for i in np.flatnonzero(raw.found):
+        f = raw.fits[i]
+        raw_pts[i] = _projected(head, raw.identity, f.expression, f.eye, f.camera, raw.image_size)
+    err = lambda pts: np.nanmedian(np.linalg.norm(pts - lm[:, :MESH, :2], axis=2), axis=1) / iod  # noqa: E731
+
+    # Still stretches, from the raw fit's pose and landmark centroid, low-passed.
+    pose = np.degrees(np.stack([f.head_pose if f is not None else np.full(3, np.nan) for f in raw.fits]))
+    centroid = np.nanmean(lm[:, :MESH, :2], axis=1)
+    pose_f = median_filter(pose, size=(STILL_WINDOW, 1), mode="nearest")
+    cen_f = median_filter(centroid, size=(STILL_WINDOW, 1), mode="nearest")
+    turn = np.abs(np.diff(pose_f, axis=0)).max(axis=1)
+    move = np.linalg.norm(np.diff(cen_f, axis=0), axis=1) / iod[1:]
+    still = (turn < STILL_DEG) & (move < STILL_MOTION) & track.found[1:] & track.found[:-1]
+    rigid = list(RIGID_POINTS)
+
+    def motion(pts):
+        """Frame-to-frame motion of the rigid points about their own slow trajectory (a centred Gaussian
+        of TREND_SIGMA frames): what is left when the head's real, slow motion is taken out."""
+        p = pts[:, rigid]
+        p = np.where(np.isnan(p), np.nanmean(p, axis=0), p)
+        wobble = p - gaussian_filter1d(p, TREND_SIGMA, axis=0, mode="nearest")
+        return np.linalg.norm(np.diff(wobble, axis=0), axis=2).mean(axis=1) / iod[1:]
+
+    jitter_raw, jitter_out = np.nanmean(motion(raw_pts)[still]), np.nanmean(motion(out_pts)[still])
+    jitter_mesh = np.nanmean(motion(lm[:, :MESH, :2])[still])
+    pose_jitter = lambda p: np.nanmean(np.abs(np.diff(np.degrees(p), axis=0))[still])  # noqa: E731
+
+    # Blinks.
+    ratio = np.array([mesh_aspect_ratio(lm[i]) if track.found[i] else np.nan for i in range(track.num_frames)])
+    ratio = np.where(np.isnan(ratio), np.nanquantile(ratio, 0.9), ratio)
+    open_ratio = percentile_filter(ratio, 90, size=OPEN_WINDOW, mode="nearest")
+    reference = _events(ratio <= REFERENCE_CLOSED * open_ratio)
+    ours = _events(track.weights[:, list(BLINKS)].mean(axis=1) >= 0.5)
+    agreement, matched = _agreement(ours, reference)
+    return {
+        "blink_events": {"reference": reference, "tracked": ours},
+        "frames": int(track.num_frames), "found": round(float(track.found.mean()), 4),
+        "accuracy_pct_raw": round(100 * float(np.nanmedian(err(raw_pts))), 3),
+        "accuracy_pct": round(100 * float(np.nanmedian(err(out_pts))), 3),
+        "still_frames": int(still.sum()),
+        "jitter_pct_raw": round(100 * float(jitter_raw), 4), "jitter_pct": round(100 * float(jitter_out), 4),
+        "jitter_pct_mesh": round(100 * float(jitter_mesh), 4),
+        "jitter_reduction": round(float(jitter_raw / jitter_out), 2) if jitter_out > 0 else None,
+        "head_pose_jitter_deg_raw": round(float(pose_jitter(np.stack([f.head_pose if f is not None else
+                                                                      np.full(3, np.nan) for f in raw.fits]))), 4),
+        "head_pose_jitter_deg": round(float(pose_jitter(track.head_pose)), 4),
+        "blinks_reference": len(reference), "blinks_tracked": len(ours), "blinks_matched": matched,
+        "blink_agreement": round(agreement, 3),
+    }
+
+
+def blink_lag(smooth, raw) -> float | None:
+    """Mean onset delay (frames) of the smoothed blink events behind the unsmoothed ones."""
+    a = _events(smooth.weights[:, list(BLINKS)].mean(axis=1) >= 0.5)
+    b = _events(raw.weights[:, list(BLINKS)].mean(axis=1) >= 0.5)
+    lags = [sa - min(b, key=lambda e: abs(e[0] - sa))[0] for sa, _ in a] if b else []
+    return round(float(np.mean(lags)), 2) if lags else None
+
+
+def _track(path: Path, frames: int | None, head, smooth: bool = True):
+    """Track the clip from its file (decoding included), its first `frames` frames when given."""
+    with Clip(path) as clip:
+        return track_frames(islice(clip.frames(), frames), clip.info.frame_rate, head,
+                            total=clip.info.declared_frames, name=clip.name, smooth=smooth)
+
+
+def run_clip(path: Path, frames: int | None, head) -> dict:
+    start, cpu = time.perf_counter(), time.process_time()
+    track = _track(path, frames, head)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    height, width = track.frame_shape
+    out = {"clip": path.name, "size": f"{width}x{height}", "frame_rate": track.frame_rate,
+           "fps": round(track.num_frames / wall, 1), "cpu_ms_per_frame": round(1000 * cpu / track.num_frames, 1)}
+    raw = _track(path, frames, head, smooth=False)
+    out.update(score(track, raw, head))
+    out["blink_lag_frames"] = blink_lag(track, raw)
+    return out
+
+
+ROUND_TRIP_KEYS = ("face_psnr", "face_ssim", "landmark_error", "head_iou", "head_psnr", "sharpness")
+
+
+def round_trip(clips: list[Path]) -> dict:
+    """Issue 9's self-reenactment figures with the avatar driven by the tracker (benchmarks.reenact)."""
+    from avatar.generators import get_generator
+    from benchmarks import fidelity_metrics as fm
+    from benchmarks.fidelity import QUICK
+    from benchmarks.reenact import ClipError, run_clip
+
+    generator = get_generator("projective")
+    ours, base, per_clip = [], [], {}
+    for clip in clips:
+        try:
+            summary, a, b = run_clip(clip, generator, generator.head, *QUICK)
+        except (ClipError, ValueError) as e:
+            per_clip[clip.stem] = {"error": str(e)}
+            continue
+        per_clip[clip.stem] = summary
+        ours += a
+        base += b
+    return {"avatar": fm.summarise_bins(ours, ROUND_TRIP_KEYS), "baseline": fm.summarise_bins(base, ROUND_TRIP_KEYS),
+            "clips": per_clip}
+
+
+def main(argv=None) -> None:
+    from avatar.head_model import embedded_head_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=Path, default=REFERENCE)
+    parser.add_argument("--frames", type=int, default=0, help="track only the first N frames of each clip")
+    parser.add_argument("--no-round-trip", action="store_true", help="skip the self-reenactment round trip")
+    args = parser.parse_args(argv)
+    clips = sorted(p for p in args.videos.glob("*") if p.suffix.lower() in (".mp4", ".mov", ".webm")) \
+        if args.videos.is_dir() else []
+    if not clips:
+        print(json.dumps({"skipped": f"no clips in {args.videos}"}))
+        return
+    head = embedded_head_model()
+    per_clip = [run_clip(p, args.frames or None, head) for p in clips]
+    keys = ("fps", "cpu_ms_per_frame", "accuracy_pct", "jitter_reduction", "blink_agreement")
+    summary = {k: round(float(np.median([c[k] for c in per_clip if c[k] is not None])), 3) for k in keys}
+    summary["goals"] = {"accuracy_pct": "<= 3", "jitter_reduction": ">= 2", "blink_agreement": ">= 0.9",
+                        "fps": ">= 30 at 512^2"}
+    out = {"summary": summary, "clips": per_clip}
+    if not args.no_round_trip:
+        out["round_trip"] = round_trip(clips)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

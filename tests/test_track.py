@@ -1,0 +1,208 @@
+"""The video tracker (avatar.track): a real round trip through a clip of a rendered avatar with a known
+head turn and blink, lost frames, bad clips, the `track` command and clips as animation sources."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from track_helpers import BLINK_FRAMES, FRAMES, RATE, orbit_yaws, render_frames, write_clip
+
+
+@pytest.fixture(scope="module")
+def frames(astronaut_avatar):
+    return render_frames(astronaut_avatar)
+
+
+@pytest.fixture(scope="module")
+def clip(frames, tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "turn_blink.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def track(clip):
+    from avatar.track import track_clip
+
+    return track_clip(clip)
+
+
+def _blink(weights: np.ndarray) -> np.ndarray:
+    from avatar.expressions import index_of
+
+    return weights[..., [index_of("eyeBlinkLeft"), index_of("eyeBlinkRight")]].mean(axis=-1)
+
+
+def test_one_euro_smooths_a_still_signal_and_follows_a_step():
+    from avatar.track import OneEuroFilter
+    from avatar.track.tracker import BLINK_FILTER, LANDMARK_FILTER
+
+    rng = np.random.default_rng(0)
+    noisy = 0.3 + rng.normal(0, 0.02, 60)
+    still = OneEuroFilter(*LANDMARK_FILTER)
+    out = np.array([still(v, i / 30) for i, v in enumerate(noisy)])
+    assert np.std(np.diff(out[10:])) < 0.5 * np.std(np.diff(noisy[10:]))
+    blink = OneEuroFilter(*BLINK_FILTER)
+    step = np.r_[np.zeros(10), np.ones(5)]
+    response = np.array([blink(v, i / 30) for i, v in enumerate(step)])
+    assert response[10] >= 0.5, "a blink must cross 0.5 on its first closed frame"
+
+
+def test_round_trip_recovers_the_head_turn_and_the_blink(track):
+    assert track.num_frames == FRAMES and track.frame_rate == pytest.approx(RATE)
+    assert track.found.all()
+    assert np.all(track.confidence > 0.3)
+    yaw = np.degrees(track.head_pose[:, 0])
+    # The camera orbiting toward +x sees the head turned toward -x: the head's yaw is minus the orbit's.
+    assert np.corrcoef(yaw, -orbit_yaws())[0, 1] > 0.95
+    assert np.abs(yaw - (-orbit_yaws())).max() < 6.0
+    blink = _blink(track.weights)
+    closed = list(BLINK_FRAMES)
+    far = [k for k in range(FRAMES) if min(abs(k - b) for b in BLINK_FRAMES) >= 2]
+    assert blink[closed].min() >= 0.5, blink
+    assert blink[far].max() < 0.3, blink
+
+
+def test_lost_frames_are_marked_and_interpolated(frames):
+    from avatar.track import track_frames
+
+    grey = np.full_like(frames[0], 128)
+    lost = (11, 12)
+    clip = [grey if k in lost else f for k, f in enumerate(frames)]
+    result = track_frames(clip, RATE)
+    assert not result.found[list(lost)].any() and result.found[[k for k in range(FRAMES) if k not in lost]].all()
+    assert np.all(result.confidence[list(lost)] == 0)
+    for k in lost:  # linear between the frames on either side of the gap
+        t = (k - 10) / 3
+        expected = (1 - t) * result.head_pose[10] + t * result.head_pose[13]
+        np.testing.assert_allclose(result.head_pose[k], expected, atol=1e-6)
+    assert all(result.fits[k] is None for k in lost)
+
+
+@pytest.mark.parametrize("suffix, fourcc", [(".mov", "mp4v"), (".webm", "VP80")])
+def test_mov_and_webm_clips_are_read(frames, tmp_path, suffix, fourcc):
+    from avatar.track import Clip
+
+    path = write_clip(tmp_path / f"clip{suffix}", frames[:6], fourcc=fourcc)
+    with Clip(path) as clip:
+        decoded = list(clip.frames())
+    assert len(decoded) == 6 and decoded[0].shape == frames[0].shape
+    assert clip.info.frame_rate == pytest.approx(RATE)
+
+
+def test_a_clip_without_a_face_is_refused(frames, tmp_path):
+    from avatar.track import ClipError, track_clip
+
+    path = write_clip(tmp_path / "empty_room.mp4", [np.full_like(frames[0], 90)] * 4)
+    with pytest.raises(ClipError, match="no face was found in any of its 4 frames"):
+        track_clip(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty, not a video"),
+    (b"this is a text file, not a movie\n" * 20, "not a video OpenCV's FFmpeg backend can open"),
+])
+def test_not_a_video_is_refused_with_a_sentence(tmp_path, content, message):
+    from avatar.track import ClipError, track_clip
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(content)
+    with pytest.raises(ClipError, match=message):
+        track_clip(path)
+
+
+def test_truncated_and_frameless_clips_are_refused(clip, tmp_path):
+    import cv2
+
+    from avatar.track import Clip, ClipError
+
+    cut = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ClipError, match="truncated|cannot open|no frame"):
+        with Clip(cut) as c:
+            list(c.frames())
+    nothing = tmp_path / "nothing.mp4"
+    writer = cv2.VideoWriter(str(nothing), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 64))
+    writer.release()
+    with pytest.raises(ClipError):
+        with Clip(nothing) as c:
+            list(c.frames())
+
+
+def test_clips_beyond_the_limits_are_resource_errors(clip):
+    from avatar.portrait import PortraitError
+    from avatar.track import ClipLimits, ClipTooLong, track_clip
+
+    with pytest.raises(ClipTooLong, match="more than 5 frames") as info:
+        track_clip(clip, limits=ClipLimits(max_frames=5))
+    assert isinstance(info.value, PortraitError) and info.value.reason == "too_large"
+    with pytest.raises(ClipTooLong, match="limit of 1000 bytes"):
+        track_clip(clip, limits=ClipLimits(max_bytes=1000))
+
+
+def test_track_command_writes_live_link_csv_and_json(clip, tmp_path, capsys):
+    from avatar.expressions import LIVELINK_HEADER
+    from exporter.animation import from_json
+    from grpc_server.cli import main
+
+    out = tmp_path / "anim.csv"
+    assert main(["track", str(clip), "-o", str(out), "--quiet"]) == 0
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+    assert tuple(rows[0]) == LIVELINK_HEADER
+    assert len(rows) == FRAMES + 1
+    assert rows[1][0] == "00:00:00:00.000" and rows[2][0] == "00:00:00:01.000"
+    assert all(len(r) == len(LIVELINK_HEADER) for r in rows)
+    out_json = tmp_path / "anim.json"
+    assert main(["track", str(clip), "-o", str(out_json), "--quiet"]) == 0
+    frames = json.loads(out_json.read_text())
+    assert len(frames) == FRAMES and "HeadYaw" in frames[0]
+    assert from_json(out_json.read_bytes()).num_frames == FRAMES
+    assert main(["track", str(clip), "-o", str(tmp_path / "anim.txt"), "--quiet"]) == 1
+    assert "-o must end in .csv" in capsys.readouterr().err
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    assert main(["track", str(bad), "-o", str(out), "--quiet"]) == 1
+    assert "not a video" in capsys.readouterr().err
+
+
+def test_a_clip_is_an_animation_source(clip):
+    from exporter.animation import from_sources
+    from exporter.options import ExportError
+
+    animation = from_sources([("take1.mp4", clip.read_bytes())])
+    assert animation.num_frames == FRAMES and animation.frame_rate == pytest.approx(RATE)
+    assert animation.head_rotation.shape == (FRAMES, 3) and animation.eye.shape == (FRAMES, 4)
+    assert _blink(animation.weights)[list(BLINK_FRAMES)].min() >= 0.5
+    with pytest.raises(ExportError, match="take2.webm: not a video"):
+        from_sources([("take2.webm", b"\x1a\x45\xdf\xa3 broken")])
+
+
+def test_reference_clip_is_tracked_accurately(shared_dir):
+    from avatar import camera as cam
+    from avatar.fit import model_points
+    from avatar.track import Clip, track_frames
+
+    path = shared_dir / "reference" / "videos" / "talking_d10.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    with Clip(path) as c:
+        rgb = [f for _, f in zip(range(20), c.frames())]
+    result = track_frames(rgb, c.info.frame_rate, smooth=False)
+    assert result.found.all()
+    errors = []
+    for i, fit in enumerate(result.fits):
+        uv, _ = cam.project(model_points(_head(), result.identity, fit.expression, fit.eye)[:468], fit.camera)
+        lm = result.landmarks[i]
+        iod = np.linalg.norm(lm[468, :2] - lm[473, :2])
+        errors.append(np.median(np.linalg.norm(uv * result.image_size - lm[:468, :2], axis=1)) / iod)
+    assert np.median(errors) < 0.05
+
+
+def _head():
+    from avatar.head_model import embedded_head_model
+
+    return embedded_head_model()
