@@ -247,6 +247,39 @@ class AvatarForgeClient:
         finally:
             call.cancel()
 
+    def track(self, frames: Iterable[bytes], mode="every_frame", frame_rate: float = 0.0,
+              without_smoothing: bool = False, timeout: float | None = None
+              ) -> tuple[list[str], Iterator[pb.TrackedFace]]:
+        """TrackFace for a sequence of JPEG/PNG frames (seq = position): the 52 channel names the
+        weights follow, and an iterator of TrackedFace. Breaking out of the loop cancels the stream."""
+        start = pb.TrackFaceRequest(start=pb.TrackStart(mode=_enum(mode, MODES, "mode"), frame_rate=frame_rate,
+                                                        without_smoothing=without_smoothing))
+
+        def messages():
+            yield start
+            for i, image in enumerate(frames):
+                yield pb.TrackFaceRequest(frame=pb.TrackFrame(seq=i, image=image))
+
+        call = self.stub.TrackFace(messages(), metadata=self._metadata, timeout=timeout)
+        try:
+            first = next(call)
+        except grpc.RpcError as e:
+            call.cancel()
+            raise _wrap(e) from None
+        if not first.HasField("header"):
+            call.cancel()
+            raise ClientError(grpc.StatusCode.INTERNAL, "TrackFace did not begin with its header")
+
+        def faces():
+            try:
+                for response in call:
+                    yield response.face
+            except grpc.RpcError as e:
+                raise _wrap(e) from None
+            finally:
+                call.cancel()
+        return list(first.header.channel_names), faces()
+
     # -- exports -------------------------------------------------------------------------------------
 
     def export(self, avatar_id: str, formats: Sequence[str | int], out_dir: str | os.PathLike, options=None,

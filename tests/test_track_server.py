@@ -154,3 +154,14 @@ def test_render_stream_driven_by_an_image(stub, server, face_jpeg, grey_jpeg):
     with pytest.raises(grpc.RpcError) as info:
         list(stub.RenderStream(frames([b"not an image"]), timeout=60))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_python_client_tracks_frames(server, face_jpeg, grey_jpeg):
+    from avatar.expressions import ARKIT_NAMES
+
+    with server.client() as client:
+        names, faces = client.track([face_jpeg, grey_jpeg, face_jpeg], frame_rate=30.0, timeout=120)
+        faces = list(faces)
+    assert tuple(names) == ARKIT_NAMES
+    assert [f.seq for f in faces] == [0, 1, 2] and [f.found for f in faces] == [True, False, True]
+    assert faces[0].weights[ARKIT_NAMES.index("mouthSmileLeft")] > 0.1
