@@ -43,7 +43,7 @@ SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front o
 MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair is at least this deep
 HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
 EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
-FILL_ROW_BLUR = 0.008        # vertical blur of what the fill reads (x image size)
+FILL_ROW_BLUR = 0.015        # vertical blur of what the fill reads (x image size)
 FILL_FROM_DEG = 60.0         # round the head from this angle on, the fill reads deeper into the side strips
 VISIBILITY_EPS = 0.02        # depth tolerance of the photo's visibility test (world units)
 
