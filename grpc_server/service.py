@@ -277,12 +277,12 @@ class AvatarForgeService(pb_grpc.AvatarForgeServicer):
                             queue_ms=(time.perf_counter() - received) * 1e3 - rendered.render_ms)
 
     def RenderStream(self, request_iterator, context) -> Iterator[pb.Frame]:
-        return StreamSession(self, request_iterator, context).frames()
+        return StreamSession(self, request_iterator, context).run()
 
     # -- face tracking -----------------------------------------------------------------------------
 
     def TrackFace(self, request_iterator, context) -> Iterator[pb.TrackFaceResponse]:
-        return TrackSession(self, request_iterator, context).responses()
+        return TrackSession(self, request_iterator, context).run()
 
     # -- exports -----------------------------------------------------------------------------------
 

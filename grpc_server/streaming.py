@@ -125,7 +125,12 @@ def first_request(requests, context: grpc.ServicerContext):
         raise
 
 
-class StreamSession:
+class _Session:
+    """One bidirectional stream: holds a stream slot (global and per client) while it runs, and stops
+    when the caller goes away. Subclasses answer in `_serve`."""
+
+    rpc = ""
+
     def __init__(self, service, request_iterator, context: grpc.ServicerContext):
         self._service = service
         self._requests = request_iterator
@@ -135,9 +140,9 @@ class StreamSession:
     def _cancelled(self) -> bool:
         return self._stop.is_set() or not self._context.is_active()
 
-    def frames(self) -> Iterator[pb.Frame]:
+    def run(self) -> Iterator:
         service, context = self._service, self._context
-        with rpc_errors(context, "RenderStream"):
+        with rpc_errors(context, self.rpc):
             service.check_open()
             client = client_identity(context)
             service.client_stream_slots.acquire(client)
@@ -150,6 +155,13 @@ class StreamSession:
                         self._stop.set()
             finally:
                 service.client_stream_slots.release(client)
+
+    def _serve(self) -> Iterator:
+        raise NotImplementedError
+
+
+class StreamSession(_Session):
+    rpc = "RenderStream"
 
     def _serve(self) -> Iterator[pb.Frame]:
         service = self._service
@@ -241,34 +253,11 @@ def driven_inputs(inputs: FrameInputs, tracker, image: bytes, limits) -> FrameIn
                    head_pose=tuple(float(v) for v in result.head_pose))
 
 
-class TrackSession:
+class TrackSession(_Session):
     """TrackFace: like RenderStream, a reader thread fills a Mailbox (bounded, or latest-wins) and the
     handler thread tracks from it; one FaceTracker (identity fixed from the first frames) per stream."""
 
-    def __init__(self, service, request_iterator, context: grpc.ServicerContext):
-        self._service = service
-        self._requests = request_iterator
-        self._context = context
-        self._stop = threading.Event()
-
-    def _cancelled(self) -> bool:
-        return self._stop.is_set() or not self._context.is_active()
-
-    def responses(self) -> Iterator[pb.TrackFaceResponse]:
-        service, context = self._service, self._context
-        with rpc_errors(context, "TrackFace"):
-            service.check_open()
-            client = client_identity(context)
-            service.client_stream_slots.acquire(client)
-            try:
-                with service.stream_slots:
-                    context.add_callback(self._stop.set)
-                    try:
-                        yield from self._serve()
-                    finally:
-                        self._stop.set()
-            finally:
-                service.client_stream_slots.release(client)
+    rpc = "TrackFace"
 
     def _serve(self) -> Iterator[pb.TrackFaceResponse]:
         from avatar.expressions import ARKIT_NAMES
