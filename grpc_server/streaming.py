@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Iterator
@@ -125,7 +126,7 @@ def first_request(requests, context: grpc.ServicerContext):
         raise
 
 
-class _Session:
+class _Session(ABC):
     """One bidirectional stream: holds a stream slot (global and per client) while it runs, and stops
     when the caller goes away. Subclasses answer in `_serve`."""
 
@@ -156,8 +157,16 @@ class _Session:
             finally:
                 service.client_stream_slots.release(client)
 
+    @abstractmethod
     def _serve(self) -> Iterator:
-        raise NotImplementedError
+        """The stream's answers, after the first request."""
+
+    def _reader_failed(self, mailbox, error: Exception) -> None:
+        """A failure reading requests ends the stream with its status, unless the caller already left."""
+        if self._context.is_active() and not self._stop.is_set():
+            mailbox.close(error)
+        else:
+            mailbox.close()
 
 
 class StreamSession(_Session):
@@ -234,10 +243,7 @@ class StreamSession(_Session):
                     return
             mailbox.close()
         except Exception as e:  # noqa: BLE001 - any reader failure ends the stream with a status
-            if self._context.is_active() and not self._stop.is_set():
-                mailbox.close(e)
-            else:
-                mailbox.close()
+            self._reader_failed(mailbox, e)
 
 
 def _driving_tracker():
@@ -323,10 +329,7 @@ class TrackSession(_Session):
                     return
             mailbox.close()
         except Exception as e:  # noqa: BLE001 - any reader failure ends the stream with a status
-            if self._context.is_active() and not self._stop.is_set():
-                mailbox.close(e)
-            else:
-                mailbox.close()
+            self._reader_failed(mailbox, e)
 
 
 def tracked_face(seq: int, result, dropped: int = 0, track_ms: float = 0.0) -> pb.TrackedFace:

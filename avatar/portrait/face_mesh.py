@@ -23,6 +23,7 @@ from .roi import Roi, line_angle, roi_from_points, sample, to_image
 
 MESH_MODEL, MESH_SIZE, MESH_POINTS = "face_landmark.tflite", 192, 468
 IRIS_MODEL, IRIS_SIZE = "iris_landmark.tflite", 64
+CONTOUR_POINTS = 71  # eye-contour points the iris model returns beside its 5 iris points
 ROI_SCALE = 1.5
 IRIS_ROI_SCALE = 2.3
 # Outer eye corners: their line fixes the roll of the re-crop from a first pass.
@@ -86,19 +87,29 @@ def _mesh(rgb: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
     return to_image(affine, local), float(expit(presence.reshape(-1)[0]))
 
 
-def _iris(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner: int, mirror: bool) -> np.ndarray:
-    """(5, 3) iris centre and 4 rim points of one eye, in image pixels."""
+def eye_model(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner: int, mirror: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The iris model on one eye's crop: (71, 3) eye-contour points and (5, 3) iris points (centre and 4
+    rim points), both in image pixels. The model is for a left eye: a right eye's crop is mirrored."""
     a, b = mesh[left_corner, :2], mesh[right_corner, :2]
     roi = Roi(centre=0.5 * (a + b), side=IRIS_ROI_SCALE * float(np.hypot(*(b - a))), angle=line_angle(a, b))
     patch, affine = sample(rgb, roi, IRIS_SIZE, border=cv2.BORDER_REPLICATE)
     if mirror:
         patch = patch[:, ::-1]
-    _contours, iris = model(IRIS_MODEL)(np.ascontiguousarray(patch, dtype=np.float32)[None] / 255.0)
-    local = iris.reshape(5, 3).astype(np.float64)
-    if mirror:
-        local[:, 0] = IRIS_SIZE - local[:, 0]
-    local[:, :2] -= HALF_PIXEL
-    out = to_image(affine, local)
+    contour, iris = model(IRIS_MODEL)(np.ascontiguousarray(patch, dtype=np.float32)[None] / 255.0)
+
+    def to_picture(points: np.ndarray, count: int) -> np.ndarray:
+        local = points.reshape(count, 3).astype(np.float64)
+        if mirror:
+            local[:, 0] = IRIS_SIZE - local[:, 0]
+        local[:, :2] -= HALF_PIXEL
+        return to_image(affine, local)
+    return to_picture(contour, CONTOUR_POINTS), to_picture(iris, 5)
+
+
+def _iris(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner: int, mirror: bool) -> np.ndarray:
+    """(5, 3) iris centre and 4 rim points of one eye, in image pixels."""
+    _, out = eye_model(rgb, mesh, left_corner, right_corner, mirror)
     # The iris model's depth is relative to its own crop; hang it on the mesh's depth of the eye.
     out[:, 2] += mesh[EYE_RING[mirror], 2].mean() - out[0, 2]
     return out

@@ -8,14 +8,10 @@ a third of the open gap. The tracker reads blinks from these apertures (avatar.t
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from avatar.portrait.face_mesh import EYE_CORNERS, HALF_PIXEL, IRIS_MODEL, IRIS_ROI_SCALE, IRIS_SIZE
-from avatar.portrait.models import model
-from avatar.portrait.roi import Roi, line_angle, sample, to_image
+from avatar.portrait.face_mesh import EYE_CORNERS, eye_model
 
-CONTOUR_POINTS = 71
 # Contour indices (the first 16 trace the lids, as the mesh's lid ring 33, 7, 163, 144, 145, 153, 154,
 # 155, 133 (lower lid from the outer corner), 246, 161, 160, 159, 158, 157, 173 (upper lid)): the two
 # corners, and three upper-lid points with the lower-lid points facing them.
@@ -36,15 +32,5 @@ def apertures(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _contour(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner: int, mirror: bool) -> np.ndarray:
-    """(71, 3) eye-contour points of one eye in image pixels (the crop of face_mesh's iris step)."""
-    a, b = mesh[left_corner, :2], mesh[right_corner, :2]
-    roi = Roi(centre=0.5 * (a + b), side=IRIS_ROI_SCALE * float(np.hypot(*(b - a))), angle=line_angle(a, b))
-    patch, affine = sample(rgb, roi, IRIS_SIZE, border=cv2.BORDER_REPLICATE)
-    if mirror:
-        patch = patch[:, ::-1]
-    contour, _iris = model(IRIS_MODEL)(np.ascontiguousarray(patch, dtype=np.float32)[None] / 255.0)
-    local = contour.reshape(CONTOUR_POINTS, 3).astype(np.float64)
-    if mirror:
-        local[:, 0] = IRIS_SIZE - local[:, 0]
-    local[:, :2] -= HALF_PIXEL
-    return to_image(affine, local)
+    """(71, 3) eye-contour points of one eye in image pixels (the iris model's other output)."""
+    return eye_model(rgb, mesh, left_corner, right_corner, mirror)[0]
