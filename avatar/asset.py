@@ -64,6 +64,9 @@ class Avatar:
                                                      # them reproduces the photo; weight 0 is neutral)
     shape_offsets: np.ndarray | None = None         # (N, 3) per-vertex shape correction of the head model
                                                      # (avatar.head_registry.head_for_avatar)
+    portrait_eye: np.ndarray | None = None          # (4,) the portrait's gaze, FaceVerse eye vector
+                                                     # (HeadModel.posed); with portrait_expression it
+                                                     # reproduces the photo
 
 
 def is_valid_avatar_id(value: str) -> bool:
@@ -100,6 +103,8 @@ def encode_avatar(avatar: Avatar) -> dict[str, bytes]:
         tensors["shape_offsets"] = torch.as_tensor(np.asarray(avatar.shape_offsets, dtype=np.float32))
     if avatar.portrait_expression is not None:
         tensors["portrait_expression"] = torch.as_tensor(np.asarray(avatar.portrait_expression, dtype=np.float32))
+    if avatar.portrait_eye is not None:
+        tensors["portrait_eye"] = torch.as_tensor(np.asarray(avatar.portrait_eye, dtype=np.float32))
     tensors.update({_DECODER_PREFIX + k: v.detach().float().contiguous().cpu() for k, v in avatar.decoder.items()})
     files = {TENSORS_FILE: st_save(tensors)}
     if avatar.portrait is not None:
@@ -229,6 +234,9 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
     expression = tensors.get("portrait_expression")
     if expression is not None and (tuple(expression.shape) != (NUM_EXPRESSIONS,) or not torch.isfinite(expression).all()):
         raise AssetError(f"{tensor_path}: portrait_expression must be {NUM_EXPRESSIONS} finite weights")
+    eye = tensors.get("portrait_eye")
+    if eye is not None and (tuple(eye.shape) != (4,) or not torch.isfinite(eye).all()):
+        raise AssetError(f"{tensor_path}: portrait_eye must be 4 finite values")
     return Avatar(
         avatar_id=meta["avatar_id"],
         planes=planes,
@@ -248,4 +256,5 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
         plane_names=plane_names,
         portrait_expression=None if expression is None else expression.numpy().astype(np.float32),
         shape_offsets=None if offsets is None else offsets.numpy().astype(np.float32),
+        portrait_eye=None if eye is None else eye.numpy().astype(np.float32),
     )

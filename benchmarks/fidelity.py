@@ -72,9 +72,10 @@ def portraits(folder: Path | None) -> list[tuple[str, bytes]]:
 
 
 def frontal(avatar, renderer, prepared) -> dict:
-    """The avatar from its portrait camera with the portrait's own expression (which reproduces the photo)
+    """The avatar from its portrait camera with the portrait's own expression and gaze (which reproduce the photo)
     against the aligned portrait, scored like a reenactment frame."""
-    result = renderer.render(avatar.portrait_camera, avatar.portrait_expression, size=FRONTAL_SIZE)
+    result = renderer.render(avatar.portrait_camera, avatar.portrait_expression, eye=avatar.portrait_eye,
+                             size=FRONTAL_SIZE)
     photo = cv2.resize(prepared.image, (FRONTAL_SIZE, FRONTAL_SIZE), interpolation=cv2.INTER_AREA) / 255.0
     matte = cv2.resize(prepared.matte.astype(np.float32), (FRONTAL_SIZE,) * 2, interpolation=cv2.INTER_AREA)
     obs = from_prepared(prepared).scaled(FRONTAL_SIZE / prepared.image.shape[0])

@@ -58,7 +58,7 @@ def test_round_trip(tmp_path):
 
 
 def test_round_trip_of_what_the_embedded_generators_add(tmp_path):
-    """Plane axes, the portrait's expression and the shape correction survive a save and load; an avatar
+    """Plane axes, the portrait's expression and gaze and the shape correction survive a save and load; an avatar
     without them loads with the EG3D planes, no expression and no correction."""
     import dataclasses
 
@@ -66,13 +66,16 @@ def test_round_trip_of_what_the_embedded_generators_add(tmp_path):
 
     av = dataclasses.replace(make_avatar(), plane_names=SIDE_PLANES,
                              portrait_expression=np.linspace(0, 1, 52, dtype=np.float32),
-                             shape_offsets=np.full((10, 3), 0.01, np.float32))
+                             shape_offsets=np.full((10, 3), 0.01, np.float32),
+                             portrait_eye=np.array([0.1, -0.2, 0.1, -0.2], np.float32))
     back = asset.load_avatar(asset.save_avatar(av, tmp_path / "a"))
     assert back.plane_names == SIDE_PLANES
     assert np.array_equal(back.portrait_expression, av.portrait_expression)
     assert np.array_equal(back.shape_offsets, av.shape_offsets)
+    assert np.array_equal(back.portrait_eye, av.portrait_eye)
     plain = asset.load_avatar(asset.save_avatar(make_avatar(), tmp_path / "b"))
     assert plain.plane_names == EG3D_PLANES and plain.portrait_expression is None and plain.shape_offsets is None
+    assert plain.portrait_eye is None
 
 
 def test_saving_twice_keeps_one(tmp_path):
@@ -130,6 +133,9 @@ def corrupt_cases():
         ("bad expression", rewrite_tensors({"planes": torch.zeros(asset.PLANE_SHAPE), "identity": torch.zeros(5),
                                             "decoder.x": torch.zeros(1), "portrait_expression": torch.zeros(7)}),
          "portrait_expression must be 52"),
+        ("bad gaze", rewrite_tensors({"planes": torch.zeros(asset.PLANE_SHAPE), "identity": torch.zeros(5),
+                                      "decoder.x": torch.zeros(1), "portrait_eye": torch.zeros(3)}),
+         "portrait_eye must be 4"),
         ("bad shape correction", rewrite_tensors({"planes": torch.zeros(asset.PLANE_SHAPE),
                                                   "identity": torch.zeros(5), "decoder.x": torch.zeros(1),
                                                   "shape_offsets": torch.zeros(10, 2)}), "shape_offsets must be"),

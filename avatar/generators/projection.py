@@ -13,7 +13,10 @@ from avatar import raster
 from avatar.head_model import PART_ID, HeadModel
 from avatar.synthetic import prior_texture
 
-FACING_MIN = 0.0         # any texel facing the camera takes its colour from the photo (grazing ones too)
+# A texel facing the camera at least this much (cosine) is coloured wholly by the photo; more grazing
+# ones blend toward their mirror image. Full trust comes early: a grazing texel that took its mirror's
+# colour shows as a seam in the portrait view itself (the side of the nose, the cheek at the jaw line).
+FACING_FULL = 0.3
 REMAP_COLUMNS = 4096
 EYE_SACK = -1            # surface_texels' part id of eye-sack texels (skin that is never mirrored or filled)
 BEHIND_BLEND = 0.04      # world units over which unseen skin turns from inpainted to the behind fill
@@ -95,7 +98,7 @@ def _observe(points, normals, covered, image, matte, camera_vec, depth_map):
     origin = np.asarray(camera_vec, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
     to_cam = origin - points
     to_cam /= np.maximum(np.linalg.norm(to_cam, axis=-1, keepdims=True), 1e-8)
-    facing = np.clip(((normals * to_cam).sum(-1) - FACING_MIN) / (1 - FACING_MIN), 0, 1)
+    facing = np.clip((normals * to_cam).sum(-1) / FACING_FULL, 0, 1)
     inside = (uv >= 0).all(-1) & (uv <= 1).all(-1)
     size = depth_map.shape[0]
     px = np.clip((uv * size).astype(np.int64), 0, size - 1)

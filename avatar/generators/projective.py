@@ -43,7 +43,7 @@ def _no_progress(stage: str, fraction: float, message: str) -> None:
 
 class ProjectiveGenerator:
     name = "projective"
-    version = "2"
+    version = "3"
     description = "CPU fit-and-project generator: head model fitted to the face, photo projected onto it (no learned prior)"
 
     def __init__(self, head: HeadModel | None = None, refine_passes: int = REFINE_PASSES):
@@ -95,6 +95,7 @@ class ProjectiveGenerator:
             channel_semantics=dict(SEMANTICS, fit_residual=fit.residual, fit_errors=fit.errors),
             portrait_expression=fit.expression,
             shape_offsets=offsets,
+            portrait_eye=fit.eye,
             portrait=prepared.image,
             display_name=display_name,
             plane_names=SIDE_PLANES,

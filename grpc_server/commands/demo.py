@@ -256,7 +256,8 @@ def _contact_sheet(avatar, renderer, size: int, name: str, glb: list[np.ndarray]
     bg = CONTACT_BACKGROUND
     views = _views()
     first_column = [cv2.resize(avatar.portrait, (size, size), interpolation=cv2.INTER_AREA),
-                    _image(renderer.render(avatar.portrait_camera, avatar.portrait_expression, size=size), bg)]
+                    _image(renderer.render(avatar.portrait_camera, avatar.portrait_expression,
+                                           eye=avatar.portrait_eye, size=size), bg)]
     first_labels = ["aligned portrait", "its camera + expression"]
     rows = []
     jobs = [(e, v) for e in CONTACT_EXPRESSIONS for v in views]
