@@ -7,7 +7,7 @@ other points take the colour a caller-supplied function gives them.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ ColourFn = Callable[[np.ndarray], np.ndarray]   # (..., 3) world points -> (...,
 OWN_DEPTH = 0.015          # a point within this of a wall is seen by that wall's view (world units)
 FRONT_PREFERENCE = 0.15    # a side view must see a point this much better (cosine) to claim it
 MOVING = 0.01              # a vertex some blendshape moves further than this belongs to the moving face
+FACE_CLEARANCE = 4          # voxels the side walls stand off the front-facing moving face
 FACING_FRONT = 0.3         # ... and the front map keeps it where it faces the front at least this much
 # Expressions that move the mesh furthest: the walls hold the mesh at each, so none cuts them off.
 SWEPT_EXPRESSIONS = (
@@ -90,6 +91,16 @@ class VolumeNormals:
         return g.reshape(points.shape)
 
 
+class WallView(NamedTuple):
+    """One wall as assemble_walls colours it, each (R, R, ...) on the wall's grid."""
+
+    rgb: np.ndarray          # colour of the first surface seen
+    points: np.ndarray       # its world points
+    moving_face: np.ndarray  # on the part of the mesh expressions move
+    real: np.ndarray         # on a surface at rest (the mesh or `extra`)
+    coord: np.ndarray        # the wall coordinate: the mesh's own on the mesh, the volume's elsewhere
+
+
 def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, vol: np.ndarray,
                    extra: np.ndarray, colour: ColourFn, normals: Callable[[np.ndarray], np.ndarray],
                    resolution: int) -> HeadWalls:
@@ -103,7 +114,7 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     uv_coords = torch.from_numpy(head.uv.astype(np.float32))
     tex = torch.from_numpy(texture.astype(np.float32)).permute(2, 0, 1)[None]
 
-    def wall_colour(name: str):
+    def wall_colour(name: str) -> WallView:
         pts = wall_points(name, walls[name])
         mesh_coord, rast = mesh_wall(neutral, head.faces, name, resolution)
         on_mesh = np.isfinite(mesh_coord) & (np.abs(np.nan_to_num(mesh_coord) - np.nan_to_num(walls[name]))
@@ -117,32 +128,37 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         on_extra = np.isfinite(walls[name]) & extra[idx[..., 0], idx[..., 1], idx[..., 2]]
         # What is neither the neutral mesh nor `extra` is room kept for the moving mesh (an open jaw):
         # no surface at rest, so no view colours it.
-        return rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra
+        return WallView(rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra, np.where(on_mesh, mesh_coord, walls[name]))
 
     front_static = volume_walls(extra)["front"]
     front_rgb = colour(wall_points("front", front_static))
-    back_rgb = wall_colour("back")[0]
+    back = wall_colour("back")
     split = split_depth(walls["front"], walls["back"])
-    owned, side_rgb = {}, {}
+    owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
     for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
-        rgb, pts, moving_face, real = wall_colour(side)
-        side_rgb[side] = rgb
+        view = wall_colour(side)
+        pts, moving_face, real, side_wall[side] = view.points, view.moving_face, view.real, view.coord
         n = normals(pts)
         front_half = pts[..., 2] > split[_texel_index(pts[..., 0], resolution)]
         default_wall = np.where(front_half, _sample_xy(walls["front"], pts), _sample_xy(walls["back"], pts))
         on_default = np.abs(np.nan_to_num(default_wall, nan=9.0) - pts[..., 2]) < OWN_DEPTH
         default_score = np.where(front_half, n[..., 2], -n[..., 2])
         # The moving face stays with the front map, which follows the expression.
-        owns = real & ~(moving_face & (n[..., 2] > FACING_FRONT))
+        front_face = moving_face & (n[..., 2] > FACING_FRONT)
+        owns = real & ~front_face
+        # There the front wall (the posed mesh, exact) shapes the surface: the side wall steps back out
+        # of its way, or its voxel terraces would cut the cheek into scales.
+        clearance[side] = np.where(front_face, FACE_CLEARANCE / resolution, 0.0)
         owns &= ~(on_default & (default_score + FRONT_PREFERENCE >= axis_sign * n[..., 0]))
         owned[(side, "front")] = owns & front_half
         owned[(side, "back")] = owns & ~front_half
+        side_rgb[side] = view.rgb
     # The back and side walls stand one voxel out: where they meet the front wall's outline at a graze,
     # a voxel's rounding must not carve a slit the front view would see through.
     voxel = 1.0 / resolution
-    return HeadWalls(front_static=front_static, back=walls["back"] - voxel, px=walls["px"] + voxel,
-                     nx=walls["nx"] - voxel,
-                     front_static_rgb=front_rgb, back_rgb=back_rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
+    return HeadWalls(front_static=front_static, back=back.coord - voxel, px=side_wall["px"] + voxel + clearance["px"],
+                     nx=side_wall["nx"] - voxel - clearance["nx"],
+                     front_static_rgb=front_rgb, back_rgb=back.rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
                      split=split, owned=owned)
 
 

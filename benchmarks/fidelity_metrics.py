@@ -120,7 +120,9 @@ def silhouette_holes(alpha: np.ndarray, threshold: float = ALPHA_SOLID, erode: i
 
     solid = binary_fill_holes(alpha > threshold)
     if erode:
-        solid = cv2.erode(solid.astype(np.uint8), np.ones((2 * erode + 1,) * 2, np.uint8)).astype(bool)
+        # Outside the frame counts as empty: a head the frame cuts has its anti-aliased rim there too.
+        solid = cv2.erode(solid.astype(np.uint8), np.ones((2 * erode + 1,) * 2, np.uint8),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
     if not solid.any():
         return {"min_alpha": math.nan, "frac_below_098": math.nan}
     inside = alpha[solid]

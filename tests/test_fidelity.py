@@ -100,6 +100,11 @@ def test_silhouette_holes_finds_a_hole_and_passes_a_solid_disc():
     holes = fm.silhouette_holes(holed)
     assert holes["min_alpha"] == pytest.approx(0.3)
     assert 0 < holes["frac_below_098"] < 0.05
+    # A head the frame cuts keeps its soft rim where it leaves the frame: that is no hole.
+    wide = np.zeros((64, 96), np.float32)
+    cv2.circle(wide, (44, 32), 20, 1.0, -1)   # its rim runs along the frame's edge
+    cut = cv2.GaussianBlur(wide, (0, 0), 1.0)[:, :64]
+    assert fm.silhouette_holes(cut)["min_alpha"] > 0.98
 
 
 def test_yaw_bins_and_their_medians():

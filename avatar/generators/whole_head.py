@@ -44,7 +44,10 @@ MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair 
 HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
 EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
 FILL_ROW_BLUR = 0.015        # vertical blur of what the fill reads (x image size)
+FILL_MEAN_BLUR = 0.02       # vertical blur of a strip's mean colour (x image size)
+FILL_DETAIL_DEPTH = 0.3      # the fill turns from the strip's detail to its mean by this depth into it
 FILL_FROM_DEG = 60.0         # round the head from this angle on, the fill reads deeper into the side strips
+EDGE_FEATHER = 0.03          # the photo's colours fade out over this far (x image size) inside the silhouette
 VISIBILITY_EPS = 0.02        # depth tolerance of the photo's visibility test (world units)
 
 
@@ -97,6 +100,20 @@ class EdgeFill:
         self.camera = view.camera
         self.centre_z = centre_z
         self.size = s
+        self.mean_left = self._strip_means(self.left, from_right=False)
+        self.mean_right = self._strip_means(self.right, from_right=True)
+
+    def _strip_means(self, strips, from_right: bool) -> np.ndarray:
+        """(S, 3): each row's strip averaged across its width, smoothed down the rows."""
+        rows, start, width = strips
+        s = self.size
+        means = np.zeros((s, 3), np.float32)
+        for r in range(s):
+            a = int(start[r])
+            b = max(a + 1, int(start[r] + width[r]))
+            cols = slice(s - b, s - a) if from_right else slice(a, b)
+            means[r] = self.image[rows[r], cols].mean(axis=0)
+        return ndimage.gaussian_filter1d(means, FILL_MEAN_BLUR * s, axis=0)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         flat = points.reshape(-1, 3).astype(np.float64)
@@ -107,8 +124,12 @@ class EdgeFill:
         depth = np.clip((theta - FILL_FROM_DEG) / (180.0 - FILL_FROM_DEG), 0, 1)
         rows_l, start_l, width_l = self.left
         rows_r, start_r, width_r = self.right
-        left = self._sample(start_l[r] + depth * width_l[r], rows_l[r])
-        right = self._sample(self.size - 1 - (start_r[r] + depth * width_r[r]), rows_r[r])
+        # Round the back the strip is read as its mean: one strip's detail stretched over the back of
+        # a head shows as streaks along the rows.
+        detail = np.clip(1.0 - depth / FILL_DETAIL_DEPTH, 0, 1)[:, None]
+        left = self._sample(start_l[r] + depth * width_l[r], rows_l[r]) * detail + self.mean_left[r] * (1 - detail)
+        right = self._sample(self.size - 1 - (start_r[r] + depth * width_r[r]), rows_r[r]) * detail + \
+            self.mean_right[r] * (1 - detail)
         lo, hi = self.lo[r], self.hi[r]
         t = np.clip((uv[:, 0] * self.size - lo) / np.maximum(hi - lo, 1.0), 0, 1)[:, None]
         t = t * t * (3 - 2 * t)
@@ -294,6 +315,11 @@ class SurfaceColour:
         self.fill = fill
         self.normals = VolumeNormals(vol, HULL_RESOLUTION)
         self.depth = _view_depth_of_volume(self.normals.coarse, view.camera, view.image.shape[0])
+        # Trust in the photo fades toward the silhouette's edge, where what it shows turns from seen to
+        # hidden: the colours there meet the fill in a gradient, not along a line down the side.
+        s = silhouette.shape[0]
+        self.edge_trust = np.clip(ndimage.distance_transform_edt(silhouette) / (EDGE_FEATHER * s), 0, 1)
+        self.edge_trust = self.edge_trust.astype(np.float32)[..., None]
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         normals = self.normals(points)
@@ -317,7 +343,8 @@ class SurfaceColour:
         px = np.clip((uv * s).astype(np.int64), 0, s - 1)
         visible = depth <= self.depth[px[..., 1], px[..., 0]] + VISIBILITY_EPS
         in_head = sample_image(self.silhouette, uv)[..., 0] > 0.5
-        return sample_image(self.image, uv), facing * (inside & visible & in_head)
+        trust = sample_image(self.edge_trust, uv)[..., 0]
+        return sample_image(self.image, uv), facing * trust * (inside & visible & in_head)
 
 
 def _view_depth_of_volume(vol: np.ndarray, camera_vec: np.ndarray, size: int) -> np.ndarray:
