@@ -52,8 +52,8 @@ CLAIMS = (("px", "front"), ("px", "back"), ("nx", "front"), ("nx", "back"))
 CLAIM_BASE = 12
 SPLIT_SLOPE = 2000.0       # G of the front/back split: colours are exact beyond 14/G either side of it
 CLAIM_SLOPE = 4000.0       # Gs of the side claims: a claim switches within ~0.007 world units
-CLAIM_DEPTH = 0.02         # how far behind its wall a claim reaches (world units): past the steps of a
-                           # voxel-rounded wall behind the jaw, short of reaching through an ear
+CLAIM_DEPTH = 0.008        # how far behind its wall a claim reaches (world units): less than a nose is
+                           # wide (measured: at 0.012 and more, side claims reach across the nose)
 CLAIM_OFFSET = 14.0        # K: larger than any logit difference (2 x LOGIT_LIMIT)
 COLOUR_OFFSET = 8.0        # stored colours are logit + 8, so they stay positive inside a gate
 LOGIT_LIMIT = 6.0
