@@ -18,8 +18,10 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +35,10 @@ from avatar.expressions import NUM_EXPRESSIONS
 
 SCHEMA_VERSION = 1
 PLANE_SHAPE = (4, 32, 256, 256)
-TENSORS_FILE, META_FILE, PORTRAIT_FILE, THUMBNAIL_FILE = "avatar.safetensors", "avatar.json", "portrait.png", "thumbnail.png"
+TENSORS_FILE = "avatar.safetensors"
+META_FILE = "avatar.json"
+PORTRAIT_FILE = "portrait.png"
+THUMBNAIL_FILE = "thumbnail.png"
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _DECODER_PREFIX = "decoder."
 
@@ -52,9 +57,9 @@ class Avatar:
     head_model_id: str
     generator: str
     generator_version: str
-    generator_settings: dict
+    generator_settings: dict[str, Any]
     source_sha256: str
-    channel_semantics: dict
+    channel_semantics: dict[str, Any]
     portrait: np.ndarray | None = None   # (512, 512, 3) uint8, aligned
     thumbnail: np.ndarray | None = None  # (H, W, 4) uint8
     display_name: str = ""
@@ -69,11 +74,11 @@ class Avatar:
                                                      # reproduces the photo
 
 
-def is_valid_avatar_id(value: str) -> bool:
+def is_valid_avatar_id(value: object) -> bool:
     return isinstance(value, str) and bool(_ID_RE.match(value))
 
 
-def avatar_id_for(portrait_bytes: bytes, generator: str, version: str, settings: dict) -> str:
+def avatar_id_for(portrait_bytes: bytes, generator: str, version: str, settings: Mapping[str, Any]) -> str:
     """Same portrait + generator + settings -> same id, so creating twice is idempotent."""
     h = hashlib.sha256()
     h.update(hashlib.sha256(portrait_bytes).digest())
@@ -130,7 +135,7 @@ def encode_avatar(avatar: Avatar) -> dict[str, bytes]:
     return files
 
 
-def save_avatar(avatar: Avatar, store_root: str | os.PathLike) -> Path:
+def save_avatar(avatar: Avatar, store_root: str | os.PathLike[str]) -> Path:
     """Write `store_root/<avatar_id>/` atomically: a temporary sibling directory renamed into place.
 
     If the avatar already exists (a concurrent create of the same portrait won), the existing one is
@@ -171,14 +176,14 @@ def _decode_png(path: Path, data: bytes, channels: int) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             return np.asarray(img.convert("RGBA" if channels == 4 else "RGB"))
-    except Exception as e:  # Pillow raises many types for broken files
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files
         raise AssetError(f"{path}: not a readable PNG ({e})") from None
 
 
-def load_avatar(directory: str | os.PathLike) -> Avatar:
-    """Read and verify an avatar directory; any problem raises AssetError naming the file."""
-    d = Path(directory)
-    meta_path = d / META_FILE
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked `avatar.json` of an avatar directory (schema, required keys, file list), without
+    reading any other file; the one reader of the manifest. Problems raise AssetError naming the file."""
+    meta_path = Path(directory) / META_FILE
     try:
         meta = json.loads(_read(meta_path))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -187,7 +192,8 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
         raise AssetError(f"{meta_path}: expected a JSON object")
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise AssetError(f"{meta_path}: schema version {version!r} is not supported (this build reads {SCHEMA_VERSION})")
+        raise AssetError(f"{meta_path}: schema version {version!r} is not supported "
+                         f"(this build reads {SCHEMA_VERSION})")
     required = ("avatar_id", "generator", "generator_version", "source_sha256", "portrait_camera",
                 "head_model_id", "channel_semantics", "files")
     missing = [k for k in required if k not in meta]
@@ -195,6 +201,14 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
         raise AssetError(f"{meta_path}: missing keys {', '.join(missing)}")
     if not isinstance(meta["files"], dict) or TENSORS_FILE not in meta["files"]:
         raise AssetError(f"{meta_path}: 'files' must list {TENSORS_FILE} and its sha256")
+    return meta
+
+
+def load_avatar(directory: str | os.PathLike[str]) -> Avatar:
+    """Read and verify an avatar directory; any problem raises AssetError naming the file."""
+    d = Path(directory)
+    meta_path = d / META_FILE
+    meta = read_manifest(d)
 
     contents = {}
     for name, digest in meta["files"].items():
@@ -232,7 +246,8 @@ def load_avatar(directory: str | os.PathLike) -> Avatar:
     if offsets is not None and (offsets.ndim != 2 or offsets.shape[1] != 3 or not torch.isfinite(offsets).all()):
         raise AssetError(f"{tensor_path}: shape_offsets must be finite (N, 3) values")
     expression = tensors.get("portrait_expression")
-    if expression is not None and (tuple(expression.shape) != (NUM_EXPRESSIONS,) or not torch.isfinite(expression).all()):
+    if expression is not None and (tuple(expression.shape) != (NUM_EXPRESSIONS,)
+                                   or not torch.isfinite(expression).all()):
         raise AssetError(f"{tensor_path}: portrait_expression must be {NUM_EXPRESSIONS} finite weights")
     eye = tensors.get("portrait_eye")
     if eye is not None and (tuple(eye.shape) != (4,) or not torch.isfinite(eye).all()):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avatar.expressions import NUM_EXPRESSIONS
 
@@ -83,10 +84,11 @@ def euler_xyz_to_matrix(angles: np.ndarray) -> np.ndarray:
     rx = np.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1).reshape(a.shape[:-1] + (3, 3))
     ry = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(a.shape[:-1] + (3, 3))
     rz = np.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1).reshape(a.shape[:-1] + (3, 3))
-    return rz @ ry @ rx
+    rotation: np.ndarray = rz @ ry @ rx
+    return rotation
 
 
-def parse_coeffs(values, source: str = "coefficients") -> FaceVerseCoeffs:
+def parse_coeffs(values: ArrayLike, source: str = "coefficients") -> FaceVerseCoeffs:
     """Split a 1-D vector or a (frames, D) array into its named blocks; `source` names it in errors."""
     try:
         arr = np.asarray(values)
@@ -132,7 +134,8 @@ def _load_npy_bytes(data: bytes, source: str) -> np.ndarray:
         if declared > len(data):
             raise FaceVerseCoeffError(f"{source}: truncated .npy file (its header declares shape {shape}, "
                                       f"{declared} bytes, but the file has {len(data)})")
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+        return array
     except FaceVerseCoeffError:
         raise
     except Exception as exc:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError, TokenError...
@@ -151,7 +154,7 @@ def stack_frames(frames: list[tuple[str, bytes]]) -> FaceVerseCoeffs:
     """Several single-frame .npy payloads, in the given order, as one sequence of a single layout."""
     if not frames:
         raise FaceVerseCoeffError("no FaceVerse coefficient frames given")
-    rows = []
+    rows: list[np.ndarray] = []
     for name, data in frames:
         arr = _load_npy_bytes(data, name)
         if arr.ndim == 2 and arr.shape[0] == 1:
@@ -167,14 +170,21 @@ def stack_frames(frames: list[tuple[str, bytes]]) -> FaceVerseCoeffs:
     return parse_coeffs(np.stack(rows), frames[0][0] if len(frames) == 1 else f"{len(frames)} frame files")
 
 
-def load_coeffs(path: str | os.PathLike) -> FaceVerseCoeffs:
+def frame_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The .npy files of a directory of per-frame coefficients, in name order (the frames' order); the
+    one reader of such directories (the exporter's animation sources use it too)."""
+    d = Path(directory)
+    files = sorted(f for f in d.iterdir() if f.suffix.lower() == ".npy" and f.is_file())
+    if not files:
+        raise FaceVerseCoeffError(f"{d}: directory holds no .npy coefficient files")
+    return files
+
+
+def load_coeffs(path: str | os.PathLike[str]) -> FaceVerseCoeffs:
     """A .npy file (1-D or (frames, D)) or a directory of single-frame .npy files taken in name order."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".npy" and f.is_file())
-        if not files:
-            raise FaceVerseCoeffError(f"{p}: directory holds no .npy coefficient files")
-        return stack_frames([(str(f), f.read_bytes()) for f in files])
+        return stack_frames([(str(f), f.read_bytes()) for f in frame_files(p)])
     if not p.is_file():
         raise FaceVerseCoeffError(f"{p}: no such file or directory")
     return coeffs_from_npy_bytes(p.read_bytes(), str(p))
@@ -203,4 +213,5 @@ def expression_52(coeffs: FaceVerseCoeffs, mapping: np.ndarray | None = None) ->
         if not np.all(np.isfinite(m)):
             raise FaceVerseCoeffError("mapping matrix contains non-finite values")
         weights = exp @ m
-    return np.clip(weights, 0.0, 1.0).astype(np.float32)
+    clipped: np.ndarray = np.clip(weights, 0.0, 1.0).astype(np.float32)
+    return clipped

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
 from avatar.asset import Avatar
 from avatar.expressions import ARKIT_NAMES, LIVELINK_HEAD_COLUMNS
 from avatar.head_model.base import HeadModel
-from exporter.animation import Animation, eye_to_pose_columns, from_sources
+from exporter.animation import Animation, eye_to_pose_columns
 from exporter.glb import build_glb
 from exporter.head_mesh import resolve_head_model
 from exporter.livelink import write_livelink_csv
 from exporter.options import ExportError, ExportOptions
+from exporter.sources import from_sources
 from exporter.tables import write_tables
 from exporter.texture_bake import ColourFn
 from exporter.triplane import export_triplane
@@ -72,7 +73,7 @@ def _write(out_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def export(avatar: Avatar, formats: Iterable[str], options: ExportOptions | None = None,
-           animation_sources: list[tuple[str, bytes]] | None = None, out_dir: str | os.PathLike = ".",
+           animation_sources: list[tuple[str, bytes]] | None = None, out_dir: str | os.PathLike[str] = ".",
            progress: Progress | None = None, head: HeadModel | None = None,
            faceverse_mapping: np.ndarray | None = None, colour: ColourFn | None = None,
            density_grid: Callable[[int], np.ndarray] | None = None) -> list[str]:

@@ -16,8 +16,14 @@ import re
 import numpy as np
 
 from avatar.expressions import (
-    LIVELINK_BLENDSHAPE_COUNT, LIVELINK_HEAD_COLUMNS, LIVELINK_HEADER, LIVELINK_TO_CANONICAL, NUM_EXPRESSIONS,
-    ExpressionError, index_of, validate_weights,
+    LIVELINK_BLENDSHAPE_COUNT,
+    LIVELINK_HEAD_COLUMNS,
+    LIVELINK_HEADER,
+    LIVELINK_TO_CANONICAL,
+    NUM_EXPRESSIONS,
+    ExpressionError,
+    index_of,
+    validate_weights,
 )
 from exporter.animation import Animation, eye_to_pose_columns, pose_columns_to_eye
 from exporter.options import DEFAULT_FRAME_RATE, ExportError
@@ -30,10 +36,10 @@ def format_timecode(seconds: float, frame_rate: float) -> str:
     frames_total = seconds * frame_rate
     # Round to the millisecond of a frame first so 0.1 s at 30 fps is frame 3, not 2.999.
     frames_total = round(frames_total * 1000) / 1000
-    whole_seconds = int(math.floor(seconds + 1e-9))
+    whole_seconds = math.floor(seconds + 1e-9)
     frame_in_second = frames_total - whole_seconds * frame_rate
-    frame = int(math.floor(frame_in_second + 1e-9))
-    sub = int(round((frame_in_second - frame) * 1000))
+    frame = math.floor(frame_in_second + 1e-9)
+    sub = round((frame_in_second - frame) * 1000)
     if sub == 1000:
         frame, sub = frame + 1, 0
     h, rem = divmod(whole_seconds, 3600)

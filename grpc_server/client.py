@@ -8,11 +8,13 @@ Every failure is a ClientError carrying the gRPC status code and the server's se
 """
 from __future__ import annotations
 
+import builtins  # the class's own `list` method hides the type in its annotations
 import hashlib
 import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar, cast
 
 import grpc
 import numpy as np
@@ -22,8 +24,10 @@ from grpc_server.proto import pb, pb_grpc
 
 # Frames and exports can be large; the server's own limit (ServerInfo.limits.max_message_bytes) governs.
 CLIENT_MAX_MESSAGE = 256 * 2**20
+E = TypeVar("E", bound=int)
 ENCODINGS = {"raw": pb.RAW_RGBA8, "raw_rgba8": pb.RAW_RGBA8, "png": pb.PNG, "jpeg": pb.JPEG, "jpg": pb.JPEG}
 MODES = {"every_frame": pb.EVERY_FRAME, "latest_wins": pb.LATEST_WINS}
+UPSAMPLERS = {"edge": pb.EDGE, "bilinear": pb.BILINEAR}
 FORMATS = {"glb": pb.GLB, "tables": pb.TABLES, "animation": pb.ANIMATION, "triplane": pb.TRIPLANE}
 
 
@@ -61,12 +65,13 @@ class StreamFrame:
     queue_ms: float
     dropped: int
     encoded_bytes: int
-    message: pb.Frame = field(repr=False, default=None)
+    message: pb.Frame | None = field(repr=False, default=None)
 
 
-def _enum(value, table: dict, what: str) -> int:
+def _enum(value: object, table: Mapping[str, E], what: str) -> E:
+    """A proto enum value from its name in `table` (any case) or its number."""
     if isinstance(value, int):
-        return value
+        return cast(E, value)  # the number itself: the server says whether it knows it
     try:
         return table[str(value).lower()]
     except KeyError:
@@ -104,12 +109,15 @@ def frame_request(seq: int = 0, yaw=0.0, pitch=0.0, roll=0.0, radius=0.0, fov=0.
     return req
 
 
-def frame_options(size=256, encoding="png", jpeg_quality=0, depth=False, alpha=False,
-                  background=None) -> pb.FrameOptions:
+def frame_options(size=256, encoding="png", jpeg_quality=0, depth=False, alpha=False, background=None,
+                  neural_resolution: int = 0, upsampler="edge") -> pb.FrameOptions:
+    """`neural_resolution` (8..1024, 0 = the server's default) is where the volume is marched on the
+    frame's longer side; `upsampler` ("edge" or "bilinear") how that image is resampled to `size`."""
     w, h = (size, size) if isinstance(size, int) else (size[1], size[0])
     return pb.FrameOptions(width=w, height=h, encoding=_enum(encoding, ENCODINGS, "encoding"),
                            jpeg_quality=jpeg_quality, include_depth=depth, include_alpha=alpha,
-                           background=list(background) if background is not None else [])
+                           background=list(background) if background is not None else [],
+                           neural_resolution=neural_resolution, upsampler=_enum(upsampler, UPSAMPLERS, "upsampler"))
 
 
 def _decode(frame: pb.Frame) -> StreamFrame:
@@ -208,28 +216,34 @@ class AvatarForgeClient:
 
     def render_frame(self, avatar_id: str, yaw=0.0, pitch=0.0, roll=0.0, radius=0.0, fov=0.0, camera=None,
                      expression=None, head_pose=None, eye=None, size=256, encoding="png", jpeg_quality=0,
-                     depth=False, alpha=False, background=None, timeout: float | None = None) -> StreamFrame:
+                     depth=False, alpha=False, background=None, timeout: float | None = None,
+                     neural_resolution: int = 0, upsampler="edge") -> StreamFrame:
         fr = frame_request(0, yaw, pitch, roll, radius, fov, camera, expression, head_pose, eye)
         req = pb.RenderRequest(avatar_id=avatar_id, camera=fr.camera, expression=fr.expression,
                                head_pose=fr.head_pose, eye=fr.eye,
-                               options=frame_options(size, encoding, jpeg_quality, depth, alpha, background))
+                               options=frame_options(size, encoding, jpeg_quality, depth, alpha, background,
+                                                     neural_resolution, upsampler))
         return _decode(self._call(self.stub.Render, req, timeout))
 
     def render(self, avatar_id: str, yaw=0.0, pitch=0.0, roll=0.0, radius=0.0, fov=0.0, camera=None,
                expression=None, head_pose=None, eye=None, size=256, encoding="png", jpeg_quality=0,
-               background=None, timeout: float | None = None) -> np.ndarray:
+               background=None, timeout: float | None = None, neural_resolution: int = 0,
+               upsampler="edge") -> np.ndarray:
         """One frame as (H, W, 4) uint8 RGBA (yaw/pitch/roll in degrees; `size` an int or (H, W))."""
         return self.render_frame(avatar_id, yaw, pitch, roll, radius, fov, camera, expression, head_pose, eye,
-                                 size, encoding, jpeg_quality, background=background, timeout=timeout).rgba
+                                 size, encoding, jpeg_quality, background=background, timeout=timeout,
+                                 neural_resolution=neural_resolution, upsampler=upsampler).rgba
 
     def stream(self, avatar_id: str, requests: Iterable[pb.FrameRequest | dict], mode="every_frame", size=256,
                encoding="raw", jpeg_quality=0, depth=False, alpha=False, background=None,
-               timeout: float | None = None, decode: bool = True) -> Iterator[StreamFrame | pb.Frame]:
+               timeout: float | None = None, decode: bool = True, neural_resolution: int = 0,
+               upsampler="edge") -> Iterator[StreamFrame | pb.Frame]:
         """Frames for a sequence of requests (FrameRequest messages, or dicts of `frame_request` arguments;
         a dict without `seq` gets its position). Breaking out of the loop cancels the stream."""
         start = pb.RenderStreamRequest(start=pb.StreamStart(
             avatar_id=avatar_id, mode=_enum(mode, MODES, "mode"),
-            options=frame_options(size, encoding, jpeg_quality, depth, alpha, background)))
+            options=frame_options(size, encoding, jpeg_quality, depth, alpha, background, neural_resolution,
+                                  upsampler)))
 
         def messages():
             yield start
@@ -249,7 +263,7 @@ class AvatarForgeClient:
 
     def track(self, frames: Iterable[bytes], mode="every_frame", frame_rate: float = 0.0,
               without_smoothing: bool = False, timeout: float | None = None
-              ) -> tuple[list[str], Iterator[pb.TrackedFace]]:
+              ) -> tuple[builtins.list[str], Iterator[pb.TrackedFace]]:
         """TrackFace for a sequence of JPEG/PNG frames (seq = position): the 52 channel names the
         weights follow, and an iterator of TrackedFace. Breaking out of the loop cancels the stream."""
         start = pb.TrackFaceRequest(start=pb.TrackStart(mode=_enum(mode, MODES, "mode"), frame_rate=frame_rate,
@@ -284,7 +298,8 @@ class AvatarForgeClient:
 
     def export(self, avatar_id: str, formats: Sequence[str | int], out_dir: str | os.PathLike, options=None,
                animation: Sequence[str | os.PathLike | tuple[str, bytes]] | None = None,
-               progress: Callable[[pb.Progress], None] | None = None, timeout: float | None = None) -> list[Path]:
+               progress: Callable[[pb.Progress], None] | None = None,
+               timeout: float | None = None) -> builtins.list[Path]:
         """Export into out_dir; returns the written paths. Each file's sha256 is checked against the
         server's; a mismatch raises ClientError(DATA_LOSS) and the damaged file is removed."""
         req = pb.ExportRequest(avatar_id=avatar_id, formats=[_enum(f, FORMATS, "export format") for f in formats])
@@ -297,7 +312,7 @@ class AvatarForgeClient:
                 name, data = Path(src).name, Path(src).read_bytes()
             req.animation_source.add(file_name=name, data=data)
         root = Path(out_dir)
-        written: list[Path] = []
+        written: builtins.list[Path] = []
         current = None  # (path, file object, hasher, bytes written)
         try:
             for event in self.stub.Export(req, metadata=self._metadata, timeout=timeout):

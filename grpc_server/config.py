@@ -45,10 +45,11 @@ class ServerConfig:
     grace: float = 10.0                    # seconds in-flight calls get at shutdown
     backend: str = "cpu"                   # rasterizer: cpu or nvdiffrast
     avatarartist_weights: str = ""         # AvatarArtist weights folder; empty = the generator is unavailable
+    head_model: str = ""                   # faceverse:PATH = also serve avatars wearing that head, and fit it
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, environ=None) -> "ServerConfig":
+    def from_env(cls, environ=None) -> ServerConfig:
         env = os.environ if environ is None else environ
         config = cls()
         for f in fields(cls):
@@ -68,7 +69,7 @@ class ServerConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
-    def validate(self) -> "ServerConfig":
+    def validate(self) -> ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is outside 0..65535")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -1,17 +1,21 @@
-"""Proto messages <-> the avatar package's types. Validation errors are the avatar package's own
-(CameraError, ExpressionError) or FrameOptionsError, each with a sentence for the caller."""
+"""Proto messages <-> the application's and the avatar package's types. Validation errors are the
+avatar package's own (CameraError, ExpressionError), FrameOptionsError or InvalidRequest, each with a
+sentence for the caller."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import numpy as np
 
 from avatar.camera import DEFAULT_FOV_DEG, DEFAULT_RADIUS, CameraError, Orbit, camera_vector, validate_camera_vector
 from avatar.expressions import ARKIT_NAMES, ExpressionError, validate_weights, weights_from_map
-from grpc_server.proto import pb
+from grpc_server.app.errors import InvalidRequest
+from grpc_server.app.jobs import Progress
+from grpc_server.app.rendering import FrameInputs, RenderOptions
 from grpc_server.frames import DEFAULT_JPEG_QUALITY, DEFAULT_SIZE, FrameSpec
 from grpc_server.limits import MAX_FRAME_SIDE, MIN_FRAME_SIDE, LimitExceeded, ServerLimits
+from grpc_server.proto import pb
 from grpc_server.store import AvatarRecord
 
 # Head rotation beyond half a turn is almost certainly degrees sent as radians.
@@ -23,15 +27,10 @@ _DEFAULT_CAMERA = camera_vector(Orbit())
 class FrameOptionsError(ValueError):
     """Frame options (size, encoding, quality, background) that cannot be used."""
 
+    status = "INVALID_ARGUMENT"
 
-@dataclass(frozen=True)
-class FrameInputs:
-    """Everything the renderer needs for one frame, validated."""
 
-    camera: np.ndarray                           # (25,) float32
-    expression: np.ndarray                       # (52,) float32 in [0, 1]
-    head_pose: tuple[float, float, float] | None
-    eye: np.ndarray | None                       # (4,) float32
+UPSAMPLER_NAMES = {pb.UPSAMPLER_UNSPECIFIED: "edge", pb.EDGE: "edge", pb.BILINEAR: "bilinear"}
 
 
 def camera_from_proto(msg: pb.Camera, has_camera: bool = True) -> np.ndarray:
@@ -55,7 +54,7 @@ def expression_from_proto(msg: pb.Expression) -> np.ndarray:
 
 
 def head_pose_from_proto(msg: pb.HeadPose) -> tuple[float, float, float] | None:
-    values = (msg.yaw, msg.pitch, msg.roll)
+    values = (float(msg.yaw), float(msg.pitch), float(msg.roll))
     if not all(math.isfinite(v) for v in values):
         raise CameraError(f"head pose must be finite numbers, got {values}")
     if any(abs(v) > MAX_HEAD_ANGLE for v in values):
@@ -63,10 +62,11 @@ def head_pose_from_proto(msg: pb.HeadPose) -> tuple[float, float, float] | None:
     return None if values == (0.0, 0.0, 0.0) else values
 
 
-def eye_from_proto(values) -> np.ndarray | None:
+def eye_from_proto(values: Iterable[float]) -> np.ndarray | None:
+    values = list(values)
     if not len(values):
         return None
-    eye = np.asarray(list(values), dtype=np.float64)
+    eye = np.asarray(values, dtype=np.float64)
     if eye.shape != (4,):
         raise ExpressionError(f"eye must have 4 values (FaceVerse eye vector, radians), got {eye.size}")
     if not np.all(np.isfinite(eye)) or np.abs(eye).max() > MAX_EYE_ANGLE:
@@ -113,6 +113,26 @@ def frame_spec(msg: pb.FrameOptions, limits: ServerLimits) -> FrameSpec:
                             f"{limits.max_message_bytes}-byte message limit; ask for a smaller size, "
                             f"fewer planes (depth/alpha) or PNG/JPEG")
     return spec
+
+
+def render_options(msg: pb.FrameOptions, spec: FrameSpec) -> RenderOptions:
+    """The renderer's options for frames of `spec`'s size (InvalidRequest for values out of range)."""
+    if msg.upsampler not in UPSAMPLER_NAMES:
+        raise InvalidRequest(f"unknown upsampler {msg.upsampler}; use EDGE or BILINEAR")
+    return RenderOptions(height=spec.height, width=spec.width, neural_resolution=int(msg.neural_resolution),
+                         upsampler=UPSAMPLER_NAMES[msg.upsampler])
+
+
+def landmarks_from_proto(msg: pb.Landmarks) -> np.ndarray:
+    """(N, 2) pixel x, y from the flat x, y, x, y, ... list."""
+    xy = np.asarray(list(msg.xy), dtype=np.float32)
+    if xy.size == 0 or xy.size % 2:
+        raise InvalidRequest(f"landmarks must be x, y pairs; got {xy.size} numbers")
+    return xy.reshape(-1, 2)
+
+
+def progress(p: Progress) -> pb.Progress:
+    return pb.Progress(stage=p.stage, fraction=p.fraction, message=p.message)
 
 
 def avatar_info(record: AvatarRecord) -> pb.AvatarInfo:

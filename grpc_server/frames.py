@@ -4,12 +4,18 @@ Used by the server to encode and by the Python client to decode, so both agree o
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from grpc_server.limits import LimitExceeded
 from grpc_server.proto import pb
+
+if TYPE_CHECKING:  # the client decodes frames without loading the renderer
+    from grpc_server.app.rendering import RenderedFrame
 
 # Streaming favours speed over size: level 1 is several times faster than the default and only
 # slightly larger on rendered faces.
@@ -18,11 +24,15 @@ DEFAULT_JPEG_QUALITY = 90
 DEFAULT_SIZE = 256
 # Alpha below this is treated as empty (no depth, no colour to un-premultiply).
 EMPTY_ALPHA = 1.0 / 512.0
-ENCODING_NAMES = {pb.RAW_RGBA8: "RAW_RGBA8", pb.PNG: "PNG", pb.JPEG: "JPEG"}
+# Room for a Frame's small fields beside its planes.
+FRAME_FIELDS_BYTES = 256
+ENCODING_NAMES: dict[int, str] = {pb.RAW_RGBA8: "RAW_RGBA8", pb.PNG: "PNG", pb.JPEG: "JPEG"}
 
 
 class FrameError(ValueError):
     """Frame bytes that cannot be decoded (client side) or options that cannot be met."""
+
+    status = "INTERNAL"
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class FrameSpec:
 
     width: int = DEFAULT_SIZE
     height: int = DEFAULT_SIZE
-    encoding: int = pb.PNG
+    encoding: pb.Encoding = pb.PNG
     jpeg_quality: int = DEFAULT_JPEG_QUALITY
     include_depth: bool = False
     include_alpha: bool = False
@@ -106,6 +116,20 @@ def encode(rgb: np.ndarray, alpha: np.ndarray, depth: np.ndarray | None, spec: F
         d = np.where(alpha > EMPTY_ALPHA, np.asarray(depth, dtype=np.float32), 0.0)
         out.depth = np.ascontiguousarray(d, dtype="<f4").tobytes()
     return out
+
+
+def message(frame: RenderedFrame, spec: FrameSpec, max_message_bytes: int, received: float, seq: int = 0,
+            dropped: int = 0) -> pb.Frame:
+    """A rendered frame encoded as `spec` asks; LimitExceeded when it would not fit in one message.
+    `received` is when the request was read (perf_counter), so queue_ms covers the wait and encoding."""
+    enc = encode(frame.rgb, frame.alpha, frame.depth, spec)
+    size = len(enc.data) + len(enc.depth) + len(enc.alpha) + FRAME_FIELDS_BYTES
+    if size > max_message_bytes:
+        raise LimitExceeded(f"the encoded frame is {size} bytes, above the {max_message_bytes}-byte "
+                            f"message limit; ask for a smaller size or another encoding")
+    return pb.Frame(seq=seq, width=spec.width, height=spec.height, encoding=spec.encoding, data=enc.data,
+                    depth=enc.depth, alpha=enc.alpha, render_ms=frame.render_ms,
+                    queue_ms=(time.perf_counter() - received) * 1e3 - frame.render_ms, dropped=dropped)
 
 
 def decode(frame) -> np.ndarray:

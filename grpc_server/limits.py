@@ -1,14 +1,10 @@
 """Server limits: upload sizes, frame sizes, concurrency. One place, so ServerInfo reports what is enforced."""
 from __future__ import annotations
 
-import io
 import threading
-import warnings
 from dataclasses import dataclass
 
-from PIL import Image
-
-from avatar.portrait.errors import PortraitError, PortraitLimits
+from avatar.portrait.errors import PortraitLimits
 
 MIN_FRAME_SIDE = 16
 MAX_FRAME_SIDE = 2048
@@ -17,7 +13,9 @@ MESSAGE_OVERHEAD = 64 * 1024
 
 
 class LimitExceeded(Exception):
-    """A request beyond a configured limit (RESOURCE_EXHAUSTED); the message says which and by how much."""
+    """A request beyond a configured limit; the message says which and by how much."""
+
+    status = "RESOURCE_EXHAUSTED"
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class ServerLimits:
     max_streams_per_client: int = 0
     max_jobs_per_client: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0 \
                     or (value == 0 and not name.endswith("_per_client")):
@@ -77,11 +75,11 @@ class Slots:
         with self._lock:
             self._used -= 1
 
-    def __enter__(self):
+    def __enter__(self) -> Slots:
         self.acquire()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -113,23 +111,3 @@ class ClientSlots:
     def used(self, client: str) -> int:
         return self._used.get(client, 0)
 
-
-def check_portrait_header(data: bytes, limits: PortraitLimits) -> None:
-    """Refuse a portrait above the pixel limit from its header alone (no pixel is decoded).
-
-    For generators that cannot take the server's limits themselves; anything that is not a readable
-    image header is left to the generator, which reports it precisely.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
-    except Image.DecompressionBombError:
-        raise PortraitError("too_large", f"image too large (more than {Image.MAX_IMAGE_PIXELS * 2} pixels > "
-                                         f"limit {limits.max_pixels})") from None
-    except Exception:  # noqa: BLE001 - not an image we can size: the generator's decoder explains why
-        return
-    if width * height > limits.max_pixels:
-        raise PortraitError("too_large", f"image too large ({width} x {height} = {width * height} pixels "
-                                         f"> limit {limits.max_pixels})")

@@ -13,11 +13,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from grpc_server.proto import pb, pb_grpc
+from avatar.head_model import HeadModelError
+from avatar.head_registry import use_head_model
+from grpc_server import torch_threads
+from grpc_server.app.application import Application, AppOptions
 from grpc_server.auth import BearerTokenInterceptor, TokenFileError, load_tokens
 from grpc_server.config import ConfigError, ServerConfig, is_loopback
-from grpc_server import torch_threads
-from grpc_server.service import AvatarForgeService, ServiceOptions
+from grpc_server.proto import pb, pb_grpc
+from grpc_server.service import AvatarForgeService
 from grpc_server.store import AvatarStore
 
 log = logging.getLogger("avatarforge")
@@ -53,9 +56,9 @@ class RunningServer:
     def stop(self, grace: float) -> None:
         """Health NOT_SERVING, refuse new calls, give in-flight ones `grace` seconds, then cancel them."""
         self.health.enter_graceful_shutdown()
-        self.service.begin_shutdown()
+        self.service.app.begin_shutdown()
         self.server.stop(grace).wait()
-        self.service.close()
+        self.service.app.close()
 
 
 def start(config: ServerConfig) -> RunningServer:
@@ -63,22 +66,17 @@ def start(config: ServerConfig) -> RunningServer:
     config.validate()
     limits = config.limits()
     tokens = load_tokens(config.token_file) if config.token_file else []
-
-    def renderer_factory(avatar):
-        from avatar.render import Renderer
-
-        return Renderer(avatar, backend=config.backend)
+    head_model = use_head_model(config.head_model) if config.head_model else None
 
     torch_threads.configure(config.torch_threads)
-    store = AvatarStore(config.store, cache_size=config.cache_size, renderer_factory=renderer_factory,
-                        renderers_per_avatar=config.render_slots)
+    store = AvatarStore(config.store)
     store.check_writable()
     swept = store.sweep()
     if swept:
         log.info("removed %d leftovers of interrupted creates/deletes from %s", swept, store.root)
-    service = AvatarForgeService(store, ServiceOptions(limits=limits, workers=config.workers,
-                                                       render_slots=config.render_slots, backend=config.backend,
-                                                       auth_required=bool(tokens)))
+    app = Application(store, AppOptions(limits=limits, workers=config.workers, render_slots=config.render_slots,
+                                        cache_size=config.cache_size, backend=config.backend, head_model=head_model))
+    service = AvatarForgeService(app, auth_required=bool(tokens))
 
     handler_threads = limits.max_streams + config.workers + EXTRA_HANDLER_THREADS
     options = [
@@ -132,7 +130,7 @@ def serve(config: ServerConfig) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         running = start(config)
-    except (ConfigError, TokenFileError) as e:
+    except (ConfigError, TokenFileError, HeadModelError) as e:
         print(f"avatarforge: {e}", file=sys.stderr)
         return 2
     except OSError as e:

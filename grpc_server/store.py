@@ -1,4 +1,8 @@
-"""The avatar store: content-addressed directories on disk plus a small cache of loaded avatars.
+"""The avatar store: content-addressed avatar directories on a filesystem, and nothing else.
+
+It writes atomically, lists, loads and deletes; what is done with a loaded avatar (renderers, their
+cache) belongs to the application layer (grpc_server.app). Everything it relies on is a directory
+rename, so a shared directory (NFS, a mounted bucket) serves several replicas as it is.
 
 Layout: `<root>/<avatar_id>/` as written by `avatar.asset.save_avatar`. Anything else in the root is
 invisible here: `.tmp-*` directories (`save_avatar`'s, an interrupted create; `scratch_dir`'s, an
@@ -16,22 +20,26 @@ import base64
 import binascii
 import errno
 import hashlib
-import json
 import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any
 
-from avatar.asset import (META_FILE, SCHEMA_VERSION, THUMBNAIL_FILE, AssetError, Avatar, is_valid_avatar_id,
-                          load_avatar, save_avatar)
+from avatar.asset import (
+    META_FILE,
+    THUMBNAIL_FILE,
+    AssetError,
+    Avatar,
+    is_valid_avatar_id,
+    load_avatar,
+    read_manifest,
+    save_avatar,
+)
 from grpc_server.limits import LimitExceeded
 
 log = logging.getLogger(__name__)
@@ -48,21 +56,27 @@ DEFAULT_STALE_AFTER_S = 600.0
 class StoreError(Exception):
     """Base of the store's errors; the message is a sentence for the caller."""
 
+    status = "INTERNAL"
+
 
 class AvatarNotFound(StoreError):
-    pass
+    status = "NOT_FOUND"
 
 
 class InvalidPageToken(StoreError):
-    pass
+    status = "INVALID_ARGUMENT"
 
 
 class DamagedAvatar(StoreError):
     """An avatar directory that exists but cannot be read (disk corruption, hand edits)."""
 
+    status = "DATA_LOSS"
+
 
 class StoreFull(StoreError, LimitExceeded):
-    """The store's filesystem has no room (full, quota, file size limit): RESOURCE_EXHAUSTED, retry later."""
+    """The store's filesystem has no room (full, quota, file size limit); retry later."""
+
+    status = "RESOURCE_EXHAUSTED"
 
 
 class StoreUnwritable(StoreError, OSError):
@@ -100,7 +114,8 @@ class AvatarRecord:
 def check_id(avatar_id: str) -> str:
     """The id itself when it is well-formed; anything else (path separators, '..', case) is not found."""
     if not is_valid_avatar_id(avatar_id):
-        shown = avatar_id if isinstance(avatar_id, str) and len(avatar_id) <= 80 else f"{str(avatar_id)[:80]}..."
+        given: object = avatar_id  # from a request: any type at all
+        shown = given if isinstance(given, str) and len(given) <= 80 else f"{str(given)[:80]}..."
         raise AvatarNotFound(f"avatar id {shown!r} is not a valid avatar id (64 lowercase hex digits)")
     return avatar_id
 
@@ -119,65 +134,13 @@ def _decode_token(token: str) -> str:
     return raw[6:]
 
 
-class RendererPool:
-    """Up to `size` renderers of one avatar, leased one caller at a time.
-
-    A renderer caches per-avatar work and is not meant to be driven by two threads at once; a few
-    instances let several streams of the same avatar render in parallel without sharing one.
-    """
-
-    def __init__(self, avatar: Avatar, factory: Callable[[Avatar], object], size: int):
-        self.avatar = avatar
-        self._factory = factory
-        self._size = max(1, size)
-        self._idle: list[object] = []
-        self._count = 0
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def lease(self) -> Iterator[object]:
-        with self._cond:
-            while not self._idle and self._count >= self._size:
-                self._cond.wait()
-            if self._idle:
-                renderer = self._idle.pop()
-            else:
-                self._count += 1
-                renderer = None
-        if renderer is None:
-            try:
-                renderer = self._factory(self.avatar)
-            except BaseException:
-                with self._cond:
-                    self._count -= 1
-                    self._cond.notify()
-                raise
-        try:
-            yield renderer
-        finally:
-            with self._cond:
-                self._idle.append(renderer)
-                self._cond.notify()
-
-    def warm(self) -> None:
-        """Build one renderer now, so a stream's first frame does not pay for it."""
-        with self.lease():
-            pass
-
-
 class AvatarStore:
-    def __init__(self, root: str | os.PathLike, *, cache_size: int = 8,
-                 renderer_factory: Callable[[Avatar], object] | None = None, renderers_per_avatar: int = 2,
-                 stale_after_s: float = DEFAULT_STALE_AFTER_S):
+    """Avatars under `root` (created when missing); safe to share between threads and processes."""
+
+    def __init__(self, root: str | os.PathLike[str], *, stale_after_s: float = DEFAULT_STALE_AFTER_S):
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._cache_size = max(1, cache_size)
-        self._renderer_factory = renderer_factory or _default_renderer_factory
-        self._renderers_per_avatar = renderers_per_avatar
         self._stale_after_s = stale_after_s
-        self._cache: OrderedDict[str, RendererPool] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        self._load_locks: dict[str, tuple[threading.Lock, int]] = {}  # id -> (lock, holders + waiters)
 
     # -- disk ---------------------------------------------------------------------------------
 
@@ -220,16 +183,12 @@ class AvatarStore:
         return self.info(avatar.avatar_id)
 
     def info(self, avatar_id: str, include_thumbnail: bool = False) -> AvatarRecord:
+        """The avatar's record, from its manifest alone (cheap: no tensors are read)."""
         d = self._dir(avatar_id)
-        meta_path = d / META_FILE
+        if not (d / META_FILE).is_file():
+            raise AvatarNotFound(f"avatar {avatar_id} does not exist")
         try:
-            raw = meta_path.read_bytes()
-        except FileNotFoundError:
-            raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None
-        except NotADirectoryError:
-            raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None
-        try:
-            meta = json.loads(raw)
+            meta = read_manifest(d)
             record = AvatarRecord(
                 avatar_id=str(meta["avatar_id"]),
                 generator=str(meta["generator"]),
@@ -239,9 +198,10 @@ class AvatarStore:
                 display_name=str(meta.get("display_name", "")),
                 created_unix=float(meta.get("created_unix", 0.0)),
                 portrait_camera=tuple(float(x) for x in meta["portrait_camera"]),
-                schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+                schema_version=int(meta["schema_version"]),
             )
-        except (ValueError, KeyError, TypeError) as e:
+        except (AssetError, ValueError, TypeError) as e:
+            self._raise_unless_gone(avatar_id)
             raise DamagedAvatar(f"avatar {avatar_id} is damaged: {META_FILE} is unreadable ({e})") from None
         if record.avatar_id != avatar_id:
             raise DamagedAvatar(f"avatar {avatar_id} is damaged: {META_FILE} names another id")
@@ -249,7 +209,7 @@ class AvatarStore:
             record = self._with_thumbnail(record, d, meta)
         return record
 
-    def _with_thumbnail(self, record: AvatarRecord, d: Path, meta: dict) -> AvatarRecord:
+    def _with_thumbnail(self, record: AvatarRecord, d: Path, meta: dict[str, Any]) -> AvatarRecord:
         expected = (meta.get("files") or {}).get(THUMBNAIL_FILE)
         if not expected:
             return record
@@ -259,7 +219,7 @@ class AvatarStore:
             raise AvatarNotFound(f"avatar {record.avatar_id} does not exist") from None
         if hashlib.sha256(data).hexdigest() != expected:
             raise DamagedAvatar(f"avatar {record.avatar_id} is damaged: {THUMBNAIL_FILE} fails its sha256 check")
-        return AvatarRecord(**{**record.__dict__, "thumbnail_png": data})
+        return replace(record, thumbnail_png=data)
 
     def ids(self) -> list[str]:
         """Ids of complete avatars, sorted. Temporary and trash directories never qualify."""
@@ -267,7 +227,8 @@ class AvatarStore:
             entries = list(os.scandir(self.root))
         except FileNotFoundError:
             return []
-        return sorted(e.name for e in entries if is_valid_avatar_id(e.name) and os.path.isfile(os.path.join(e.path, META_FILE)))
+        return sorted(e.name for e in entries
+                      if is_valid_avatar_id(e.name) and os.path.isfile(os.path.join(e.path, META_FILE)))
 
     def list(self, page_size: int = 0, page_token: str = "") -> tuple[list[AvatarRecord], str]:
         """One page of avatars in id order; the token resumes after the last id shown, so pages stay
@@ -299,7 +260,6 @@ class AvatarStore:
             os.rename(d, trash)
         except FileNotFoundError:
             return False  # a concurrent delete won
-        self._evict(avatar_id)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
@@ -328,61 +288,18 @@ class AvatarStore:
             log.info("removed leftover %s from the store", entry.name)
         return removed
 
-    # -- loaded avatars -------------------------------------------------------------------------
-
     def load(self, avatar_id: str) -> Avatar:
-        return self.renderers(avatar_id).avatar
-
-    def renderers(self, avatar_id: str) -> RendererPool:
-        """The cached renderer pool of an avatar (loading and verifying it on a miss)."""
-        check_id(avatar_id)
-        with self._cache_lock:
-            pool = self._cache.get(avatar_id)
-            if pool is not None:
-                self._cache.move_to_end(avatar_id)
-                return pool
-            load_lock, waiters = self._load_locks.get(avatar_id, (threading.Lock(), 0))
-            self._load_locks[avatar_id] = (load_lock, waiters + 1)
-        # One loader per id; other ids load in parallel. The lock entry lives only while someone
-        # holds or waits for it, whether the load succeeds or fails (unknown ids must not pile up).
-        try:
-            with load_lock:
-                with self._cache_lock:
-                    pool = self._cache.get(avatar_id)
-                    if pool is not None:
-                        return pool
-                avatar = self._load_from_disk(avatar_id)
-                pool = RendererPool(avatar, self._renderer_factory, self._renderers_per_avatar)
-                with self._cache_lock:
-                    self._cache[avatar_id] = pool
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
-                return pool
-        finally:
-            with self._cache_lock:
-                lock, waiters = self._load_locks[avatar_id]
-                if waiters == 1:
-                    del self._load_locks[avatar_id]
-                else:
-                    self._load_locks[avatar_id] = (lock, waiters - 1)
-
-    def _load_from_disk(self, avatar_id: str) -> Avatar:
+        """The whole avatar, every file verified against the manifest's sha256."""
         d = self._dir(avatar_id)
         if not (d / META_FILE).is_file():
             raise AvatarNotFound(f"avatar {avatar_id} does not exist")
         try:
             return load_avatar(d)
         except AssetError as e:
-            if not (d / META_FILE).is_file():
-                raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None
+            self._raise_unless_gone(avatar_id)
             raise DamagedAvatar(f"avatar {avatar_id} is damaged: {e}") from None
 
-    def _evict(self, avatar_id: str) -> None:
-        with self._cache_lock:
-            self._cache.pop(avatar_id, None)
-
-
-def _default_renderer_factory(avatar: Avatar):
-    from avatar.render import Renderer
-
-    return Renderer(avatar, backend="cpu")
+    def _raise_unless_gone(self, avatar_id: str) -> None:
+        """AvatarNotFound when the avatar was deleted while it was being read: that is why it failed."""
+        if not (self.root / avatar_id / META_FILE).is_file():
+            raise AvatarNotFound(f"avatar {avatar_id} does not exist") from None

@@ -1,7 +1,6 @@
 """RenderStream and TrackFace: a reader thread takes requests off the wire into a small mailbox; the
-handler thread renders (or tracks) from the mailbox and writes frames (or tracked faces). A RenderStream
-frame may carry a driving image: a FaceTracker per stream turns it into the frame's expression, head
-pose and gaze.
+handler thread renders (through the application's Stream) or tracks from the mailbox and writes frames
+or tracked faces. A RenderStream frame may carry a driving image (see grpc_server.app.application.Stream).
 
 Backpressure: in EVERY_FRAME the mailbox holds at most `QUEUE_DEPTH` requests; when it is full the
 reader stops reading, so HTTP/2 flow control slows the client down instead of the server buffering.
@@ -16,21 +15,25 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, replace
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 
 from avatar.camera import CameraError
-from avatar.expressions import ExpressionError
+from avatar.expressions import ARKIT_NAMES, ExpressionError
 from avatar.portrait.decode import decode_image
+from avatar.track import FaceTracker, TrackedFrame
 from avatar.track.video import ClipLimits
+from grpc_server import frames
+from grpc_server.app.application import Application
+from grpc_server.app.errors import Cancelled, InvalidRequest, ShuttingDown
+from grpc_server.app.rendering import FrameInputs
 from grpc_server.auth import client_identity
-from grpc_server.proto import pb
-from grpc_server.convert import FrameInputs, frame_inputs, frame_spec
-from grpc_server.errors import Cancelled, InvalidRequest, ShuttingDown, rpc_errors
+from grpc_server.convert import frame_inputs, frame_spec, render_options
+from grpc_server.errors import rpc_errors
 from grpc_server.limits import LimitExceeded
-from grpc_server.store import check_id
+from grpc_server.proto import pb
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ EYE_NAMES = ("leftEyeDown", "leftEyeLeft", "rightEyeDown", "rightEyeLeft")
 @dataclass
 class _Pending:
     seq: int
-    inputs: FrameInputs
+    inputs: FrameInputs | pb.TrackFrame
     received: float  # perf_counter when read off the wire
     driving: bytes = b""  # RenderStream: a driving image whose tracked face replaces the expression
 
@@ -120,7 +123,7 @@ def first_request(requests, context: grpc.ServicerContext):
         return None
     except grpc.RpcError:
         return None  # the client went away before saying anything
-    except Exception:  # noqa: BLE001 - the request iterator raises plain exceptions on cancellation too
+    except Exception:
         if not context.is_active():
             return None
         raise
@@ -132,8 +135,8 @@ class _Session(ABC):
 
     rpc = ""
 
-    def __init__(self, service, request_iterator, context: grpc.ServicerContext):
-        self._service = service
+    def __init__(self, app: Application, request_iterator, context: grpc.ServicerContext):
+        self._app = app
         self._requests = request_iterator
         self._context = context
         self._stop = threading.Event()
@@ -142,20 +145,13 @@ class _Session(ABC):
         return self._stop.is_set() or not self._context.is_active()
 
     def run(self) -> Iterator:
-        service, context = self._service, self._context
-        with rpc_errors(context, self.rpc):
-            service.check_open()
-            client = client_identity(context)
-            service.client_stream_slots.acquire(client)
+        context = self._context
+        with rpc_errors(context, self.rpc), self._app.stream_slot(client_identity(context)):
+            context.add_callback(self._stop.set)
             try:
-                with service.stream_slots:
-                    context.add_callback(self._stop.set)
-                    try:
-                        yield from self._serve()
-                    finally:
-                        self._stop.set()
+                yield from self._serve()
             finally:
-                service.client_stream_slots.release(client)
+                self._stop.set()
 
     @abstractmethod
     def _serve(self) -> Iterator:
@@ -173,27 +169,25 @@ class StreamSession(_Session):
     rpc = "RenderStream"
 
     def _serve(self) -> Iterator[pb.Frame]:
-        service = self._service
-        first = self._next_request()
+        app = self._app
+        first = first_request(self._requests, self._context)
         if first is None:
             return
         if first.WhichOneof("request") != "start":
             raise InvalidRequest("the first RenderStream message must be `start` (avatar id, frame options, mode)")
         start = first.start
-        check_id(start.avatar_id)
-        spec = frame_spec(start.options, service.limits)
-        pool = service.store.renderers(start.avatar_id)
+        spec = frame_spec(start.options, app.limits)
+        stream = app.open_stream(start.avatar_id, render_options(start.options, spec))
         latest_wins = start.mode == pb.LATEST_WINS
         mailbox = Mailbox(latest_wins)
         reader = threading.Thread(target=self._read, args=(mailbox,), daemon=True,
                                   name=f"stream-reader-{start.avatar_id[:8]}")
         reader.start()
-        driver = None  # the stream's face tracker, made for its first driving image
         try:
             while True:
                 if self._cancelled():
                     return
-                if service.stopping.is_set():
+                if app.stopping.is_set():
                     # Answer what is already queued, then tell the client to reconnect elsewhere.
                     mailbox.close(ShuttingDown())
                 got = mailbox.get(_POLL_S)
@@ -202,25 +196,15 @@ class StreamSession(_Session):
                 if got is _END:
                     return
                 item, dropped = got
-                inputs = item.inputs
-                if item.driving:
-                    driver = driver or _driving_tracker()
-                    inputs = driven_inputs(inputs, driver, item.driving, service.limits)
+                assert isinstance(item.inputs, FrameInputs)
                 try:
-                    rendered = service.frame_renderer.render(pool, inputs, spec, self._cancelled)
+                    rendered = stream.render(item.inputs, item.driving, self._cancelled)
                 except Cancelled:
                     return
-                enc = rendered.encoded
-                yield pb.Frame(seq=item.seq, width=spec.width, height=spec.height, encoding=spec.encoding,
-                               data=enc.data, depth=enc.depth, alpha=enc.alpha, render_ms=rendered.render_ms,
-                               queue_ms=(time.perf_counter() - item.received) * 1e3 - rendered.render_ms,
-                               dropped=dropped)
+                yield frames.message(rendered, spec, app.limits.max_message_bytes, item.received, item.seq, dropped)
         finally:
             self._stop.set()
             mailbox.close()
-
-    def _next_request(self):
-        return first_request(self._requests, self._context)
 
     def _read(self, mailbox: Mailbox) -> None:
         try:
@@ -236,27 +220,14 @@ class StreamSession(_Session):
                 except (ExpressionError, CameraError) as e:
                     raise type(e)(f"frame seq {req.frame.seq}: {e}") from None
                 driving = bytes(req.frame.driving_image)
-                if len(driving) > self._service.limits.max_portrait_bytes:
+                if len(driving) > self._app.limits.max_portrait_bytes:
                     raise LimitExceeded(f"frame seq {req.frame.seq}: driving image too large ({len(driving)} "
-                                        f"bytes > limit {self._service.limits.max_portrait_bytes} bytes)")
+                                        f"bytes > limit {self._app.limits.max_portrait_bytes} bytes)")
                 if not mailbox.put(_Pending(req.frame.seq, inputs, received, driving), self._stop):
                     return
             mailbox.close()
         except Exception as e:  # noqa: BLE001 - any reader failure ends the stream with a status
             self._reader_failed(mailbox, e)
-
-
-def _driving_tracker():
-    from avatar.track import FaceTracker  # loads the head model: only for streams that use it
-
-    return FaceTracker()
-
-
-def driven_inputs(inputs: FrameInputs, tracker, image: bytes, limits) -> FrameInputs:
-    """The frame's inputs with the expression, head pose and gaze of the face tracked in `image`."""
-    result = tracker.track(decode_image(image, limits.portrait_limits()))
-    return replace(inputs, expression=result.weights, eye=result.eye,
-                   head_pose=tuple(float(v) for v in result.head_pose))
 
 
 class TrackSession(_Session):
@@ -266,9 +237,6 @@ class TrackSession(_Session):
     rpc = "TrackFace"
 
     def _serve(self) -> Iterator[pb.TrackFaceResponse]:
-        from avatar.expressions import ARKIT_NAMES
-        from avatar.track import FaceTracker
-
         first = first_request(self._requests, self._context)
         if first is None:
             return
@@ -287,7 +255,7 @@ class TrackSession(_Session):
             while True:
                 if self._cancelled():
                     return
-                if self._service.stopping.is_set():
+                if self._app.stopping.is_set():
                     mailbox.close(ShuttingDown())
                 got = mailbox.get(_POLL_S)
                 if got is None:
@@ -297,7 +265,8 @@ class TrackSession(_Session):
                 item, dropped = got
                 begin = time.perf_counter()
                 frame = item.inputs
-                rgb = decode_image(frame.image, self._service.limits.portrait_limits())
+                assert isinstance(frame, pb.TrackFrame)
+                rgb = decode_image(frame.image, self._app.limits.portrait_limits())
                 t = frame.time_s if frame.time_s > 0 else None
                 result = tracker.track(rgb, t)
                 yield pb.TrackFaceResponse(face=tracked_face(item.seq, result, dropped,
@@ -307,7 +276,7 @@ class TrackSession(_Session):
             mailbox.close()
 
     def _read(self, mailbox: Mailbox) -> None:
-        limits = self._service.limits
+        limits = self._app.limits
         count = 0
         try:
             for req in self._requests:
@@ -332,7 +301,7 @@ class TrackSession(_Session):
             self._reader_failed(mailbox, e)
 
 
-def tracked_face(seq: int, result, dropped: int = 0, track_ms: float = 0.0) -> pb.TrackedFace:
+def tracked_face(seq: int, result: TrackedFrame, dropped: int = 0, track_ms: float = 0.0) -> pb.TrackedFace:
     """A TrackedFrame (avatar.track) as the TrackedFace message."""
     yaw, pitch, roll = (float(v) for v in result.head_pose)
     return pb.TrackedFace(seq=seq, time_s=result.time, found=result.found, confidence=result.confidence,

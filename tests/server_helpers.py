@@ -111,7 +111,7 @@ class ServerProcess:
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def synthetic(seed: int = 0):
     from avatar.synthetic import synthetic_avatar
 

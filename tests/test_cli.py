@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from portrait_helpers import png_with_header_size
 
 from grpc_server.cli import main
-from portrait_helpers import png_with_header_size
 
 
 def bad_inputs():

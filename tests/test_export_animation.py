@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from avatar.expressions import LIVELINK_HEADER, index_of
-from exporter.animation import Animation, from_json, from_sources, load_animation
+from exporter.animation import Animation
 from exporter.livelink import format_timecode, parse_timecode, read_livelink_csv, write_livelink_csv
 from exporter.options import ExportError
+from exporter.sources import from_json, from_sources, load_animation
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "faceverse"
 REAL_FILES = sorted(REFERENCE.glob("coeffs_v3_*.npy")) if REFERENCE.is_dir() else []
@@ -44,8 +45,9 @@ def test_faceverse_directory_is_a_sequence_with_pose_and_gaze():
 
 
 def test_head_quaternion_matches_faceverse_rotation_matrix():
-    from avatar.faceverse_coeffs import euler_xyz_to_matrix
     from scipy.spatial.transform import Rotation
+
+    from avatar.faceverse_coeffs import euler_xyz_to_matrix
 
     vec = np.zeros(490, np.float32)
     vec[453:456] = (0.2, -0.4, 0.1)  # pitch, yaw, roll
@@ -166,7 +168,7 @@ def test_bad_json(payload, match):
 def test_unknown_format_and_mixtures():
     with pytest.raises(ExportError, match="unknown animation format"):
         from_sources([("a.txt", b"")])
-    with pytest.raises(ExportError, match="only allowed as .npy"):
+    with pytest.raises(ExportError, match=r"only allowed as \.npy"):
         from_sources([("a.json", b"[]"), ("b.json", b"[]")])
     with pytest.raises(ExportError, match="no animation source"):
         from_sources([])

@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+from export_helpers import glb_inputs
 
 from avatar.expressions import LIVELINK_HEADER, index_of
 from exporter.api import export, normalise_formats
 from exporter.options import ExportError, ExportOptions
-from export_helpers import glb_inputs
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "faceverse"
 OPTIONS = ExportOptions(texture_size=256, include_static=False)

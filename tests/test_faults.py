@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
+from portrait_helpers import astronaut_jpeg
+from server_helpers import ROOT, SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 from grpc_server.client import ClientError
 from grpc_server.proto import pb
-from portrait_helpers import astronaut_jpeg
-from server_helpers import ROOT, SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -221,7 +220,7 @@ def test_bake_retries_transient_failures_and_resumes_after_kill_9(tmp_path):
     assert 1 <= len(done_before) < len(faces)
 
     run3 = _bake(inputs, out)
-    stdout, stderr = run3.communicate(timeout=600)
+    _, stderr = run3.communicate(timeout=600)
     assert run3.returncode == 0, stderr.decode()[-2000:]
     report = {r["input"]: r for r in json.loads((out / "report.json").read_text())["inputs"]}
     assert report["a_junk.png"]["status"] == "skipped-error"
@@ -266,51 +265,7 @@ def test_corrupted_avatar_is_data_loss_for_that_id_only(tmp_path):
         assert srv.stop() == 0, srv.log()
 
 
-# -- the store's loader (in process) -----------------------------------------------------------------------
-
-def test_failed_loads_leave_no_lock_behind(tmp_path):
-    """Regression: `_load_locks` kept a lock for every id that failed to load, so requests for unknown
-    well-formed ids grew it without bound."""
-    from grpc_server.store import AvatarNotFound, AvatarStore
-
-    store = AvatarStore(tmp_path / "store")
-    rng = np.random.default_rng(0)
-    unknown = ["".join(rng.choice(list("0123456789abcdef"), 64)) for _ in range(200)]
-
-    def load(avatar_id):
-        try:
-            store.renderers(avatar_id)
-        except AvatarNotFound:
-            pass
-
-    threads = [threading.Thread(target=lambda ids=unknown[i::8]: [load(a) for a in ids]) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert store._load_locks == {}
-
-
-def test_concurrent_loads_of_one_avatar_share_one_pool(tmp_path):
-    from grpc_server.store import AvatarStore
-
-    loads = []
-
-    def factory(avatar):
-        loads.append(avatar.avatar_id)
-        return object()
-
-    root = tmp_path / "store"
-    avatar_id = put_synthetic_avatar(root)
-    store = AvatarStore(root, renderer_factory=factory)
-    pools = []
-    threads = [threading.Thread(target=lambda: pools.append(store.renderers(avatar_id))) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len({id(p) for p in pools}) == 1 and store._load_locks == {}
-
+# -- in process ------------------------------------------------------------------------------------------
 
 def test_nvdiffrast_context_is_created_once_under_racing_threads(monkeypatch):
     """Regression: `_contexts` was filled from several render threads with no lock. nvdiffrast needs
@@ -348,7 +303,7 @@ def test_nvdiffrast_context_is_created_once_under_racing_threads(monkeypatch):
 def test_listening_beyond_loopback_without_tokens_needs_an_explicit_flag(tmp_path):
     from grpc_server.config import ConfigError, ServerConfig
 
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0 without authentication"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0 without authentication"):
         ServerConfig(host="0.0.0.0", store=tmp_path).validate()
     ServerConfig(host="0.0.0.0", store=tmp_path, token_file="tokens").validate()
     ServerConfig(host="0.0.0.0", store=tmp_path, allow_unauthenticated_remote=True).validate()
@@ -365,6 +320,7 @@ def test_export_names_and_ids_cannot_escape(tmp_path):
     """Ids are 64 lowercase hex digits before any path is built; animation file names must be plain;
     the client refuses a server-sent path outside its output folder."""
     from grpc_server import exports
+    from grpc_server.app.exports import checked_paths
     from grpc_server.client import _safe_target
     from grpc_server.errors import InvalidRequest
     from grpc_server.store import AvatarNotFound, check_id
@@ -380,7 +336,7 @@ def test_export_names_and_ids_cannot_escape(tmp_path):
             _safe_target(tmp_path, rel)
     (tmp_path / "out").mkdir()
     with pytest.raises(RuntimeError, match="not a file inside"):
-        exports.checked_paths(tmp_path / "out", ["../" + tmp_path.name])
+        checked_paths(tmp_path / "out", ["../" + tmp_path.name])
 
 
 def test_limits_are_per_client(tmp_path):

@@ -23,15 +23,15 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from portrait_helpers import astronaut, encode, png_chunk, png_with_header_size
+from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 from avatar.expressions import ARKIT_NAMES
 from avatar.portrait.decode import decode_image
 from avatar.portrait.errors import REASONS, PortraitError, PortraitLimits
-from exporter.animation import from_sources
 from exporter.options import ExportError
+from exporter.sources import from_sources
 from grpc_server.proto import pb
-from portrait_helpers import astronaut, encode, png_chunk, png_with_header_size
-from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -83,7 +83,7 @@ def mutated(draw, seeds: dict[str, bytes]) -> bytes:
 LIMITS = PortraitLimits()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def portrait_seeds() -> dict[str, bytes]:
     face = np.ascontiguousarray(astronaut()[40:200:2, 160:320:2])  # 80 x 80: decodes in a millisecond
     rgba = np.dstack([face, np.full(face.shape[:2], 200, np.uint8)])
@@ -167,7 +167,7 @@ def _npy(array) -> bytes:
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def animation_seeds() -> dict[str, bytes]:
     rng = np.random.default_rng(0)
     header = ["Timecode", "BlendShapeCount", *[n[0].upper() + n[1:] for n in ARKIT_NAMES],
@@ -260,7 +260,7 @@ def test_fuzz_livelink_csv_structure(doc):
 
 
 def _npy_claiming(shape: str) -> bytes:
-    header = ("{'descr': '<f8', 'fortran_order': False, 'shape': %s, }" % shape).encode().ljust(118) + b"\n"
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}".encode().ljust(118) + b"\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\0" * 64
 
 
@@ -283,7 +283,7 @@ MESSAGES = [pb.CreateAvatarRequest, pb.RenderRequest, pb.RenderStreamRequest, pb
             pb.ListAvatarsRequest, pb.GetAvatarRequest, pb.DeleteAvatarRequest]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def message_seeds() -> dict[str, bytes]:
     from grpc_server.client import frame_request
 

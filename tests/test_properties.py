@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 from avatar import camera as cam
 from avatar.expressions import ARKIT_NAMES
 from grpc_server import frames
 from grpc_server.client import ClientError
 from grpc_server.proto import pb
-from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -241,8 +241,9 @@ def render(client, avatar_id, frame: pb.FrameRequest, options: pb.FrameOptions) 
 
 @pytest.fixture(scope="module")
 def renderer():
-    from avatar.render import Renderer
     from server_helpers import synthetic
+
+    from avatar.render import Renderer
 
     return Renderer(synthetic(0))
 
@@ -429,7 +430,7 @@ def test_export_options_property(server, client, still_serving, options, formats
         refused(ClientError(e.code(), e.details()), grpc.StatusCode.INVALID_ARGUMENT, server=server)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_portrait() -> bytes:
     from portrait_helpers import astronaut, encode
 

@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from server_helpers import ROOT, ServerProcess
 
 from grpc_server.client import AvatarForgeClient
 from grpc_server.config import ConfigError, ServerConfig
 from grpc_server.paths import default_store
 from grpc_server.server import is_loopback
-from server_helpers import ROOT, ServerProcess
 
 
 def test_defaults_are_safe():

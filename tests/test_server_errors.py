@@ -10,12 +10,11 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
+from portrait_helpers import astronaut, astronaut_jpeg, astronaut_on_canvas, astronaut_png, encode, png_with_header_size
+from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 from grpc_server.client import AvatarForgeClient, ClientError, frame_request
 from grpc_server.proto import pb
-from portrait_helpers import (astronaut, astronaut_jpeg, astronaut_on_canvas, astronaut_png, encode,
-                              png_with_header_size)
-from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 pytestmark = pytest.mark.timeout(900)
 

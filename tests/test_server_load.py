@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 import pytest
-
-from grpc_server.client import ClientError
 from portrait_helpers import astronaut, encode
 from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
+
+from grpc_server.client import ClientError
 
 pytestmark = pytest.mark.timeout(1200)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from server_helpers import ServerProcess
 
 from grpc_server.client import AvatarForgeClient, ClientError
-from server_helpers import ServerProcess
 
 pytestmark = pytest.mark.timeout(600)
 

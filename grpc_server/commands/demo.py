@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from grpc_server.commands._common import fail, progress_bar
+from grpc_server.commands._common import UsageError, progress_bar
 
 TURNTABLE_FRAMES = 24
 TURNTABLE_YAW = 35.0
@@ -90,10 +90,10 @@ def _portraits(folder: Path | None) -> list[tuple[str, bytes]]:
     if folder is None:
         return [("", astronaut_png())]
     if not folder.is_dir():
-        raise ValueError(f"--portraits {folder}: no such directory")
+        raise UsageError(f"--portraits {folder}: no such directory")
     found = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in PORTRAIT_SUFFIXES]
     if not found:
-        raise ValueError(f"--portraits {folder}: no images ({', '.join(PORTRAIT_SUFFIXES)}) in it")
+        raise UsageError(f"--portraits {folder}: no images ({', '.join(PORTRAIT_SUFFIXES)}) in it")
     return [(f"{p.stem}_", p.read_bytes()) for p in found]
 
 
@@ -103,29 +103,26 @@ def run(args) -> int:
 
     out: Path = args.out
     start = time.perf_counter()
-    try:
-        portraits = _portraits(args.portraits)
-        out.mkdir(parents=True, exist_ok=True)
-        generator = get_generator("projective")
-        store = AvatarStore(out / "store")
-        blender_note = _blender_note(args.blender)
-        written = []
-        for prefix, data in portraits:
-            name = prefix.rstrip("_") or "astronaut"
-            if not prefix:
-                (out / "astronaut.png").write_bytes(data)
-            try:
-                with progress_bar(f"create {name}") as update:
-                    avatar = generator.create(data, progress=update, display_name=name)
-            except ValueError as e:  # a portrait the generator refuses: say why, go on with the others
-                print(f"avatarforge demo: {name} skipped: {e}", file=sys.stderr)
-                continue
-            store.create(avatar)
-            written.append((name, avatar.avatar_id, *_pictures(avatar, out, prefix, args.size, blender_note)))
-    except Exception as e:  # every failure path already carries a sentence for the user
-        return fail("demo", e)
+    portraits = _portraits(args.portraits)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = get_generator("projective")
+    store = AvatarStore(out / "store")
+    blender_note = _blender_note(args.blender)
+    written = []
+    for prefix, data in portraits:
+        name = prefix.rstrip("_") or "astronaut"
+        if not prefix:
+            (out / "astronaut.png").write_bytes(data)
+        try:
+            with progress_bar(f"create {name}") as update:
+                avatar = generator.create(data, progress=update, display_name=name)
+        except ValueError as e:  # a portrait the generator refuses: say why, go on with the others
+            print(f"avatarforge demo: {name} skipped: {e}", file=sys.stderr)
+            continue
+        store.create(avatar)
+        written.append((name, avatar.avatar_id, *_pictures(avatar, out, prefix, args.size, blender_note)))
     if not written:
-        return fail("demo", ValueError("no avatar could be made from the portraits"))
+        raise UsageError("no avatar could be made from the portraits")
     for name, avatar_id, gif, sheet, contact in written:
         print(f"{name}: avatar {avatar_id} (store {out / 'store'})")
         print(f"  turntable   {gif}")

@@ -1,22 +1,20 @@
-"""`avatarforge export AVATAR_ID -o DIR`: bake an avatar's assets (GLB, blendshape tables, animation, triplane)
-from a local store, or from a running server with --server (files arrive as checksummed chunks)."""
+"""`avatarforge export AVATAR_ID -o DIR`: an avatar's engine assets (GLB, blendshape tables, animation,
+triplane) from the local store or through --server (same files either way; a server's arrive as
+checksummed chunks)."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from grpc_server.paths import default_store
+from exporter.options import ExportOptions
+from grpc_server.commands._common import add_location_args, backend
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="export an avatar's assets into a directory", description=__doc__)
     parser.add_argument("avatar_id", help="the avatar's 64-hex id")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--store", type=Path, default=None,
-                       help=f"avatar store directory (default: {default_store()})")
-    where.add_argument("--server", metavar="ADDR", default=None,
-                       help="export through a running server at HOST:PORT instead of a local store")
-    parser.add_argument("--token", default=None, help="bearer token for --server")
+    add_location_args(parser)
     parser.add_argument("-o", "--out", type=Path, required=True, help="output directory")
     parser.add_argument("--formats", default="glb,tables",
                         help="comma-separated: glb, tables, anim (animation), triplane (default: glb,tables)")
@@ -32,84 +30,30 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _animation_sources(paths: list[Path]) -> list[tuple[str, bytes]]:
-    sources = []
-    for p in paths:
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".npy")
-            if not files:
-                raise ValueError(f"{p}: directory holds no .npy frames")
-            sources.extend((f.name, f.read_bytes()) for f in files)
-        elif p.is_file():
-            sources.append((p.name, p.read_bytes()))
-        else:
-            raise ValueError(f"{p}: no such animation file")
-    return sources
-
-
-def _formats(args) -> list[str]:
-    from exporter.api import normalise_formats
-
-    names = [f for f in args.formats.split(",") if f.strip()]
-    if args.anim:
-        names.append("animation")
-    return normalise_formats(names)
-
-
-def _option_values(args) -> dict:
-    values = {"include_static": not args.no_static, "target_normals": not args.no_target_normals}
-    if args.texture_size:
-        values["texture_size"] = args.texture_size
-    if args.static_budget:
-        values["static_triangle_budget"] = args.static_budget
-    if args.frame_rate:
-        values["frame_rate"] = args.frame_rate
-    return values
+def _options(args: argparse.Namespace) -> ExportOptions:
+    """The flags as options; a flag left at 0 keeps the exporter's default."""
+    defaults = ExportOptions()
+    return ExportOptions(texture_size=args.texture_size or defaults.texture_size,
+                         static_triangle_budget=args.static_budget or defaults.static_triangle_budget,
+                         include_static=not args.no_static, target_normals=not args.no_target_normals,
+                         frame_rate=args.frame_rate or defaults.frame_rate)
 
 
 def _progress(stage: str, fraction: float, message: str) -> None:
     print(f"[{stage} {fraction * 100:3.0f}%] {message}", file=sys.stderr, flush=True)
 
 
-def _export_local(args, formats, sources) -> list[str]:
-    from avatar.asset import load_avatar
-    from exporter.api import export
-    from exporter.options import ExportOptions
+def run(args: argparse.Namespace) -> int:
+    # These load torch: imported when the command runs, not when the CLI starts (see _backend).
+    from exporter.api import normalise_formats
+    from exporter.sources import source_files
 
-    store = args.store or default_store()
-    directory = store / args.avatar_id
-    if not directory.is_dir():
-        raise ValueError(f"avatar {args.avatar_id} is not in the store {store}")
-    avatar = load_avatar(directory)
-    return export(avatar, formats, ExportOptions(**_option_values(args)), sources, args.out, _progress)
-
-
-def _export_remote(args, formats, sources) -> list[str]:
-    from grpc_server.client import AvatarForgeClient, ClientError
-
-    options = _option_values(args)
-    proto_options = {"without_static_parts": not options["include_static"],
-                     "without_target_normals": not options["target_normals"],
-                     "texture_size": options.get("texture_size", 0),
-                     "static_triangle_budget": options.get("static_triangle_budget", 0),
-                     "frame_rate": options.get("frame_rate", 0.0)}
-    try:
-        with AvatarForgeClient(args.server, token=args.token) as client:
-            written = client.export(args.avatar_id, formats, args.out, options=proto_options, animation=sources,
-                                    progress=lambda p: _progress(p.stage, p.fraction, p.message))
-    except ClientError as exc:
-        raise ValueError(f"server {args.server}: {exc}") from None
-    return [Path(p).relative_to(args.out).as_posix() for p in written]
-
-
-def run(args) -> int:
-    try:
-        formats = _formats(args)
-        sources = _animation_sources(args.anim)
-        written = (_export_remote if args.server else _export_local)(args, formats, sources)
-    except ValueError as exc:  # ExportError, AssetError, ... are ValueErrors with a sentence
-        print(f"avatarforge export: {exc}", file=sys.stderr)
-        return 1
+    named = [f for f in args.formats.split(",") if f.strip()]
+    formats = normalise_formats(named + (["animation"] if args.anim else []))
+    options = _options(args)
+    sources = source_files(args.anim)
+    with backend(args) as where:
+        written = where.export(args.avatar_id, formats, options, sources, args.out, _progress)
     for rel in written:
         print(args.out / rel)
     print(f"exported {len(written)} files to {args.out}", file=sys.stderr)

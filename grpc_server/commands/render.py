@@ -1,15 +1,15 @@
 """`avatarforge render AVATAR_ID -o OUT.png`: one frame of an avatar from a camera and an expression."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from grpc_server.commands._common import add_location_args, fail, parse_expressions, store_root
+from grpc_server.commands._common import add_location_args, backend, parse_expressions
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("render", help="render one frame of an avatar to PNG", description=__doc__)
     parser.add_argument("avatar_id")
     add_location_args(parser)
@@ -23,29 +23,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    try:
-        expression = parse_expressions(args.expr)
-        rgba = _render(args, expression)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgba).save(args.out)
-    except Exception as e:  # every failure path already carries a sentence for the user
-        return fail("render", e)
+def run(args: argparse.Namespace) -> int:
+    expression = parse_expressions(args.expr)
+    with backend(args) as where:
+        rgba = where.render(args.avatar_id, args.yaw, args.pitch, args.roll, expression, args.size)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgba).save(args.out)
     print(args.out)
     return 0
-
-
-def _render(args, expression: dict) -> np.ndarray:
-    if args.server:
-        from grpc_server.client import AvatarForgeClient
-
-        with AvatarForgeClient(args.server, token=args.token) as client:
-            return client.render(args.avatar_id, yaw=args.yaw, pitch=args.pitch, roll=args.roll,
-                                 expression=expression or None, size=args.size)
-    from avatar import camera
-    from avatar.render import Renderer
-    from grpc_server.store import AvatarStore
-
-    avatar = AvatarStore(store_root(args)).load(args.avatar_id)
-    cam = camera.camera_vector(yaw_deg=args.yaw, pitch_deg=args.pitch, roll_deg=args.roll)
-    return Renderer(avatar).render(cam, expression or None, size=args.size).rgba8()

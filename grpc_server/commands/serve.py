@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -33,6 +34,8 @@ _HELP = {
     "grace": "seconds in-flight calls get to finish on SIGTERM/SIGINT",
     "backend": "rasterizer backend: cpu or nvdiffrast (CUDA)",
     "avatarartist_weights": "folder of the AvatarArtist weights (layout in the README); enables that generator",
+    "head_model": "faceverse:PATH: load a FaceVerse v3 .npy head model; avatars wearing it render and export, and "
+                  "the projective generator fits it instead of the embedded head",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 
@@ -47,7 +50,7 @@ def register(subparsers) -> None:
     for f in fields(ServerConfig):
         value = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
-        kind = (lambda s: Path(s).expanduser()) if isinstance(value, Path) else type(value)
+        kind: Callable[[str], object] = (lambda s: Path(s).expanduser()) if isinstance(value, Path) else type(value)
         if isinstance(value, bool):
             kind = parse_bool
         parser.add_argument(flag, dest=f.name, default=value, type=kind,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm import tqdm
 
-from grpc_server.commands._common import fail
+from grpc_server.commands._common import UsageError
 
 OUTPUT_SUFFIXES = (".csv", ".json")
 
@@ -29,7 +30,7 @@ class _Bar:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
+        self.bar: tqdm[NoReturn] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
@@ -47,19 +48,15 @@ class _Bar:
 def run(args) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        return fail("track", ValueError(f"-o must end in .csv (Live Link Face) or .json (ARKit sequence), "
-                                        f"got {args.out.name!r}"))
-    from avatar.portrait import PerceptionUnavailable, PortraitError
+        raise UsageError(f"-o must end in .csv (Live Link Face) or .json (ARKit sequence), got {args.out.name!r}")
     from avatar.track import track_clip
     from exporter.animation import from_track
 
     bar = _Bar(not args.quiet)
     try:
         track = track_clip(args.clip, progress=bar, smooth=not args.no_smoothing)
-    except (ValueError, PortraitError, PerceptionUnavailable) as exc:  # ClipError, ClipTooLong, models missing
+    finally:
         bar.close()
-        return fail("track", exc)
-    bar.close()
     animation = from_track(track)
     if suffix == ".csv":
         from exporter.livelink import write_livelink_csv
