@@ -7,8 +7,8 @@ seconds, or the error), so a rerun skips every input whose record still matches,
 rejected as bad input: the same bytes would fail the same way. Any other failure (out of memory, a
 full disk, a worker killed mid-job) is transient: the job is tried again, up to `max_attempts` times
 in one run, and once more on every rerun. `report.json` in the output folder lists every input with
-its attempts. Jobs run in a process pool when workers > 1 (Ray is not a dependency here; a cluster
-runs this same per-file function under its own scheduler).
+its attempts. Jobs run in a process pool when workers > 1; `exporter.bake_ray` runs the same jobs as Ray
+tasks across a cluster through `run_bake`, so skipping, retries and the report are the same there.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -109,7 +110,8 @@ def _is_input_error(exc: BaseException) -> bool:
     return isinstance(exc, ValueError)
 
 
-def _write_record(out: Path, record: dict) -> None:
+def write_record(out: Path, record: dict) -> None:
+    """`out/bake.json`, replaced in one rename."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (RECORD + ".partial")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -144,7 +146,7 @@ def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptio
         record.update(status="error", error=f"{type(exc).__name__}: {exc}", retryable=not _is_input_error(exc))
     record["seconds"] = round(time.perf_counter() - start, 3)
     try:
-        _write_record(out, record)
+        write_record(out, record)
     except OSError as exc:  # e.g. a full disk: this run's report still has the outcome; a rerun retries
         record.update(status="error", error=f"cannot write {RECORD}: {exc}", retryable=True)
     return record
@@ -167,21 +169,44 @@ def _result(record: dict, out: Path, skipped: bool) -> BakeResult:
                       retryable=bool(record.get("retryable", False)))
 
 
+@dataclass(frozen=True)
+class BakeSpec:
+    """What every job of one bake shares: normalised export formats, options and the generator's name."""
+    formats: list[str]
+    options: ExportOptions
+    generator: str
+
+
+Job = tuple[Path, Path]  # (portrait file, its output folder)
+# One attempt at every job, calling finished(portrait, record) as each ends (record as bake_one returns it).
+JobRunner = Callable[[list[Job], BakeSpec, int, Callable[[Path, dict], None]], None]
+
+
 def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
                 workers: int = 1, on_result: Callable[[BakeResult], None] | None = None,
                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, generator: str = DEFAULT_GENERATOR) -> BakeReport:
-    """Bake every portrait not already done with the named generator; `on_result` is called once per
-    input as it finishes (after its last attempt)."""
+    """Bake every portrait not already done with the named generator, `workers` at a time on this
+    machine; `on_result` is called once per input as it finishes (after its last attempt)."""
+    if not isinstance(workers, int) or workers < 1:
+        raise ExportError(f"workers must be a positive integer, got {workers!r}")
+    return run_bake(portraits_dir, out_dir, partial(_run_jobs, workers=workers), formats, options, on_result,
+                    max_attempts, generator)
+
+
+def run_bake(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike, runner: JobRunner,
+             formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
+             on_result: Callable[[BakeResult], None] | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+             generator: str = DEFAULT_GENERATOR) -> BakeReport:
+    """The bake around any job runner: skips inputs whose record still matches, gives transient
+    failures up to `max_attempts` tries (each try one `runner` call over the inputs left), writes
+    `report.json`. The runner is not called when nothing is left to do."""
     from avatar.generators import get_generator
 
     get_generator(generator)  # an unknown name is a GeneratorError before any work
-    options = options or ExportOptions()
-    formats = normalise_formats(formats)
-    if "animation" in formats:
+    spec = BakeSpec(normalise_formats(formats), options or ExportOptions(), generator)
+    if "animation" in spec.formats:
         raise ExportError("bake exports avatars only; the animation format needs a per-avatar animation source")
-    if not isinstance(workers, int) or workers < 1:
-        raise ExportError(f"workers must be a positive integer, got {workers!r}")
     if not isinstance(max_attempts, int) or max_attempts < 1:
         raise ExportError(f"max_attempts must be a positive integer, got {max_attempts!r}")
     src_dir, out_root = Path(portraits_dir), Path(out_dir)
@@ -194,7 +219,7 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
     todo: list[Path] = []
     for p in inputs:
         out = out_root / names[p]
-        key = _job_key(hashlib.sha256(p.read_bytes()).hexdigest(), formats, options, generator)
+        key = _job_key(hashlib.sha256(p.read_bytes()).hexdigest(), spec.formats, spec.options, generator)
         record = _read_record(out)
         if _still_valid(record, key, out):
             results[p] = _result(record, out, skipped=True)
@@ -213,11 +238,11 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 results[p] = _result(record, out_root / names[p], skipped=False)
                 notify(results[p])
 
-        _run_jobs(todo, out_root, names, formats, options, workers, attempt, generator, finished)
+        runner([(p, out_root / names[p]) for p in todo], spec, attempt, finished)
         todo, attempt = sorted(retry), attempt + 1
 
     report = BakeReport([results[p] for p in inputs])
-    doc = {"portraits_dir": str(src_dir), "out_dir": str(out_root), "formats": formats,
+    doc = {"portraits_dir": str(src_dir), "out_dir": str(out_root), "formats": spec.formats,
            "summary": {"inputs": len(inputs), "succeeded": report.succeeded, "failed": report.failed,
                        "skipped": report.skipped},
            "inputs": [vars(r) | {"succeeded": r.succeeded} for r in report.results]}
@@ -227,26 +252,32 @@ def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
     return report
 
 
-def _run_jobs(todo: list[Path], out_root: Path, names: dict[Path, str], formats: list[str], options: ExportOptions,
-              workers: int, attempt: int, generator: str, finished: Callable[[Path, dict], None]) -> None:
-    """One attempt at every input of `todo`, calling `finished(input, record)` as each ends; a worker
-    that dies takes its job(s) with it as a retryable error (a fresh pool serves the next attempt)."""
-    if workers == 1 or len(todo) <= 1:
-        for p in todo:
-            finished(p, bake_one(str(p), str(out_root / names[p]), formats, options, attempt=attempt,
-                                 generator=generator))
+def crashed(portrait: Path, attempt: int, exc: BaseException) -> dict:
+    """The record of a job whose worker died or could not run it: transient, so it is tried again."""
+    first_line = next(iter(str(exc).strip().splitlines()), "")  # a scheduler's explanation can run to pages
+    return {"input": portrait.name, "status": "error", "error": f"{type(exc).__name__}: {first_line}",
+            "attempts": attempt, "retryable": True}
+
+
+def _run_jobs(jobs: list[Job], spec: BakeSpec, attempt: int, finished: Callable[[Path, dict], None],
+              workers: int) -> None:
+    """One attempt at every job on this machine; a worker that dies takes its job(s) with it as a
+    retryable error (a fresh pool serves the next attempt)."""
+    if workers == 1 or len(jobs) <= 1:
+        for p, out in jobs:
+            finished(p, bake_one(str(p), str(out), spec.formats, spec.options, attempt=attempt,
+                                 generator=spec.generator))
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(bake_one, str(p), str(out_root / names[p]), formats, options, threads, attempt,
-                               generator): p
-                   for p in todo}
+        futures = {pool.submit(bake_one, str(p), str(out), spec.formats, spec.options, threads, attempt,
+                               spec.generator): p
+                   for p, out in jobs}
         for future in as_completed(futures):
             p = futures[future]
             try:
                 record = future.result()
             except Exception as exc:  # noqa: BLE001 - a crashed worker is this input's (transient) error
-                record = {"input": p.name, "status": "error", "error": f"{type(exc).__name__}: {exc}",
-                          "attempts": attempt, "retryable": True}
+                record = crashed(p, attempt, exc)
             finished(p, record)

@@ -121,3 +121,39 @@ def test_the_generator_is_chosen_and_recorded(tmp_path, monkeypatch):
     assert result.status == "error" and "avatarartist" in result.error
     record = json.loads((tmp_path / "out" / "face" / "bake.json").read_text())
     assert record["generator"] == "avatarartist"
+
+
+@needs_generator
+def test_a_rerun_with_nothing_left_never_calls_the_runner(baked):
+    """What lets a finished Ray bake be rerun without a cluster: the runner is not called at all."""
+    from exporter.bake import run_bake
+
+    root, _ = baked
+
+    def runner(*args):
+        raise AssertionError("the runner was called with nothing to do")
+
+    report = run_bake(root / "in", root / "out", runner, ["tables"])
+    assert report.skipped == 5
+
+
+def test_a_job_whose_worker_dies_is_tried_again_then_reported(tmp_path):
+    """Any runner's crashed job (a dead pool process, a Ray task past its retries) gets the bake's
+    bounded attempts, then is reported as a transient error."""
+    from exporter.bake import crashed, run_bake
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "face.png").write_bytes(b"never read: the worker dies first")
+    calls = []
+
+    def runner(jobs, spec, attempt, finished):
+        calls.append((attempt, [p.name for p, _ in jobs], spec.formats))
+        for p, _ in jobs:
+            finished(p, crashed(p, attempt, RuntimeError("worker died\nthree pages of scheduler log")))
+
+    report = run_bake(tmp_path / "in", tmp_path / "out", runner, ["tables"], max_attempts=2)
+    assert calls == [(1, ["face.png"], ["tables"]), (2, ["face.png"], ["tables"])]
+    (result,) = report.results
+    assert result.status == "error" and result.retryable and result.attempts == 2
+    assert result.error == "RuntimeError: worker died"
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["summary"]["failed"] == 1
