@@ -8,19 +8,28 @@ Everything an engine shader needs to raymarch the avatar itself: `triplane.json`
 order, which channels each EXR carries, per-channel value ranges, the box and world/camera
 conventions, how plane 0 (the neural texture) becomes part of the xy plane for a posed mesh, and the
 decoder's layers, activations and the byte offset of every weight in `decoder.bin`.
+
+When the avatar's head model is known (given, or registered under its id), the export also carries
+`occupancy.bin`: the accelerated renderer's two occupancy grids (avatar.occupancy), so a shader
+skips the same empty space and so takes its samples at the same depths as avatar.render does.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from typing import Any
 
 import numpy as np
 import OpenEXR
+import torch
 
 from avatar import camera
 from avatar.asset import Avatar
 from avatar.decoder import DENSITY_SHIFT, PLANE_AXES, SIGMOID_WIDEN, TriplaneDecoder
+from avatar.head_model.base import HeadModel, HeadModelError
+from avatar.head_registry import head_for_avatar
+from avatar.render import REFINE_BISECTIONS, REFINE_OPTICAL, SAMPLES_PER_ROUND, TRANSMITTANCE_EPS, WEIGHT_EPS, Renderer
 from exporter.options import ExportError
 
 SCHEMA_VERSION = 1
@@ -42,7 +51,7 @@ def _exr_bytes(image: np.ndarray) -> bytes:
             return f.read()
 
 
-def read_exr(data_or_path) -> np.ndarray:
+def read_exr(data_or_path: bytes | bytearray | str | os.PathLike[str]) -> np.ndarray:
     """(H, W, 4) float32 of an EXR written by this module (R, G, B, A in channel order)."""
     if isinstance(data_or_path, (bytes, bytearray)):
         with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +66,7 @@ def read_exr(data_or_path) -> np.ndarray:
         return np.stack([np.asarray(channels[n].pixels) for n in EXR_CHANNEL_NAMES], axis=-1)
 
 
-def _plane_entries(names: tuple[str, str, str]) -> list[dict]:
+def _plane_entries(names: tuple[str, ...]) -> list[dict[str, Any]]:
     sampling = "bilinear, texel centres at (i + 0.5) / size (grid_sample align_corners=False)"
     entries = [{"index": 0, "name": "uv", "kind": "neural_texture",
                 "columns": "u of the head model's UV layout, 0 -> 1", "rows": "v (v up), 0 -> 1; row 0 is v = 0",
@@ -71,7 +80,7 @@ def _plane_entries(names: tuple[str, str, str]) -> list[dict]:
     return entries
 
 
-def _decoder_blob(state: dict) -> tuple[bytes, list[dict]]:
+def _decoder_blob(state: dict[str, torch.Tensor]) -> tuple[bytes, list[dict[str, Any]]]:
     blob = bytearray()
     entries = []
     for name in sorted(state):
@@ -82,7 +91,7 @@ def _decoder_blob(state: dict) -> tuple[bytes, list[dict]]:
     return bytes(blob), entries
 
 
-def _decoder_description(decoder: TriplaneDecoder, names: tuple[str, str, str]) -> dict:
+def _decoder_description(decoder: TriplaneDecoder, names: tuple[str, ...]) -> dict[str, Any]:
     channels, hidden = decoder.channels, decoder.net[0].out_features
     samples = " + ".join(f"s_{n}" for n in names)
     return {
@@ -95,6 +104,8 @@ def _decoder_description(decoder: TriplaneDecoder, names: tuple[str, str, str]) 
              "formula": "o = W1 @ h + b1", "activation": "none"},
         ],
         "weight_layout": "row-major (out, in): y = W @ x + b",
+        "density_shift": DENSITY_SHIFT,
+        "sigmoid_widen": SIGMOID_WIDEN,
         "outputs": {
             "density": f"sigma = softplus(o[0] - {DENSITY_SHIFT:g}), per world unit",
             "features": f"c = sigmoid(o[1:]) * (1 + 2 * {SIGMOID_WIDEN:g}) - {SIGMOID_WIDEN:g}",
@@ -119,8 +130,57 @@ def _decoder_description(decoder: TriplaneDecoder, names: tuple[str, str, str]) 
     }
 
 
-def export_triplane(avatar: Avatar, head_model_id: str | None = None) -> dict[str, bytes]:
-    """Files by relative path: triplane/plane{p}_{name}_c{a}-{b}.exr, triplane/decoder.bin, triplane/triplane.json."""
+def _occupancy(avatar: Avatar, head: HeadModel) -> tuple[bytes, dict[str, Any]]:
+    """The renderer's (fine, coarse) occupancy grids as packed bits, and their manifest entry.
+
+    Each frame the renderer adds the cells holding the moving part of the posed mesh (vertices and
+    centres of the faces that an expression or the gaze moves). A shader knows the expression-moved
+    part from the GLB's morph targets; the faces that only the gaze moves (eyeballs) stay where they are
+    at the neutral gaze, which is all a shader without gaze renders, so their cells are added here.
+    """
+    renderer = Renderer(avatar, head=head)
+    fine, coarse = renderer.occupancy
+    morphs = np.abs(renderer.head.expression_basis).sum(axis=(0, 2)) > 0
+    faces = renderer.head.faces[renderer.composer.moving_faces.numpy()]
+    gaze_only = faces[~morphs[faces].any(axis=1)]
+    neutral = torch.from_numpy(renderer.head.posed(None, avatar.identity))
+    points = torch.cat([neutral[np.unique(gaze_only)], neutral[gaze_only].mean(dim=1)])
+    blob = bytearray()
+    grids = []
+    for name, grid in (("fine", fine), ("coarse", coarse)):
+        bits = np.packbits(grid.with_points(points).numpy().astype(bool), bitorder="little").tobytes()
+        grids.append({"name": name, "resolution": grid.resolution, "offset": len(blob), "bytes": len(bits)})
+        blob.extend(bits)
+    entry = {
+        "file": f"{DIRECTORY}/occupancy.bin",
+        "grids": grids,
+        "layout": ("cell (i, j, k) along (x, y, z) is bit n % 8 (least significant first) of byte n // 8 "
+                   "with n = (i * R + j) * R + k; cell i spans x in [-0.5 + i / R, -0.5 + (i + 1) / R)"),
+        "cell_of_point": "min(max(int((p + 0.5) * R), 0), R - 1) per axis (truncation toward zero)",
+        "per_frame": ("also mark, dilated by one cell in both grids, the cells holding every vertex of each "
+                      "triangle that a morph target moves, and each such triangle's centre, posed"),
+        "march": {"step": "one fine cell, 1 / R_fine world units", "samples_per_round": SAMPLES_PER_ROUND,
+                  "transmittance_eps": TRANSMITTANCE_EPS, "weight_eps": WEIGHT_EPS,
+                  "refine_optical": REFINE_OPTICAL, "refine_bisections": REFINE_BISECTIONS,
+                  "sample": ("a sample at t whose optical depth x over its step exceeds refine_optical stands for "
+                             "the step (t - step, t] and is coloured at the mean depth of that step's light, "
+                             "t - step + step * c(x) with c(x) = 1/x - 1/(e^x - 1), lighter ones at t; the first "
+                             "such sample (the one before it did not exceed) finds the crossing, where density "
+                             "reaches half its own, by refine_bisections halvings of its step, and only the part "
+                             "behind it counts (avatar.render._refine_surfaces)"),
+                  "span": ("scan the coarse grid every 1 / R_coarse from the box entry on every other pixel of "
+                           "every other row; a pixel marches from the first to the last occupied coarse cell "
+                           "(widened by half a cell) of the widest span of the (up to) four scanned rays "
+                           "around it, clipped to its own box interval")},
+    }
+    return bytes(blob), entry
+
+
+def export_triplane(avatar: Avatar, head_model_id: str | None = None,
+                    head: HeadModel | None = None) -> dict[str, bytes]:
+    """Files by relative path: triplane/plane{p}_{name}_c{a}-{b}.exr, triplane/decoder.bin, triplane/triplane.json,
+    and triplane/occupancy.bin when the head the avatar wears is known (`head`, else the registered
+    model of its id; the manifest's "occupancy" is null otherwise)."""
     planes = avatar.planes.detach().float().cpu().numpy()
     if planes.ndim != 4 or planes.shape[0] != 4 or planes.shape[1] % CHANNELS_PER_IMAGE:
         raise ExportError(f"planes must be (4, C, H, W) with C a multiple of 4, got {planes.shape}")
@@ -151,6 +211,13 @@ def export_triplane(avatar: Avatar, head_model_id: str | None = None) -> dict[st
             })
     blob, tensors = _decoder_blob(avatar.decoder)
     files[f"{DIRECTORY}/decoder.bin"] = blob
+    occupancy = None
+    try:
+        worn = head_for_avatar(avatar, head)
+    except HeadModelError:
+        worn = None
+    if worn is not None:
+        files[f"{DIRECTORY}/occupancy.bin"], occupancy = _occupancy(avatar, worn)
 
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -179,6 +246,7 @@ def export_triplane(avatar: Avatar, head_model_id: str | None = None) -> dict[st
                    "portrait_camera": [float(x) for x in np.asarray(avatar.portrait_camera).reshape(-1)]},
         "decoder": {**_decoder_description(decoder, names), "weights_file": f"{DIRECTORY}/decoder.bin",
                     "tensors": tensors},
+        "occupancy": occupancy,
     }
     files[f"{DIRECTORY}/triplane.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     return files

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from export_helpers import small_avatar, small_head_model
 
 from avatar.decoder import TriplaneDecoder, sample_static_planes
 from exporter.options import ExportError
 from exporter.triplane import export_triplane, read_exr
-from export_helpers import small_avatar, small_head_model
 
 
 @pytest.fixture(scope="module")
