@@ -83,6 +83,13 @@ class RenderField:
         self.w2 = w2[:, hidden].contiguous()
         self.b2 = b2.contiguous()
 
+    def to(self, device: torch.device | str) -> RenderField:
+        """The same field with its tensors on `device`."""
+        moved = RenderField.__new__(RenderField)
+        for name, value in vars(self).items():
+            setattr(moved, name, value.to(device))
+        return moved
+
     def density_only(self) -> "RenderField":
         """The same field restricted to density: what the ray marcher needs to find surfaces."""
         sub = RenderField.__new__(RenderField)

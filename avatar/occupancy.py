@@ -18,9 +18,9 @@ from avatar.camera import BOX_HALF
 DENSITY_THRESHOLD = 0.05
 
 
-def grid_points(resolution: int, box_half: float = BOX_HALF) -> torch.Tensor:
+def grid_points(resolution: int, box_half: float = BOX_HALF, device: torch.device | str = "cpu") -> torch.Tensor:
     """Cell centres of a resolution^3 grid over the box, (R^3, 3) in x-major (x, y, z) order."""
-    c = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2 * box_half - box_half
+    c = (torch.arange(resolution, dtype=torch.float32, device=device) + 0.5) / resolution * 2 * box_half - box_half
     return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), dim=-1).reshape(-1, 3)
 
 
@@ -38,6 +38,8 @@ def dilate(grid: torch.Tensor) -> torch.Tensor:
 
 
 class OccupancyGrid:
+    """A (R, R, R) bool grid over the box, x-major, on the device of the tensor it is built from."""
+
     def __init__(self, static: torch.Tensor, box_half: float = BOX_HALF):
         self.static = static
         self.resolution = static.shape[0]
@@ -45,8 +47,9 @@ class OccupancyGrid:
 
     @classmethod
     def from_density(cls, density_fn: Callable[[torch.Tensor], torch.Tensor], resolution: int = 64,
-                     chunk: int = 1 << 16, box_half: float = BOX_HALF) -> "OccupancyGrid":
-        pts = grid_points(resolution, box_half)
+                     chunk: int = 1 << 16, box_half: float = BOX_HALF,
+                     device: torch.device | str = "cpu") -> "OccupancyGrid":
+        pts = grid_points(resolution, box_half, device)
         dens = torch.cat([density_fn(pts[i:i + chunk]) for i in range(0, len(pts), chunk)])
         occupied = (dens > DENSITY_THRESHOLD).reshape(resolution, resolution, resolution)
         return cls(dilate(occupied), box_half)
@@ -79,7 +82,7 @@ class OccupancyGrid:
         lo = (ijk.min(dim=0).values - 1).clamp(min=0)
         hi = (ijk.max(dim=0).values + 2).clamp(max=r)
         shape = (hi - lo).tolist()
-        block = torch.zeros(shape, dtype=torch.bool)
+        block = torch.zeros(shape, dtype=torch.bool, device=out.device)
         local = ijk - lo
         block[local[:, 0], local[:, 1], local[:, 2]] = True
         out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] |= dilate(block)

@@ -22,27 +22,38 @@ from avatar.head_model import HeadModel
 
 class FrontPlaneComposer:
     """Builds the (3, C', H, W) static planes of one avatar for an expression, for the channels C' the
-    caller reads (all by default); only channels the decoder marks as rasterized are recomputed."""
+    caller reads (all by default); only channels the decoder marks as rasterized are recomputed.
+
+    Only the front plane depends on the expression, and only where the moving part of the mesh lands:
+    the front with the still part composed is built once (`still_front`), and each expression copies
+    it and composes the texels the moving part wins (`front`). Front planes are channels-last in
+    memory, (H, W, C') permuted to (C', H, W), which is the march kernel's layout.
+
+    Everything it holds and returns lives on `device` (`moving_faces` excepted: an index for callers).
+    """
 
     def __init__(self, head: HeadModel, identity: np.ndarray, planes: torch.Tensor, decoder: TriplaneDecoder,
-                 backend: str = "cpu", channels: torch.Tensor | None = None, cache_size: int = 4):
+                 backend: str = "cpu", channels: torch.Tensor | None = None, cache_size: int = 4,
+                 device: torch.device | str = "cpu"):
         self.head = head
+        self.device = torch.device(device)
         self.identity = np.asarray(identity, dtype=np.float32)
-        ch = torch.arange(planes.shape[1]) if channels is None else channels
-        self.static = planes[1:4][:, ch].contiguous()
-        mask = decoder.raster_channel_mask[ch]
-        self.dynamic = torch.nonzero(mask > 0).squeeze(1)
-        self.texture = planes[0:1][:, ch[self.dynamic]].contiguous()
-        self.mask = mask[self.dynamic].view(-1, 1)
-        self.depth_weight = decoder.raster_depth_weight[ch][self.dynamic].view(-1, 1)
+        ch = torch.arange(planes.shape[1]) if channels is None else channels.cpu()
+        self.static = planes[1:4][:, ch].contiguous().to(self.device)
+        mask = decoder.raster_channel_mask.cpu()[ch]
+        dynamic = torch.nonzero(mask > 0).squeeze(1)
+        self.texture = planes[0:1][:, ch[dynamic]].contiguous().to(self.device)
+        self.mask = mask[dynamic].view(-1, 1).to(self.device)
+        weights = decoder.raster_depth_weight.cpu()[ch][dynamic]
+        self.depth_weight = weights.view(-1, 1).to(self.device)
+        self.dynamic = dynamic.to(self.device)
         # The channel whose value carries the surface depth, and which way is nearer, for the depth test.
-        weights = self.depth_weight[:, 0]
         self.depth_channel = int(weights.abs().argmax()) if bool(decoder.raster_depth_test[0] > 0) and \
             bool(weights.abs().max() > 0) else None
         self.backend = backend
-        self.faces = torch.from_numpy(head.faces.astype(np.int32))
-        self.faces_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
-        self.uv = torch.from_numpy(head.uv.astype(np.float32))
+        self.faces = torch.from_numpy(head.faces.astype(np.int32)).to(self.device)
+        self.faces_uv = torch.from_numpy(head.faces_uv.astype(np.int32)).to(self.device)
+        self.uv = torch.from_numpy(head.uv.astype(np.float32)).to(self.device)
         self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
         # Triangles no expression or gaze can move are rasterized once; each frame rasterizes only the
@@ -53,51 +64,68 @@ class FrontPlaneComposer:
             moving[head.part_vertices(part)] = True
         face_moves = moving[head.faces].any(axis=1)
         self.moving_faces = torch.from_numpy(np.flatnonzero(face_moves))
-        fixed = torch.from_numpy(np.flatnonzero(~face_moves))
+        self._moving = self.moving_faces.to(self.device)
+        fixed = torch.from_numpy(np.flatnonzero(~face_moves)).to(self.device)
         size = self.static.shape[-2:]
-        verts = torch.from_numpy(head.identity_vertices(self.identity))
+        verts = torch.from_numpy(head.identity_vertices(self.identity)).to(self.device)
         rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[fixed], *size, backend=backend)
         ids = rast[..., 3].long()
         rast[..., 3] = torch.where(ids > 0, fixed[(ids - 1).clamp(min=0)] + 1, 0).float()
         self.fixed_raster = rast
+        self.still_front = self.static[0].permute(1, 2, 0).contiguous().permute(2, 0, 1)
+        self._compose(self.still_front, verts, rast, rast[..., 3].reshape(-1) > 0)
 
     def vertices(self, expression: np.ndarray | None, eye: np.ndarray | None) -> np.ndarray:
         return self.head.posed(expression, self.identity, eye)
 
     def planes(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None) -> torch.Tensor:
-        """(3, C', H, W) static planes with the xy plane composed for this expression (cached)."""
+        """(3, C', H, W) static planes with the xy plane composed for this expression (a new tensor)."""
+        return torch.cat([self.front(expression, eye)[None], self.static[1:]])
+
+    def front(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None) -> torch.Tensor:
+        """(C', H, W) front plane composed for this expression, channels-last in memory (cached; do not
+        write to it)."""
         key = b"".join(np.asarray(a, dtype=np.float32).tobytes() if a is not None else b"-" for a in (expression, eye))
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        out = self.static.clone()
+        out = self.still_front
         if len(self.dynamic):
-            self._compose_front(out[0], self.vertices(expression, eye))
+            verts = torch.from_numpy(self.vertices(expression, eye)).to(self.device)
+            rast, wins = self._moving_raster(verts)
+            out = out.clone(memory_format=torch.preserve_format)
+            self._compose(out, verts, rast, wins.reshape(-1))
         self._cache[key] = out
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return out
 
-    def front_raster(self, verts: torch.Tensor) -> torch.Tensor:
-        """Orthographic front-view raster of the posed mesh, ids into the full face list."""
+    def _moving_raster(self, verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Front-view raster (H, W, 4) of the posed moving part, ids into the full face list, and
+        (H, W) where it is nearer than the still part."""
         h, w = self.fixed_raster.shape[:2]
-        tri = self.faces[self.moving_faces].long()
+        tri = self.faces[self._moving].long()
         a, b, c = verts[tri[:, 0], :2], verts[tri[:, 1], :2], verts[tri[:, 2], :2]
         facing = ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]) > 0
-        sub = self.moving_faces[facing]
+        sub = self._moving[facing]
         rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[sub], h, w, backend=self.backend)
         ids = rast[..., 3].long()
         fixed = self.fixed_raster
         nearer = (ids > 0) & ((fixed[..., 3] == 0) | (rast[..., 2] < fixed[..., 2]))
         rast[..., 3] = torch.where(ids > 0, sub[(ids - 1).clamp(min=0)] + 1, 0).float()
-        return torch.where(nearer[..., None], rast, fixed)
+        return rast, nearer
 
-    def _compose_front(self, front: torch.Tensor, vertices: np.ndarray) -> None:
-        verts = torch.from_numpy(vertices)
-        rast = self.front_raster(verts)
-        texels = torch.nonzero(rast[..., 3].reshape(-1) > 0).squeeze(1)
-        if not len(texels):
+    def front_raster(self, verts: torch.Tensor) -> torch.Tensor:
+        """Orthographic front-view raster of the posed mesh, ids into the full face list."""
+        rast, nearer = self._moving_raster(verts)
+        return torch.where(nearer[..., None], rast, self.fixed_raster)
+
+    def _compose(self, front: torch.Tensor, verts: torch.Tensor, rast: torch.Tensor, where: torch.Tensor) -> None:
+        """Write into `front` (C', H, W), channels-last, the texels `where` (H*W,) of the raster `rast`
+        of the mesh at `verts`, over the static front plane."""
+        texels = torch.nonzero(where).squeeze(1)
+        if not len(texels) or not len(self.dynamic):
             return
         flat = rast.reshape(-1, 4)[texels].view(1, -1, 4)
         uv = raster.interpolate(self.uv, flat, self.faces_uv)[0]
@@ -105,11 +133,11 @@ class FrontPlaneComposer:
         grid = (uv * 2 - 1).view(1, 1, -1, 2)
         texture = F.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]
         dynamic = texture + self.depth_weight * depth
-        rows = front.view(front.shape[0], -1)
-        sel = rows[self.dynamic][:, texels]
+        sel = self.static[0].reshape(self.static.shape[1], -1)[self.dynamic][:, texels]
         mask = self.mask
         if self.depth_channel is not None:
             k = self.depth_channel
             static_nearer = (sel[k] - dynamic[k]) * self.depth_weight[k, 0].sign() > 0
             mask = mask * (~static_nearer).float().view(1, -1)
-        rows[self.dynamic.unsqueeze(1), texels.unsqueeze(0)] = sel * (1 - mask) + dynamic * mask
+        texel_rows = front.permute(1, 2, 0).view(-1, front.shape[0])  # (H*W, C') over the same memory
+        texel_rows[texels.unsqueeze(1), self.dynamic.unsqueeze(0)] = (sel * (1 - mask) + dynamic * mask).t()

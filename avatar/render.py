@@ -38,6 +38,14 @@ REFERENCE_SAMPLES = (48, 48)
 TRANSMITTANCE_EPS = 1e-3
 SAMPLES_PER_ROUND = 8
 WEIGHT_EPS = 1e-3  # samples lighter than this on a ray are not coloured
+# A step of one fine cell (1/128 of the box) is longer than a surface's light takes to die out
+# (density ~300: 1/300 of the box), and a sample stands for its whole step, so a surface would be
+# placed, and coloured, up to a cell off (measured on the benchmark's frames: 44 dB against a dense
+# render, 48-50 dB with crossings found). A step whose sample turns opaque (optical depth over the step
+# above REFINE_OPTICAL) or light again finds the crossing by REFINE_BISECTIONS density samples;
+# colour is still decoded once per sample (see _refine_surfaces).
+REFINE_OPTICAL = 0.25
+REFINE_BISECTIONS = 3
 MARCH_CHOICES = ("auto", "kernel", "torch")
 UPSAMPLERS = ("edge", "bilinear")
 MAX_NEURAL_RESOLUTION = 1024
@@ -46,27 +54,45 @@ log = logging.getLogger(__name__)
 _logged_march: set[str] = set()
 
 
-def _choose_march(choice: str):
-    """The kernel module for `choice`, or None for the torch march; logs the outcome once per process."""
+def render_device(backend: str = "cpu", device: torch.device | str | None = None) -> torch.device:
+    """The device a Renderer with this rasterizer `backend` works on: `device` when given, else the
+    current CUDA device for "nvdiffrast" and the CPU otherwise."""
+    if device is not None:
+        return torch.device(device)
+    if backend == "nvdiffrast":
+        return torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return torch.device("cpu")
+
+
+def _choose_march(choice: str, device: torch.device):
+    """The kernel module for `choice`, or None for the torch march; logs the outcome once per process.
+    The kernel is CPU code: on another device the march runs in torch there."""
     if choice not in MARCH_CHOICES:
         raise ValueError(f"march must be one of {', '.join(MARCH_CHOICES)}, got {choice!r}")
-    module = None if choice == "torch" else march_kernel.load()
-    if module is None and choice == "kernel":
-        raise RuntimeError(f"the march kernel was asked for but is unavailable: {march_kernel.unavailable_reason()}")
-    key = "kernel" if module is not None else "torch"
+    if device.type != "cpu":
+        if choice == "kernel":
+            raise RuntimeError(f"the march kernel runs on the CPU only, and this renderer is on {device}")
+        module, key, reason = None, f"torch on {device}", None
+    else:
+        module = None if choice == "torch" else march_kernel.load()
+        if module is None and choice == "kernel":
+            raise RuntimeError(f"the march kernel was asked for but is unavailable: {march_kernel.unavailable_reason()}")
+        key = "kernel" if module is not None else "torch"
+        reason = None if module is not None or choice == "torch" else march_kernel.unavailable_reason()
     if key not in _logged_march:
         _logged_march.add(key)
         if module is not None:
             log.info("accelerated march: fused C++ kernel")
-        elif choice == "torch":
-            log.info("accelerated march: pure torch (asked for)")
+        elif reason is None:
+            log.info("accelerated march: pure torch on %s (asked for, or not on the CPU)", device)
         else:
-            log.warning("accelerated march: pure torch, because %s", march_kernel.unavailable_reason())
+            log.warning("accelerated march: pure torch, because %s", reason)
     return module
 
 
 @dataclass
 class RenderResult:
+    """One frame, on the CPU whatever device rendered it."""
     rgb: torch.Tensor    # (H, W, 3) premultiplied by alpha (i.e. over black)
     alpha: torch.Tensor  # (H, W)
     depth: torch.Tensor  # (H, W) distance along the ray; 0 where empty
@@ -108,7 +134,7 @@ def _silhouette_guides(alpha_low: torch.Tensor) -> torch.Tensor:
     spread = F.max_pool2d(a, 3, 1, 1) + F.max_pool2d(-a, 3, 1, 1)
     edge = (spread >= SILHOUETTE_STEP).float()
     radius = max(1, int(math.ceil(2.5 * SMOOTHING)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=alpha_low.device)
     g = torch.exp(-0.5 * (x / SMOOTHING) ** 2)
     g = g / g.sum()
     smooth = F.conv2d(F.pad(a, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
@@ -127,26 +153,38 @@ def _sharpen_silhouette(alpha_up: torch.Tensor, smooth_up: torch.Tensor, edge_up
     return alpha_up + edge_up * (steep - alpha_up)
 
 
+def _light_centroid(optical: torch.Tensor) -> torch.Tensor:
+    """Where, as a fraction of a step of constant density with this optical depth x, the light it
+    sends comes from on average: 1/x - 1/(e^x - 1), from 1/2 (thin) toward 0 (opaque); its series
+    below x = 0.1, where the closed form cancels."""
+    x = optical.clamp(min=1e-6)
+    return torch.where(x < 0.1, 0.5 - x / 12 + x ** 3 / 720, 1 / x - 1 / torch.expm1(x))
+
+
 class Renderer:
     def __init__(self, avatar: Avatar, backend: str = "cpu", head: HeadModel | None = None,
                  neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 128,
-                 march: str = "auto"):
-        """march: "auto" (the kernel when built, else torch), "kernel" (error if unavailable) or "torch"."""
+                 march: str = "auto", device: torch.device | str | None = None):
+        """march: "auto" (the kernel when built, else torch), "kernel" (error if unavailable) or "torch".
+        device: where planes, rays, occupancy, the composer and the march live (`render_device`: CUDA
+        for the nvdiffrast rasterizer, else the CPU); the march kernel runs only on the CPU."""
         self.avatar = avatar
         self.head = head_for_avatar(avatar, head)
         self._decoder = TriplaneDecoder.from_asset(avatar.decoder)
         self.backend = backend
+        self.device = render_device(backend, device)
         self.plane_names = avatar.plane_names
-        self.field = RenderField(self._decoder)
-        self.density_field = self.field.density_only()
-        self.composer = FrontPlaneComposer(self.head, avatar.identity, avatar.planes, self._decoder, backend,
-                                           channels=self.field.channels)
+        cpu_field = RenderField(self._decoder)
+        self.field = cpu_field.to(self.device)
+        self.density_field = cpu_field.density_only().to(self.device)
+        self.composer = self._new_composer()
         self.neural_resolution = neural_resolution
         self.occupancy_resolution = occupancy_resolution
         self._occupancy: tuple[OccupancyGrid, OccupancyGrid] | None = None
-        self._moving_faces = torch.from_numpy(self.head.faces.astype(np.int64))[self.composer.moving_faces]
-        self._moving_vertices = torch.unique(self._moving_faces)
-        self._kernel = _choose_march(march)
+        moving_faces = torch.from_numpy(self.head.faces.astype(np.int64))[self.composer.moving_faces]
+        self._moving_faces = moving_faces.to(self.device)
+        self._moving_vertices = torch.unique(moving_faces).to(self.device)
+        self._kernel = _choose_march(march, self.device)
         self.march = "kernel" if self._kernel is not None else "torch"
         # Cores one frame's kernel march may use; a server rendering several frames at once lowers it.
         self.march_threads = os.cpu_count() or 1
@@ -158,10 +196,13 @@ class Renderer:
     def planes_changed(self, geometry: bool = True) -> None:
         """Pick up edits to the avatar's planes; `geometry=False` promises density did not change
         (a colour-only edit), so the occupancy grid is kept."""
-        self.composer = FrontPlaneComposer(self.head, self.avatar.identity, self.avatar.planes, self._decoder,
-                                           self.backend, channels=self.field.channels)
+        self.composer = self._new_composer()
         if geometry:
             self._occupancy = None
+
+    def _new_composer(self) -> FrontPlaneComposer:
+        return FrontPlaneComposer(self.head, self.avatar.identity, self.avatar.planes, self._decoder, self.backend,
+                                  channels=self.field.channels, device=self.device)
 
     # --- fields -------------------------------------------------------------------------------
     def head_vertices(self, expression=None, eye=None) -> np.ndarray:
@@ -173,13 +214,14 @@ class Renderer:
 
     @torch.no_grad()
     def query(self, points: torch.Tensor, expression=None, eye=None, chunk: int = 1 << 16):
-        """Density (P,) and RGB (P, 3) at world points for an expression (texture baking, meshing)."""
+        """Density (P,) and RGB (P, 3) on the CPU at world points for an expression (texture baking,
+        meshing)."""
         planes = self.composer.planes(to_expression(expression), eye)
         dens, rgb = [], []
         for i in range(0, len(points), chunk):
-            d, c = self._field(planes, points[i:i + chunk].float())
-            dens.append(d)
-            rgb.append(c)
+            d, c = self._field(planes, points[i:i + chunk].float().to(self.device))
+            dens.append(d.cpu())
+            rgb.append(c.cpu())
         return torch.cat(dens), torch.cat(rgb)
 
     @torch.no_grad()
@@ -205,10 +247,10 @@ class Renderer:
             else:
                 def density(p):
                     return self.density_field(sum_static_planes(neutral, p, names=self.plane_names))[0]
-            fine = OccupancyGrid.from_density(density, self.occupancy_resolution)
+            fine = OccupancyGrid.from_density(density, self.occupancy_resolution, device=self.device)
             still = np.ones(self.head.num_vertices, dtype=bool)
-            still[self._moving_vertices.numpy()] = False
-            fine.add_points(torch.from_numpy(self.head.identity_vertices(self.avatar.identity)[still]))
+            still[self._moving_vertices.cpu().numpy()] = False
+            fine.add_points(torch.from_numpy(self.head.identity_vertices(self.avatar.identity)[still]).to(self.device))
             self._occupancy = fine, fine.coarser()
         return self._occupancy
 
@@ -232,16 +274,17 @@ class Renderer:
         eye = None if eye is None else np.asarray(eye, dtype=np.float32)
         nr = neural_resolution or min(self.neural_resolution, max(h, w))
         nh, nw = (nr, max(1, round(nr * w / h))) if h >= w else (max(1, round(nr * h / w)), nr)
-        planes = self.composer.planes(expression, eye)
-        origins, dirs = cam.generate_rays(camera, nh, nw)
+        origins, dirs = (x.to(self.device) for x in cam.generate_rays(camera, nh, nw))
         near, far = cam.ray_bounds(camera)
         t0, t1, hit = box_intersection(origins, dirs, near, far)
         if self._kernel is not None and not reference:
-            rgb, alpha, depth = self._march_kernel(planes, origins, dirs, t0, t1, expression, eye, (nh, nw))
+            rgb, alpha, depth = self._march_kernel(self.composer.front(expression, eye), origins, dirs, t0, t1,
+                                                   expression, eye, (nh, nw))
             return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
-        rgb = torch.zeros(nh * nw, 3)
-        alpha = torch.zeros(nh * nw)
-        depth = torch.zeros(nh * nw)
+        planes = self.composer.planes(expression, eye)
+        rgb = torch.zeros(nh * nw, 3, device=self.device)
+        alpha = torch.zeros(nh * nw, device=self.device)
+        depth = torch.zeros(nh * nw, device=self.device)
         idx = torch.nonzero(hit).squeeze(1)
         if len(idx):
             if reference:
@@ -250,7 +293,10 @@ class Renderer:
                 c, a, d = self._march_accelerated(planes, origins[idx], dirs[idx], t0[idx], t1[idx], idx,
                                                   expression, eye, (nh, nw))
             rgb[idx], alpha[idx], depth[idx] = c, a, d
-        return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
+        frame = self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
+        if self.device.type != "cpu":
+            frame = RenderResult(frame.rgb.cpu(), frame.alpha.cpu(), frame.depth.cpu())
+        return frame
 
     @staticmethod
     def _resample(rgb, alpha, depth, h, w, upsampler: str = "edge") -> RenderResult:
@@ -279,7 +325,7 @@ class Renderer:
 
     def _march_reference(self, planes, origins, dirs, t0, t1, samples):
         n_coarse, n_fine = samples
-        steps = (torch.arange(n_coarse, dtype=torch.float32) + 0.5) / n_coarse
+        steps = (torch.arange(n_coarse, dtype=torch.float32, device=origins.device) + 0.5) / n_coarse
         t = t0[:, None] + (t1 - t0)[:, None] * steps
         dens, feats = self._samples(planes, origins, dirs, t)
         *_, weights = composite(dens, feats, t)
@@ -301,10 +347,10 @@ class Renderer:
 
     def _moving_points(self, expression, eye) -> torch.Tensor:
         """Points of the posed moving part of the mesh (vertices and face centres), for the occupancy."""
-        verts = torch.from_numpy(self.composer.vertices(expression, eye))
+        verts = torch.from_numpy(self.composer.vertices(expression, eye)).to(self.device)
         return torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)])
 
-    def _march_kernel(self, planes, origins, dirs, t0, t1, expression, eye, ray_shape):
+    def _march_kernel(self, front, origins, dirs, t0, t1, expression, eye, ray_shape):
         """The accelerated march of every ray of the (h, w) image in the fused kernel, on
         `march_threads` cores: the spans, samples and weights of `_march_accelerated`, except that a
         ray stops at the sample that spends its transmittance rather than at the end of that round."""
@@ -312,27 +358,28 @@ class Renderer:
         moving = self._moving_points(expression, eye)
         fine_occ = grid.with_points(moving).view(torch.uint8).view(grid.static.shape)
         coarse_occ = coarse.with_points(moving).view(torch.uint8).view(coarse.static.shape)
-        density_planes, colour_planes = self._channels_last(planes)
+        density_planes, colour_planes = self._channels_last(front)
         h, w = ray_shape
         return self._kernel.march(origins, dirs, t0.contiguous(), t1.contiguous(), h, w, density_planes,
                                   colour_planes, self._plane_axes, *self._kernel_weights, fine_occ, coarse_occ,
                                   grid.box_half, SAMPLES_PER_ROUND, TRANSMITTANCE_EPS, WEIGHT_EPS, DENSITY_SHIFT,
-                                  SIGMOID_WIDEN, self.march_threads)
+                                  SIGMOID_WIDEN, REFINE_OPTICAL, REFINE_BISECTIONS, self.march_threads)
 
-    def _channels_last(self, planes: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(H, W, C) copies of the three planes for density and for colour. A sample reads every channel
-        of four texels, so channels-last keeps it in a few cache lines. Planes 1-2 never change with
-        the expression (the composer writes only plane 0) and are kept per composer; plane 0 per
-        composed planes tensor (the composer returns the same tensor for the same expression)."""
+    def _channels_last(self, front: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(H, W, C) planes for density and for colour, the composed `front` (C', H, W) first. A sample
+        reads every channel of four texels, so channels-last keeps it in a few cache lines. Planes 1-2
+        never change with the expression and are kept per composer; the front is channels-last in
+        memory already (the composer's layout), and its density channels are copied once per front
+        (the composer returns the same tensor for the same expression)."""
         positions = self.density_field.positions
         if self._static_cl is None or self._static_cl[0] is not self.composer:
             static = self.composer.static
             self._static_cl = (self.composer, [static[k, positions].permute(1, 2, 0).contiguous() for k in (1, 2)],
                                [static[k].permute(1, 2, 0).contiguous() for k in (1, 2)])
             self._front_cl = None
-        if self._front_cl is None or self._front_cl[0] is not planes:
-            self._front_cl = (planes, planes[0, positions].permute(1, 2, 0).contiguous(),
-                              planes[0].permute(1, 2, 0).contiguous())
+        if self._front_cl is None or self._front_cl[0] is not front:
+            colour = front.permute(1, 2, 0)
+            self._front_cl = (front, colour[..., positions].contiguous(), colour.contiguous())
         _, density_static, colour_static = self._static_cl
         return [self._front_cl[1], *density_static], [self._front_cl[2], *colour_static]
 
@@ -347,45 +394,89 @@ class Renderer:
         density_planes = planes[:, self.density_field.positions].contiguous()
         step = 2 * grid.box_half / grid.resolution  # one fine cell
         n_rays = len(origins)
-        trans = torch.ones(n_rays)
+        device = origins.device
+        trans = torch.ones(n_rays, device=device)
         active = torch.nonzero(t_first < t_last).squeeze(1)
         if not len(active):  # the rays cross the box but no occupied cell: a transparent result
-            return torch.zeros(n_rays, 3), torch.zeros(n_rays), torch.zeros(n_rays)
-        offsets = step * torch.arange(SAMPLES_PER_ROUND, dtype=torch.float32)
+            return torch.zeros(n_rays, 3, device=device), torch.zeros(n_rays, device=device), \
+                torch.zeros(n_rays, device=device)
+        offsets = step * torch.arange(SAMPLES_PER_ROUND, dtype=torch.float32, device=device)
         start = t_first.clone()
+        last_optical = torch.zeros(n_rays, device=device)  # of each ray's previous sample
         kept_ray, kept_t, kept_w = [], [], []
         while len(active):
             ts = start[active, None] + offsets
             valid = ts <= t_last[active, None]
             flat = (origins[active, None] + dirs[active, None] * ts[..., None]).reshape(-1, 3)
             live = torch.nonzero(occupied[grid.cell_index(flat)] & valid.reshape(-1)).squeeze(1)
-            dens = torch.zeros(len(flat))
+            dens = torch.zeros(len(flat), device=device)
             if len(live):
                 dens[live] = self.density_field(sum_static_planes(density_planes, flat[live], names=self.plane_names))[0]
-            alpha = 1 - torch.exp(-dens.view(ts.shape) * step)
+            optical = dens.view(ts.shape) * step
+            before = torch.cat([last_optical[active, None], optical[:, :-1]], 1)
+            last_optical[active] = optical[:, -1]
+            optical, ts_colour = self._refine_surfaces(density_planes, origins[active], dirs[active], ts, optical,
+                                                       before, step)
+            alpha = 1 - torch.exp(-optical)
             tr = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha + 1e-10], 1), 1)
             w = alpha * tr[:, :-1] * trans[active, None]
             heavy = torch.nonzero(w > WEIGHT_EPS, as_tuple=True)
             kept_ray.append(active[heavy[0]])
-            kept_t.append(ts[heavy])
+            kept_t.append(ts_colour[heavy])
             kept_w.append(w[heavy])
             trans[active] = trans[active] * tr[:, -1]
             start[active] = ts[:, -1] + step
             keep = (trans[active] > TRANSMITTANCE_EPS) & (start[active] <= t_last[active])
             active = active[keep]
         ray, t, w = torch.cat(kept_ray), torch.cat(kept_t), torch.cat(kept_w)
-        rgb = torch.zeros(n_rays, 3)
-        acc_depth = torch.zeros(n_rays)
+        rgb = torch.zeros(n_rays, 3, device=device)
+        acc_depth = torch.zeros(n_rays, device=device)
         acc = 1 - trans
         if len(ray):
             # The skipped light samples' share of opacity goes to the coloured ones, so colour and
             # opacity stay consistent.
-            kept = torch.zeros(n_rays).index_add_(0, ray, w)
+            kept = torch.zeros(n_rays, device=device).index_add_(0, ray, w)
             w = w * (acc[ray] / kept[ray].clamp(min=1e-8))
             _, col = self._field(planes, origins[ray] + dirs[ray] * t[:, None])
             rgb.index_add_(0, ray, w[:, None] * col)
             acc_depth.index_add_(0, ray, w * t)
         return rgb, acc, torch.where(acc > 1e-6, acc_depth / acc.clamp(min=1e-6), torch.zeros_like(acc))
+
+    def _refine_surfaces(self, density_planes, origins, dirs, ts, optical, before, step):
+        """Each sample at depth t (R, S) stands for the step (t - step, t] and takes its density as
+        constant over it. A light sample (optical depth `optical` at most REFINE_OPTICAL) is coloured
+        at t; an opaque one at the mean depth of the light its step sends (`_light_centroid`). A sample
+        that is opaque after a light one (`before`), or light after an opaque one, has crossed a
+        surface within its step, into or out of it: the crossing (where density is half the opaque
+        side's) is found by REFINE_BISECTIONS halvings, and only the part of the step on the opaque
+        side counts, at that side's density. Returns the optical depth (R, S) and the depth (R, S) at
+        which each sample is coloured."""
+        opaque = optical > REFINE_OPTICAL
+        lit = torch.where(opaque, step * _light_centroid(optical), torch.full_like(optical, step))
+        crossed = opaque != (before > REFINE_OPTICAL)
+        rows, cols = torch.nonzero(crossed, as_tuple=True)
+        if len(rows):
+            t = ts[rows, cols]
+            entering = opaque[rows, cols]
+            # The opaque side's density, taken as constant up to the crossing.
+            sigma = torch.where(entering, optical[rows, cols], before[rows, cols]) / step
+            lo, hi = t - step, t.clone()
+            o, d = origins[rows], dirs[rows]
+            for _ in range(REFINE_BISECTIONS):
+                mid = 0.5 * (lo + hi)
+                dense = self.density_field(sum_static_planes(density_planes, o + d * mid[:, None],
+                                                             names=self.plane_names))[0] >= 0.5 * sigma
+                towards_lo = dense == entering  # the crossing lies in [lo, mid]
+                hi = torch.where(towards_lo, mid, hi)
+                lo = torch.where(towards_lo, lo, mid)
+            crossing = 0.5 * (lo + hi)
+            start = torch.where(entering, crossing, t - step)
+            length = torch.where(entering, t - crossing, crossing - (t - step))
+            optical = optical.clone()
+            optical[rows, cols] = sigma * length
+            lit = lit.clone()
+            lit[rows, cols] = start - (t - step) + length * _light_centroid(optical[rows, cols])
+        return optical, ts - step + lit
 
     def _occupied_span(self, coarse, occupied, origins, dirs, t0, t1, hit_rays, ray_shape):
         """Per ray, the depth range that can hold density: scanned on every other pixel of every other
@@ -393,21 +484,22 @@ class Renderer:
         h, w = ray_shape
         cell = 2 * coarse.box_half / coarse.resolution
         big = 1e4
-        o_img = torch.zeros(h * w, 3)
-        d_img = torch.zeros(h * w, 3)
+        device = origins.device
+        o_img = torch.zeros(h * w, 3, device=device)
+        d_img = torch.zeros(h * w, 3, device=device)
         o_img[hit_rays], d_img[hit_rays] = origins, dirs
-        a_img = torch.full((h * w,), big)
-        b_img = torch.full((h * w,), -big)
+        a_img = torch.full((h * w,), big, device=device)
+        b_img = torch.full((h * w,), -big, device=device)
         a_img[hit_rays], b_img[hit_rays] = t0, t1
         sub = (slice(0, h, 2), slice(0, w, 2))
         o_s, d_s = o_img.view(h, w, 3)[sub].reshape(-1, 3), d_img.view(h, w, 3)[sub].reshape(-1, 3)
         a_s, b_s = a_img.view(h, w)[sub].reshape(-1), b_img.view(h, w)[sub].reshape(-1)
         ok = torch.nonzero(a_s < b_s).squeeze(1)
-        first_s = torch.full((len(a_s),), big)
-        last_s = torch.full((len(a_s),), -big)
+        first_s = torch.full((len(a_s),), big, device=device)
+        last_s = torch.full((len(a_s),), -big, device=device)
         if len(ok):
             n_steps = int(math.ceil(float((b_s[ok] - a_s[ok]).max()) / cell)) + 1
-            t = a_s[ok, None] + cell * torch.arange(n_steps, dtype=torch.float32)
+            t = a_s[ok, None] + cell * torch.arange(n_steps, dtype=torch.float32, device=device)
             inside = t <= b_s[ok, None]
             pts = o_s[ok, None] + d_s[ok, None] * t[..., None]
             occ = occupied[coarse.cell_index(pts)] & inside
@@ -422,12 +514,12 @@ class Renderer:
         first_s, last_s = first_s.view(sh, sw), last_s.view(sh, sw)
         # A pixel between scanned rays takes the widest span of the (up to) four scanned rays around it;
         # a scanned pixel keeps its own.
-        rows = torch.arange(h)
-        cols = torch.arange(w)
+        rows = torch.arange(h, device=device)
+        cols = torch.arange(w, device=device)
         r0, r1 = rows // 2, ((rows + 1) // 2).clamp(max=sh - 1)
         c0, c1 = cols // 2, ((cols + 1) // 2).clamp(max=sw - 1)
-        first_full = torch.full((h, w), big)
-        last_full = torch.full((h, w), -big)
+        first_full = torch.full((h, w), big, device=device)
+        last_full = torch.full((h, w), -big, device=device)
         for rr in (r0, r1):
             for cc in (c0, c1):
                 first_full = torch.minimum(first_full, first_s[rr][:, cc])

@@ -42,7 +42,7 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n: int) -> torch.Tenso
     w = weights + 1e-5
     pdf = w / w.sum(-1, keepdim=True)
     cdf = torch.cat([torch.zeros_like(pdf[:, :1]), torch.cumsum(pdf, -1)], -1)
-    u = ((torch.arange(n, dtype=bins.dtype) + 0.5) / n).expand(len(bins), n).contiguous()
+    u = ((torch.arange(n, dtype=bins.dtype, device=bins.device) + 0.5) / n).expand(len(bins), n).contiguous()
     idx = torch.searchsorted(cdf, u, right=True).clamp(1, cdf.shape[-1] - 1)
     lo, hi = idx - 1, idx
     c_lo, c_hi = cdf.gather(1, lo), cdf.gather(1, hi)

@@ -95,10 +95,10 @@ def test_kernel_refuses_bad_input(synthetic_pair):
     w = torch.zeros(1, 1), torch.zeros(1), torch.zeros(1, 1), torch.zeros(1)
     with pytest.raises(RuntimeError, match="three density and three colour planes"):
         module.march(rays, rays, t, t, 2, 2, [plane] * 2, [plane] * 3, kernel._plane_axes, *w, *w, grid, grid,
-                     0.5, 8, 1e-3, 1e-3, 1.0, 1e-3, 1)
+                     0.5, 8, 1e-3, 1e-3, 1.0, 1e-3, 0.25, 3, 1)
     with pytest.raises(RuntimeError, match="origins/dirs must be"):
         module.march(rays, rays, t, t, 3, 2, [plane] * 3, [plane] * 3, kernel._plane_axes, *w, *w, grid, grid,
-                     0.5, 8, 1e-3, 1e-3, 1.0, 1e-3, 1)
+                     0.5, 8, 1e-3, 1e-3, 1.0, 1e-3, 0.25, 3, 1)
 
 
 def test_fallback_when_the_kernel_is_unavailable(synthetic, monkeypatch, caplog):

@@ -8,7 +8,7 @@ import torch
 from avatar import camera, raster
 from avatar.expressions import to_expression
 from avatar.decoder import RenderField, TriplaneDecoder, sample_static_planes
-from avatar.render import Renderer
+from avatar.render import Renderer, render_device
 
 SIZE = 128
 
@@ -152,3 +152,67 @@ def test_edge_upsampler_is_closer_to_a_native_render(renderer):
         renderer.render(cam, size=64, upsampler="bicubic")
     with pytest.raises(ValueError, match="neural resolution 4 is outside"):
         renderer.render(cam, size=64, neural_resolution=4)
+
+
+def test_front_plane_composes_only_the_moving_part(renderer):
+    """Per expression only the texels the moving part of the mesh wins are composed, over a front with
+    the still part composed once; the result is the whole posed mesh composed from scratch."""
+    composer = renderer.composer
+    still = composer.still_front.clone()
+    eye = np.array([0.2, 0.1, -0.1, 0.3], np.float32)
+    for expression in (None, {"jawOpen": 1.0, "eyeBlinkLeft": 1.0, "mouthSmileRight": 0.7}):
+        expression = to_expression(expression)
+        front = composer.front(expression, eye)
+        assert composer.front(expression, eye) is front  # reused while the expression does not change
+        verts = torch.from_numpy(composer.vertices(expression, eye))
+        scratch = composer.static[0].permute(1, 2, 0).contiguous().permute(2, 0, 1)
+        full = composer.front_raster(verts)
+        composer._compose(scratch, verts, full, full[..., 3].reshape(-1) > 0)
+        assert torch.equal(front, scratch)
+        _, wins = composer._moving_raster(verts)
+        changed = (front != still).any(dim=0)
+        assert bool(changed.any()) and not bool((changed & ~wins).any())
+        assert torch.equal(composer.planes(expression, eye)[0], front)
+        assert torch.equal(composer.planes(expression, eye)[1:], composer.static[1:])
+    assert torch.equal(composer.still_front, still)  # never written by a frame
+
+
+def test_surfaces_are_coloured_where_they_are(renderer):
+    """Open mouth (lips and mouth interior change colour within a fine cell of the surface), turned
+    head: the accelerated march, which finds each surface crossing within its step, is within 45 dB of
+    a dense 512+256-sample render (a march that colours a cell inside the surface measured 41 dB)."""
+    cam = camera.camera_vector(yaw_deg=-30)
+    expression = {"jawOpen": 0.9, "mouthSmileLeft": 0.25, "mouthSmileRight": 0.25}
+    truth = renderer.render(cam, expression, size=SIZE, reference=True, reference_samples=(512, 256))
+    fast = renderer.render(cam, expression, size=SIZE)
+    for background in ((0, 0, 0), (1, 1, 1)):
+        assert psnr(fast.over(background), truth.over(background)) >= 45
+
+
+def test_render_device_follows_the_backend(renderer):
+    assert render_device("cpu") == torch.device("cpu")
+    assert render_device("nvdiffrast").type == "cuda"
+    assert render_device("nvdiffrast", "cpu") == torch.device("cpu")
+    assert renderer.device == torch.device("cpu")
+    fine, _ = renderer.occupancy
+    for tensor in (renderer.composer.static, renderer.composer.still_front, renderer.field.w1, fine.static):
+        assert tensor.device == renderer.device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or "nvdiffrast" not in raster.available_backends(),
+                    reason="needs a CUDA device and nvdiffrast")
+def test_cuda_renderer_matches_the_cpu_one(synthetic):
+    """Planes, rays, occupancy, composer and march on the GPU (torch march, nvdiffrast front plane):
+    the same frames as the CPU renderer's torch march, up to float32 summation order."""
+    gpu = Renderer(synthetic, backend="nvdiffrast")
+    cpu = Renderer(synthetic, march="torch")
+    assert gpu.device.type == "cuda" and gpu.march == "torch"
+    assert gpu.composer.still_front.is_cuda and gpu.occupancy[0].static.is_cuda
+    with pytest.raises(RuntimeError, match="CPU only"):
+        Renderer(synthetic, backend="nvdiffrast", march="kernel")
+    for yaw, expression in ((0, None), (35, {"jawOpen": 0.8, "eyeBlinkLeft": 1.0})):
+        cam = camera.camera_vector(yaw_deg=yaw)
+        a, b = gpu.render(cam, expression, size=SIZE), cpu.render(cam, expression, size=SIZE)
+        assert a.rgb.device.type == "cpu"
+        for background in ((0, 0, 0), (1, 1, 1)):
+            assert psnr(a.over(background), b.over(background)) >= 50

@@ -1,9 +1,10 @@
 // The accelerated renderer's ray march in one loop per ray: occupied-span scan on the coarse grid,
-// density rounds through the fine grid with early termination, colour at the samples that carry
-// weight, compositing. It follows avatar/render.py's pure-torch path step by step and in float32
-// throughout (the surface decoder's claim channels carry values of ~4e3 whose differences are the
-// colours, so the arithmetic must be torch's, not a faster approximation of it); the one departure
-// is that a ray stops at the sample that spends its transmittance (see march_ray).
+// density rounds through the fine grid with early termination (a step that crosses a surface is
+// bisected to find it), colour at the samples that carry weight, compositing. It follows
+// avatar/render.py's pure-torch path step by step and in float32 throughout (the surface decoder's
+// claim channels carry values of ~4e3 whose differences are the colours, so the arithmetic must be
+// torch's, not a faster approximation of it); the one departure is that a ray stops at the sample
+// that spends its transmittance (see march_ray).
 //
 // Threads: the GIL is released by the binding; rays are cut into tiles that the caller and its
 // helper threads take from a shared counter (see parallel_tiles), so one frame uses every core it is
@@ -89,8 +90,8 @@ struct Params {
   const Mlp* colour;
   Grid fine, coarse;
   float box_half, step, cell;
-  int samples_per_round;
-  float transmittance_eps, weight_eps, density_shift, sigmoid_widen;
+  int samples_per_round, refine_bisections;
+  float transmittance_eps, weight_eps, density_shift, sigmoid_widen, refine_optical;
 };
 
 // torch's softplus (threshold 20). Below -20, log1p(exp(x)) is exp(x) to float precision, and below
@@ -170,23 +171,70 @@ void coarse_span(const Params& p, const float* o, const float* d, float a, float
   }
 }
 
+// As render.py's _light_centroid: where in a step of constant density with optical depth x its light
+// comes from on average, as a fraction of the step.
+inline float light_centroid(float x) {
+  x = std::max(x, 1e-6f);
+  return x < 0.1f ? 0.5f - x / 12.f + x * x * x / 720.f : 1.f / x - 1.f / std::expm1(x);
+}
+
+inline float density_at(const Params& p, Scratch& s, const float* o, const float* d, float t) {
+  const float pt[3] = {o[0] + d[0] * t, o[1] + d[1] * t, o[2] + d[2] * t};
+  sum_planes(p.density_planes, p.density->channels, p.box_half, pt, s.features.data(), s.tmp.data());
+  mlp(*p.density, s.features.data(), s.hidden.data(), s.out.data());
+  return softplus(s.out[0] - p.density_shift);
+}
+
+// A sample that is opaque (optical depth over its step above refine_optical) after a light one, or
+// light after an opaque one, has crossed a surface within its step (t - step, t]: as
+// Renderer._refine_surfaces, the crossing (where density is half the opaque side's, `opaque_optical`
+// over a step) is found by refine_bisections halvings and only the opaque side of the step counts.
+// Returns that part's optical depth; *t_colour is the mean depth of its light.
+float refine_crossing(const Params& p, Scratch& s, const float* o, const float* d, float t, float opaque_optical,
+                      bool entering, float* t_colour) {
+  const float sigma = opaque_optical / p.step;
+  float lo = t - p.step, hi = t;
+  for (int i = 0; i < p.refine_bisections; ++i) {
+    const float mid = 0.5f * (lo + hi);
+    const bool dense = density_at(p, s, o, d, mid) >= 0.5f * sigma;
+    if (dense == entering) hi = mid; else lo = mid;
+  }
+  const float crossing = 0.5f * (lo + hi);
+  const float start = entering ? crossing : t - p.step;
+  const float length = entering ? t - crossing : crossing - (t - p.step);
+  const float refined = sigma * length;
+  *t_colour = t - p.step + (start - (t - p.step) + length * light_centroid(refined));
+  return refined;
+}
+
 // Density rounds then colour for one ray with t in [first, last]; writes rgb[3], alpha, depth.
 void march_ray(const Params& p, Scratch& s, const float* o, const float* d, float first, float last, float* rgb,
                float* alpha, float* depth) {
   float trans = 1.f, kept = 0.f, col_acc[3] = {0.f, 0.f, 0.f}, depth_acc = 0.f;
   float start = first;
+  float last_optical = 0.f;  // of the previous sample
   float colour_out[4];
   while (true) {
     float round_tr = 1.f, t = start;
     for (int j = 0; j < p.samples_per_round; ++j) {
       t = start + p.step * static_cast<float>(j);
-      if (!(t <= last)) continue;  // past the span: density 0, transmittance unchanged
       const float pt[3] = {o[0] + d[0] * t, o[1] + d[1] * t, o[2] + d[2] * t};
-      if (!p.fine.occupied[cell_index(p.fine, p.box_half, pt)]) continue;
-      sum_planes(p.density_planes, p.density->channels, p.box_half, pt, s.features.data(), s.tmp.data());
-      mlp(*p.density, s.features.data(), s.hidden.data(), s.out.data());
-      const float sigma = softplus(s.out[0] - p.density_shift);
-      const float optical = sigma * p.step;
+      // Past the span or in an empty cell: density 0, so transmittance unchanged, unless the step
+      // leaves a surface.
+      const bool skipped = !(t <= last) || !p.fine.occupied[cell_index(p.fine, p.box_half, pt)];
+      const bool was_opaque = last_optical > p.refine_optical;
+      if (skipped && !was_opaque) {
+        last_optical = 0.f;
+        continue;
+      }
+      const float raw = skipped ? 0.f : density_at(p, s, o, d, t) * p.step;
+      const bool opaque = raw > p.refine_optical;
+      // Light samples are coloured where they are, opaque ones where their step's light comes from
+      // (as Renderer._refine_surfaces).
+      float optical = raw, t_colour = opaque ? t - p.step + p.step * light_centroid(raw) : t;
+      if (opaque != was_opaque)
+        optical = refine_crossing(p, s, o, d, t, opaque ? raw : last_optical, opaque, &t_colour);
+      last_optical = raw;
       const float a = optical > 88.f ? 1.f : 1.f - std::exp(-optical);  // exp underflows to 0 there
       const float w = a * round_tr * trans;
       round_tr *= 1.f - a + 1e-10f;
@@ -195,11 +243,12 @@ void march_ray(const Params& p, Scratch& s, const float* o, const float* d, floa
       // is below transmittance_eps <= weight_eps) and moves alpha by less than transmittance_eps.
       const bool spent = !(trans * round_tr > p.transmittance_eps);
       if (w > p.weight_eps) {
-        sum_planes(p.colour_planes, p.colour->channels, p.box_half, pt, s.features.data(), s.tmp.data());
+        const float pc[3] = {o[0] + d[0] * t_colour, o[1] + d[1] * t_colour, o[2] + d[2] * t_colour};
+        sum_planes(p.colour_planes, p.colour->channels, p.box_half, pc, s.features.data(), s.tmp.data());
         mlp(*p.colour, s.features.data(), s.hidden.data(), colour_out);
         for (int c = 0; c < 3; ++c)
           col_acc[c] += w * (sigmoid(colour_out[c]) * (1.f + 2.f * p.sigmoid_widen) - p.sigmoid_widen);
-        depth_acc += w * t;
+        depth_acc += w * t_colour;
         kept += w;
       }
       if (spent) break;
@@ -296,7 +345,8 @@ std::vector<at::Tensor> march(at::Tensor origins, at::Tensor dirs, at::Tensor t0
                               at::Tensor dw1, at::Tensor db1, at::Tensor dw2, at::Tensor db2, at::Tensor cw1,
                               at::Tensor cb1, at::Tensor cw2, at::Tensor cb2, at::Tensor fine, at::Tensor coarse,
                               double box_half, int64_t samples_per_round, double transmittance_eps,
-                              double weight_eps, double density_shift, double sigmoid_widen, int64_t threads) {
+                              double weight_eps, double density_shift, double sigmoid_widen, double refine_optical,
+                              int64_t refine_bisections, int64_t threads) {
   const int64_t n = height * width;
   for (auto* t : {&origins, &dirs}) {
     check_contiguous_float(*t, "origins/dirs");
@@ -321,6 +371,7 @@ std::vector<at::Tensor> march(at::Tensor origins, at::Tensor dirs, at::Tensor t0
     TORCH_CHECK(g->scalar_type() == at::kByte && g->is_contiguous() && g->dim() == 3, "grids must be uint8 (R, R, R)");
   }
 
+  TORCH_CHECK(refine_bisections >= 0, "refine_bisections must not be negative");
   TORCH_CHECK(transmittance_eps <= weight_eps, "transmittance_eps must not exceed weight_eps (a ray stops once "
               "no later sample could be coloured)");
   Params p;
@@ -342,6 +393,8 @@ std::vector<at::Tensor> march(at::Tensor origins, at::Tensor dirs, at::Tensor t0
   p.weight_eps = static_cast<float>(weight_eps);
   p.density_shift = static_cast<float>(density_shift);
   p.sigmoid_widen = static_cast<float>(sigmoid_widen);
+  p.refine_optical = static_cast<float>(refine_optical);
+  p.refine_bisections = static_cast<int>(refine_bisections);
 
   const float* o = origins.data_ptr<float>();
   const float* d = dirs.data_ptr<float>();
