@@ -38,14 +38,14 @@ def _blink(weights: np.ndarray) -> np.ndarray:
 
 def test_one_euro_smooths_a_still_signal_and_follows_a_step():
     from avatar.track import OneEuroFilter
-    from avatar.track.tracker import BLINK_FILTER, LANDMARK_FILTER
+    from avatar.track.tracker import FEATURE_FILTER, LANDMARK_FILTER
 
     rng = np.random.default_rng(0)
     noisy = 0.3 + rng.normal(0, 0.02, 60)
     still = OneEuroFilter(*LANDMARK_FILTER)
     out = np.array([still(v, i / 30) for i, v in enumerate(noisy)])
     assert np.std(np.diff(out[10:])) < 0.5 * np.std(np.diff(noisy[10:]))
-    blink = OneEuroFilter(*BLINK_FILTER)
+    blink = OneEuroFilter(*FEATURE_FILTER)
     step = np.r_[np.zeros(10), np.ones(5)]
     response = np.array([blink(v, i / 30) for i, v in enumerate(step)])
     assert response[10] >= 0.5, "a blink must cross 0.5 on its first closed frame"
@@ -146,7 +146,7 @@ def test_clips_beyond_the_limits_are_resource_errors(clip):
 
 def test_track_command_writes_live_link_csv_and_json(clip, tmp_path, capsys):
     from avatar.expressions import LIVELINK_HEADER
-    from exporter.animation import from_json
+    from exporter.sources import from_json
     from grpc_server.cli import main
 
     out = tmp_path / "anim.csv"
@@ -170,7 +170,7 @@ def test_track_command_writes_live_link_csv_and_json(clip, tmp_path, capsys):
 
 
 def test_a_clip_is_an_animation_source(clip):
-    from exporter.animation import from_sources
+    from exporter.sources import from_sources
     from exporter.options import ExportError
 
     animation = from_sources([("take1.mp4", clip.read_bytes())])
@@ -206,3 +206,28 @@ def _head():
     from avatar.head_model import embedded_head_model
 
     return embedded_head_model()
+
+
+def test_the_lids_come_from_the_eye_contours_of_one_iris_run_per_eye(frames, monkeypatch):
+    """The follower keeps the iris model's eye contours (two runs a frame, one per eye, not four): the
+    fit's lid ring is the contour's, and a closed eye's aperture is well below an open one's."""
+    import avatar.portrait.face_mesh as fm
+    from avatar.track import MeshFollower
+    from avatar.track.eyelids import LID_RING
+
+    runs = []
+    original = fm.eye_model
+    monkeypatch.setattr(fm, "eye_model", lambda *a, **k: runs.append(1) or original(*a, **k))
+    follower = MeshFollower()
+    follower(frames[0])
+    runs.clear()
+    open_eye = follower(frames[BLINK_FRAMES[0] - 2])
+    assert len(runs) == 2
+    assert open_eye.eye_contours.shape == (2, 71, 3)
+    lids = open_eye.fit_points()
+    for ring, contour in zip(LID_RING, open_eye.eye_contours):
+        np.testing.assert_allclose(lids[list(ring), :2], contour[:16, :2])
+    others = np.setdiff1d(np.arange(478), np.ravel(LID_RING))
+    np.testing.assert_array_equal(lids[others], open_eye.points[others])
+    closed = follower(frames[BLINK_FRAMES[1]])
+    assert (closed.apertures < 0.6 * open_eye.apertures).all(), (closed.apertures, open_eye.apertures)

@@ -55,3 +55,12 @@ def check_identity(head: HeadModel, identity) -> np.ndarray:
                                f"got shape {np.shape(identity)}")
     lo, hi = head.identity_range
     return np.clip(ident, lo, hi)
+
+
+def check_neutral(neutral) -> np.ndarray | None:
+    if neutral is None:
+        return None
+    out = np.asarray(neutral, dtype=np.float64)
+    if out.shape != (NUM_POINTS, 3) or not np.all(np.isfinite(out)):
+        raise LandmarkFitError(f"neutral must be (478, 3) finite offsets in head units, got shape {np.shape(neutral)}")
+    return out

@@ -16,8 +16,8 @@ eyes close. The ten iris points bind to the eyeball under the pupil, on a ring o
 radius, so they turn with the gaze. A FaceVerse model that ships its own `mediapipe_keypoints`
 vertex indices uses those instead. Computed once per head model id and kept for the process.
 
-`mean_face(head)` is the canonical face itself (eyes opened to a relaxed aperture) laid on the head:
-the landmark fit's neutral shape.
+`mean_face(head)` is the canonical face itself (eyes opened to a relaxed aperture, lips closed) laid on
+the head: the landmark fit's neutral shape.
 
 Left/right are the subject's own: the subject's left is world +x (MediaPipe's FACEMESH_LEFT_*).
 """
@@ -53,6 +53,13 @@ _BROWS = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107, 276, 283, 282, 295, 285, 300
 _NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 294, 278, 344, 440, 275, 45, 220, 115, 48, 64)
 _LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
          78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415)
+# The rings round each eye outside the lid margins (lid skin, crease, orbital rim): the mesh model places
+# them from the eye's shape, not from the lids' motion, so on a blink they stay while the head model's lid
+# skin follows the lid down.
+PERIOCULAR = (247, 30, 29, 27, 28, 56, 190, 130, 25, 110, 24, 23, 22, 26, 112, 243,
+              113, 225, 224, 223, 222, 221, 189, 226, 31, 228, 229, 230, 231, 232, 233, 244,
+              467, 260, 259, 257, 258, 286, 414, 359, 255, 339, 254, 253, 252, 256, 341, 463,
+              342, 445, 444, 443, 442, 441, 413, 446, 261, 448, 449, 450, 451, 452, 453, 464)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
@@ -146,7 +153,7 @@ def mean_face(head: HeadModel) -> np.ndarray:
     expression, and `shape_offsets` carries the difference back onto the mesh.
     """
     corr = correspondence(head)
-    canon = _open_eyes(_canonical_face())
+    canon = _closed_lips(_open_eyes(_canonical_face()))
     surface = corr.points(head, head.vertices)
     return _apply_affine(_fit_affine(canon[:MESH_POINTS], surface[:MESH_POINTS]), canon)
 
@@ -176,6 +183,23 @@ def _open_eyes(canon: np.ndarray) -> np.ndarray:
             rise = canon[idx, 1] - line_y(canon[idx, 0])
             peak = rise[np.argmax(np.abs(rise))]
             out[idx, 1] = line_y(canon[idx, 0]) + rise * (height / peak)
+    return out
+
+
+# The inner lip contours, upper and lower, as pairs facing each other from corner to corner.
+_INNER_UPPER_LIP = (191, 80, 81, 82, 13, 312, 311, 310, 415)
+_INNER_LOWER_LIP = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+
+
+def _closed_lips(canon: np.ndarray) -> np.ndarray:
+    """The canonical face with its lips meeting. Its lips are parted (the inner gap is 0.11 of the mouth's
+    width); a neutral face's are closed, and the parted mean face read every closed mouth as a raised
+    lower lip (mouthShrugLower 0.5-0.8 on neutral portraits). Each facing pair meets halfway."""
+    out = canon.copy()
+    upper, lower = list(_INNER_UPPER_LIP), list(_INNER_LOWER_LIP)
+    middle = 0.5 * (canon[upper, 1] + canon[lower, 1])
+    out[upper, 1] = middle
+    out[lower, 1] = middle
     return out
 
 

@@ -23,7 +23,9 @@ the identity basis cannot reach) onto the mesh.
 
 Input: MediaPipe's points in pixels of a square crop of side `image_size`, x right, y down, z relative
 depth in the same pixel scale (negative toward the camera). x and y drive the fit; z is used weakly
-(it is relative and noisy); the face-oval points weigh less (they slide along the cheek). Of the iris
+(it is relative and noisy); the face-oval points (they slide along the cheek) and the rings round the eyes
+(they do not follow the lids) weigh less. The lid margins are best taken from the iris model's eye
+contours (avatar.track.eyelids.refined_lids): the mesh's own lids barely close on a blink. Of the iris
 rings only their centres are used (pipelines order the ring points differently).
 """
 from __future__ import annotations
@@ -36,15 +38,18 @@ from scipy.optimize import least_squares
 
 from avatar import camera as cam
 from avatar.expressions import NUM_EXPRESSIONS, index_of
-from avatar.fit.checks import LandmarkFitError, check_identity, check_landmarks, check_size
-from avatar.fit.correspondence import FACE_OVAL, IRIS_CENTRES, IRIS_RINGS, MESH_POINTS, NUM_POINTS, REGIONS
+from avatar.fit.checks import LandmarkFitError, check_identity, check_landmarks, check_neutral, check_size
+from avatar.fit.correspondence import FACE_OVAL, IRIS_CENTRES, IRIS_RINGS, MESH_POINTS, NUM_POINTS, PERIOCULAR, REGIONS
 from avatar.fit.landmark_model import FITTED, LandmarkModel, eye_rotation, landmark_model, model_points, pose_points
 from avatar.head_model import HeadModel
 
 __all__ = ["FaceFit", "LandmarkFitError", "fit_landmarks", "model_points"]
 
-# Weights of the residuals, relative to one mesh point's x or y.
+# Weights of the residuals, relative to one mesh point's x or y. The face oval slides along the cheek and
+# the periocular rings do not follow the lids (correspondence.PERIOCULAR): at full weight they hold a
+# blink open (measured: eyeBlink 0.0 on closed eyes of talking-head clips, 0.8-1.0 at this weight).
 CONTOUR_WEIGHT = 0.3
+PERIOCULAR_WEIGHT = 0.3
 IRIS_WEIGHT = 1.0
 DEPTH_WEIGHT = 0.15
 # Priors, in the residuals' unit (fractions of the image side) per unit of the parameter.
@@ -82,12 +87,14 @@ class FaceFit:
     errors: dict = field(default_factory=dict)  # region (eyes, brows, nose, mouth, contour) -> RMS
 
 
-def fit_landmarks(head: HeadModel, landmarks, image_size, *, identity=None, prior: FaceFit | None = None
-                  ) -> FaceFit:
+def fit_landmarks(head: HeadModel, landmarks, image_size, *, identity=None, prior: FaceFit | None = None,
+                  neutral=None) -> FaceFit:
     """Fit `head` to MediaPipe landmarks (478 or 468 rows of x, y[, z] pixels in a square crop).
 
     identity: hold the identity fixed at this (K,) vector (video tracking, one identity per clip).
     prior: a previous fit (e.g. the last frame's) to start from; its field of view is kept.
+    neutral: (478, 3) head-unit offsets added to the model points (`neutral_offsets`: what the identity
+    basis cannot reach of one person's neutral face, estimated once per clip); rows past the mesh are unused.
     Raises LandmarkFitError (a ValueError) on malformed input.
     """
     size = check_size(image_size)
@@ -96,7 +103,8 @@ def fit_landmarks(head: HeadModel, landmarks, image_size, *, identity=None, prio
     fixed_identity = None if identity is None else check_identity(head, identity)
     if prior is not None and not isinstance(prior, FaceFit):
         raise LandmarkFitError(f"prior must be a FaceFit from an earlier fit, got {type(prior).__name__}")
-    problem = _Problem(model, pts / size, fixed_identity, fixed_fov=None if prior is None else prior.fov_deg)
+    problem = _Problem(model, pts / size, fixed_identity, fixed_fov=None if prior is None else prior.fov_deg,
+                       neutral=check_neutral(neutral))
     x0 = problem.start(prior)
     if prior is None:
         x0 = _solve(problem, x0, problem.free()[problem.free() < 7], RIGID_ITERATIONS)
@@ -150,8 +158,9 @@ class _Problem:
     """
 
     def __init__(self, model: LandmarkModel, target: np.ndarray, identity: np.ndarray | None,
-                 fixed_fov: float | None):
+                 fixed_fov: float | None, neutral: np.ndarray | None = None):
         self.m = model
+        self.neutral = neutral
         self.k = len(model.head.identity_names)
         self.fixed_identity = identity
         self.fixed_fov = fixed_fov
@@ -161,6 +170,7 @@ class _Problem:
         xy = target[:, :2].copy()
         weights = np.ones(n)
         weights[list(FACE_OVAL)] = CONTOUR_WEIGHT
+        weights[list(PERIOCULAR)] = PERIOCULAR_WEIGHT
         self.rows = np.arange(MESH_POINTS)                         # the points the residuals use
         if n == NUM_POINTS:
             # The ring's order differs between MediaPipe pipelines: only its centre is used, averaged
@@ -174,6 +184,13 @@ class _Problem:
         self.z = target[mesh, 2] if target.shape[1] == 3 else None
         self.z_rows = mesh                                         # rows of self.rows with a depth
         self.log_f0 = math.log(cam.focal_from_fov(cam.DEFAULT_FOV_DEG if fixed_fov is None else fixed_fov))
+
+    def points(self, ident: np.ndarray, expr: np.ndarray, eye: np.ndarray):
+        """pose_points plus the clip's neutral offsets on the mesh points (the irises turn with the gaze)."""
+        p, eyes = pose_points(self.m, ident, expr, eye)
+        if self.neutral is not None:
+            p[:MESH_POINTS] += self.neutral[:MESH_POINTS]
+        return p, eyes
 
     # parameter vector layout
     def split(self, x: np.ndarray):
@@ -243,7 +260,7 @@ class _Problem:
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)
-        p, _ = pose_points(self.m, ident, expr, eye)
+        p, _ = self.points(ident, expr, eye)
         priors = [self.m.expression_prior * expr[FITTED], EYE_PRIOR * eye, [FOCAL_PRIOR * (c[6] - self.log_f0)]]
         if self.fixed_identity is None:
             priors.insert(0, IDENTITY_PRIOR * ident)
@@ -256,7 +273,7 @@ class _Problem:
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)
-        p, eyes = pose_points(self.m, ident, expr, eye)
+        p, eyes = self.points(ident, expr, eye)
         rot = self.rotation(c)
         uv, q, f = self.project(p[self.rows], rot, c)
         world = p[self.rows]
@@ -349,7 +366,7 @@ class _Problem:
     def _initial_camera(self) -> np.ndarray:
         """A weak-perspective (affine) camera from the neutral mean head, made into our parameters."""
         ident = np.zeros(self.k) if self.fixed_identity is None else self.fixed_identity
-        p, _ = pose_points(self.m, ident, np.zeros(NUM_EXPRESSIONS), np.zeros(4))
+        p, _ = self.points(ident, np.zeros(NUM_EXPRESSIONS), np.zeros(4))
         mesh = slice(0, MESH_POINTS)                                # the first rows are the mesh points
         src = np.hstack([p[mesh], np.ones((MESH_POINTS, 1))])
         sol, *_ = np.linalg.lstsq(src * self.w[mesh, None], self.xy[mesh] * self.w[mesh, None], rcond=None)
@@ -365,7 +382,7 @@ class _Problem:
 
     def result(self, x: np.ndarray) -> FaceFit:
         c, ident, expr, eye = self.split(x)
-        p, _ = pose_points(self.m, ident, expr, eye)
+        p, _ = self.points(ident, expr, eye)
         uv, _, _ = self.project(p[self.rows], self.rotation(c), c)
         dist = np.linalg.norm(uv - self.xy, axis=1)
         position = {int(point): row for row, point in enumerate(self.rows)}

@@ -1,4 +1,10 @@
-"""A smooth per-vertex identity correction from what the landmark fit leaves over.
+"""Identity corrections from what the landmark fit leaves over: per vertex for a portrait, per point for a clip.
+
+`neutral_offsets` is the same idea for video: the person's rest face, so the fit's neutral becomes this
+person's and their proportions are not read as expression (fit_landmarks(neutral=)). It is what every
+frame shares: the median of what the fits leave over, plus the expression present even in the frames
+that have least of it (a low quantile per channel: heavy lids read as a constant half blink otherwise,
+while a passing smile or an open jaw stays expression).
 
 The head model's identity basis is small, so after `fit_landmarks` the head's own surface points (the
 MediaPipe correspondences) still miss the photo's landmarks by a few pixels. `shape_offsets` measures
@@ -13,15 +19,17 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
 from avatar import camera as cam
-from avatar.fit.correspondence import MESH_POINTS, correspondence
 from avatar.fit.checks import LandmarkFitError, check_landmarks
+from avatar.fit.correspondence import MESH_POINTS, correspondence
 from avatar.fit.landmark_fit import FaceFit
+from avatar.fit.landmark_model import model_points
 from avatar.head_model import HeadModel
 
 FADE_WIDTH = 0.015        # head units (~ 1 cm life size): the correction fades out over ~3x this outside the face
 SMOOTHING = 1e-4          # thin-plate smoothing (head units squared): landmarks are noisy, the head must stay smooth
 RIGID_PARTS = ("eyeball_left", "eyeball_right", "teeth", "tongue")
 LID_REACH = 1.6           # skin within this many eyeball radii of an eyeball's centre carries it
+REST_QUANTILE = 0.1       # per channel, this quantile of a clip's frames' weights is the person's rest face
 
 
 def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.ndarray:
@@ -61,6 +69,30 @@ def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.nd
         else:
             offsets[idx] = spline(centre) * _fade(tree, centre)[:, None]
     return offsets.astype(np.float32)
+
+
+def neutral_offsets(head: HeadModel, fits: list[FaceFit], landmarks: list, image_size) -> np.ndarray:
+    """(478, 3) float64 head-unit offsets for `fit_landmarks(..., neutral=)`: per mesh point, the median
+    over the frames of the landmark's miss (moved into the head's frame along each frame's image plane at
+    the point's depth) plus the motion of the rest expression (zero for the iris rows). `fits` were made
+    with one identity and without a neutral, one per `landmarks`."""
+    if not fits or len(fits) != len(landmarks):
+        raise LandmarkFitError("neutral_offsets needs one fit per set of landmarks, and at least one")
+    size = float(image_size)
+    mesh = slice(0, MESH_POINTS)
+    misses = []
+    for fit, lm in zip(fits, landmarks):
+        if not isinstance(fit, FaceFit):
+            raise LandmarkFitError(f"fits must be FaceFits, got {type(fit).__name__}")
+        pts = check_landmarks(lm, size)
+        model = model_points(head, fit.identity, fit.expression, fit.eye)[mesh]
+        misses.append(_back_project(pts[mesh, :2] / size, model, fit.camera) - model)
+    rest = np.quantile([fit.expression for fit in fits], REST_QUANTILE, axis=0)
+    identity = fits[0].identity
+    shared = model_points(head, identity, rest) - model_points(head, identity)
+    out = np.zeros_like(shared)
+    out[mesh] = np.median(misses, axis=0) + shared[mesh]
+    return out
 
 
 def _fade(tree: cKDTree, x: np.ndarray) -> np.ndarray:

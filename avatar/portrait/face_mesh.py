@@ -45,6 +45,9 @@ class FaceMesh:
     points: np.ndarray   # (478, 3) float64 image pixels x, y and relative depth z (same scale, - = nearer)
     presence: float      # the mesh model's face-presence probability for the final crop
     roi: Roi             # the crop the final pass saw
+    # (2, 71, 3) the iris model's eye contours (image pixels), EYE_CORNERS order: subject's right eye, then
+    # left; kept so callers that read the lids (the tracker) need not run the iris model again.
+    eye_contours: np.ndarray | None = None
 
 
 def roi_around_box(box: np.ndarray, angle: float = 0.0) -> Roi:
@@ -59,16 +62,23 @@ def face_mesh(rgb: np.ndarray, roi: Roi, passes: int = 2) -> FaceMesh:
     for _ in range(passes - 1):
         roi = roi_from_points(points, line_angle(points[OUTER_EYE_RIGHT], points[OUTER_EYE_LEFT]), ROI_SCALE)
         points, presence = _mesh(rgb, roi)
-    return FaceMesh(points=with_irises(rgb, points), presence=presence, roi=roi)
+    points, contours = _with_eyes(rgb, points)
+    return FaceMesh(points=points, presence=presence, roi=roi, eye_contours=contours)
 
 
 def with_irises(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     """(478, 3): the 468 mesh points (depth 0 when given as (468, 2)) followed by both irises."""
+    return _with_eyes(rgb, mesh)[0]
+
+
+def _with_eyes(rgb: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """with_irises' points, and the (2, 71, 3) eye contours the same iris-model runs gave."""
     mesh = np.asarray(mesh, dtype=np.float64)
     if mesh.shape[1] == 2:
         mesh = np.c_[mesh, np.zeros(len(mesh))]
-    irises = [_iris(rgb, mesh, a, b, mirror) for a, b, mirror in EYE_CORNERS]
-    return np.concatenate([mesh[:MESH_POINTS], *irises])
+    eyes = [eye_model(rgb, mesh, a, b, mirror) for a, b, mirror in EYE_CORNERS]
+    irises = [_hang_iris(iris, mesh, mirror) for (_, iris), (_, _, mirror) in zip(eyes, EYE_CORNERS)]
+    return np.concatenate([mesh[:MESH_POINTS], *irises]), np.stack([contour for contour, _ in eyes])
 
 
 def yaw_degrees(points: np.ndarray) -> float:
@@ -107,9 +117,8 @@ def eye_model(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner:
     return to_picture(contour, CONTOUR_POINTS), to_picture(iris, 5)
 
 
-def _iris(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner: int, mirror: bool) -> np.ndarray:
-    """(5, 3) iris centre and 4 rim points of one eye, in image pixels."""
-    _, out = eye_model(rgb, mesh, left_corner, right_corner, mirror)
+def _hang_iris(out: np.ndarray, mesh: np.ndarray, mirror: bool) -> np.ndarray:
+    """(5, 3) iris centre and 4 rim points of one eye (eye_model's), in image pixels."""
     # The iris model's depth is relative to its own crop; hang it on the mesh's depth of the eye.
     out[:, 2] += mesh[EYE_RING[mirror], 2].mean() - out[0, 2]
     return out

@@ -1,9 +1,10 @@
 """Eye closure read from the eye apertures (avatar.track.eyelids), calibrated against the same eye open.
 
-The dense fit to the face mesh under-reads blinks (the mesh's lids barely close; measured: the fit's
-eyeBlink stays below 0.05 even on renders of an avatar with its eyes shut). The tracker therefore reads
-each eye's aperture against the clip's open aperture (a high quantile of the recent apertures) and maps
-the drop to a blink weight; the eyeBlink channel is the larger of that and the fit's own weight.
+The fit reads blinks from the lids it sees (the iris model's contours, avatar.track.eyelids), but not an
+eye squeezed shut under a frown or a wink, where the contour's gap stays near the open one (measured on
+talking-head clips: the fit's eyeBlink 0.2-0.35 there). So the tracker also reads each eye's aperture
+against the clip's open aperture (a high quantile of the recent apertures), a per-clip calibration, and
+maps the drop to a blink weight; the eyeBlink channel is the larger of that and the fit's own weight.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from avatar.portrait.face_mesh import (
 )
 from avatar.portrait.locate import MIN_PRESENCE
 from avatar.portrait.roi import line_angle, roi_from_points
-from avatar.track.eyelids import apertures
+from avatar.track.eyelids import apertures, refined_lids
 
 # Detector candidates tried, largest first, when the face is (re)acquired.
 MAX_CANDIDATES = 3
@@ -25,7 +25,18 @@ MAX_CANDIDATES = 3
 class MeshObservation:
     points: np.ndarray | None   # (478, 3) image pixels (face_mesh layout), None when no face was found
     presence: float             # the mesh's face-presence probability (0 when nothing was found)
-    apertures: np.ndarray | None = None  # (2,) eye aspect ratios, subject's (right, left) (avatar.track.eyelids)
+    eye_contours: np.ndarray | None = None  # (2, 71, 3) the iris model's eye contours (FaceMesh.eye_contours)
+
+    @property
+    def apertures(self) -> np.ndarray | None:
+        """(2,) eye aspect ratios, subject's (right, left) (avatar.track.eyelids)."""
+        return None if self.eye_contours is None else apertures(self.eye_contours)
+
+    def fit_points(self) -> np.ndarray | None:
+        """The points the fit takes: the mesh with its lids from the eye contours (when there are any)."""
+        if self.points is None or self.eye_contours is None:
+            return self.points
+        return refined_lids(self.points, self.eye_contours)
 
 
 class MeshFollower:
@@ -43,15 +54,15 @@ class MeshFollower:
                                                                        self._last[OUTER_EYE_LEFT]), ROI_SCALE)
             mesh = face_mesh(rgb, roi, passes=1)
             if mesh.presence >= MIN_PRESENCE:
-                return self._found(rgb, mesh)
+                return self._found(mesh)
         self._last = None
         for candidate in detect_faces(rgb)[:MAX_CANDIDATES]:
             eyes = candidate.keypoints[KEYPOINTS.index("eye_right")], candidate.keypoints[KEYPOINTS.index("eye_left")]
             mesh = face_mesh(rgb, roi_around_box(candidate.box, line_angle(*eyes)))
             if mesh.presence >= MIN_PRESENCE:
-                return self._found(rgb, mesh)
+                return self._found(mesh)
         return MeshObservation(None, 0.0)
 
-    def _found(self, rgb: np.ndarray, mesh) -> MeshObservation:
+    def _found(self, mesh) -> MeshObservation:
         self._last = mesh.points
-        return MeshObservation(mesh.points, mesh.presence, apertures(rgb, mesh.points))
+        return MeshObservation(mesh.points, mesh.presence, mesh.eye_contours)

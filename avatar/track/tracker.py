@@ -3,13 +3,16 @@
 Per frame (`FaceTracker`): the mesh follows the face (avatar.track.follow); a One-Euro filter smooths
 it (avatar.track.filters, parameters below); `avatar.fit.fit_landmarks` solves ARKit-52 weights, head
 pose, gaze and the camera on it with the identity held fixed, warm-started from the previous frame.
-The eyeBlink channels also read the eye apertures (avatar.track.blink), which the fit alone
-under-reads. A frame without a face, or whose fit fails, is marked `found=False` and holds the last values.
+The lids the fit sees are the iris model's eye contours (avatar.track.eyelids), so the fit reads
+blinks; the eyeBlink channels also read the contours' apertures against the clip's open eye
+(avatar.track.blink), for eyes squeezed shut or winking, which the fit under-reads. A frame without a face, or whose fit fails, is marked `found=False` and holds the last values.
 
-Identity is one per clip. Live (`FaceTracker` without an identity) it is the median of the free fits of
-the first IDENTITY_FRAMES frames with a face, then held. For a whole clip (`track_frames`, `track_clip`)
-it is estimated first, from IDENTITY_FRAMES frames spread over the clip's first IDENTITY_WINDOW frames,
-and the gaps left by lost frames are interpolated from their neighbours.
+Identity and neutral are one per clip (`estimate_face`): the identity is the median of free fits, the
+neutral (`avatar.fit.neutral_offsets`) what fits with that identity leave over, so the person's own
+proportions are not read as expression. Live (`FaceTracker`) they are estimated from the first
+IDENTITY_FRAMES frames with a face, then held. For a whole clip (`track_frames`, `track_clip`) they are
+estimated first, from frames spread over the clip's first IDENTITY_WINDOW frames, and the gaps left by
+lost frames are interpolated from their neighbours.
 
 Coordinates: a frame of W x H pixels is fitted as the centre of a square of side max(W, H) (the fit's
 camera has its principal point at the image centre), so `camera` is an EG3D 25-vector for that square
@@ -28,27 +31,36 @@ import numpy as np
 
 from avatar import camera as cam
 from avatar.expressions import NUM_EXPRESSIONS
-from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks
+from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks, neutral_offsets
+from avatar.fit.correspondence import REGIONS
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS, BlinkReader
+from avatar.track.eyelids import LID_RING
 from avatar.track.filters import OneEuroFilter
 from avatar.track.follow import MeshFollower, MeshObservation
 from avatar.track.video import Clip, ClipError, ClipLimits
 
 IDENTITY_FRAMES = 4
+NEUTRAL_FRAMES = 12     # frames whose misses give the clip's neutral (a median: a passing expression is outvoted)
 # MediaPipe's iris centres (subject's right, left): their distance is the face's scale for confidences.
 IRIS_CENTRES = (468, 473)
 # A fit whose RMS landmark error reaches this fraction of the inter-ocular distance has confidence 0.
 WORST_RELATIVE_ERROR = 0.15
 
-# One-Euro parameters (min_cutoff Hz, beta Hz per unit/s, d_cutoff Hz), tuned on talking-head clips at
+# One-Euro parameters (min_cutoff Hz, beta Hz per unit/s, d_cutoff Hz), measured on talking-head clips at
 # 30 fps (benchmarks.track reports the jitter, accuracy and blink lag they give). The face mesh is
 # smoothed before the fit, in inter-ocular distances: smoothing the fit's outputs instead separates
 # head rotation from camera position, which the fit trades against each other frame by frame, and
-# moves the face more than it steadies it (measured). Blinks close in 2-3 frames: their channel keeps a
-# high floor so the filter never holds them back.
+# moves the face more than it steadies it (measured). The points that carry expression (lid margins,
+# lips) move fast and far while the head is still: a blink closes in 2-3 frames, so they keep a high
+# floor and the filter never holds them back; the rest follow the head and are smoothed hard. Measured
+# for the rest (benchmarks.track on two talking-head clips; jitter reduction, accuracy in % IOD): min_cutoff
+# 0.5, beta 0.5: 2.5-3.0x, 3.7-5.4; 1.0, 1.0: 2.1-2.2x, 3.0-3.6; 1.0, 1.5: 2.0x, 2.8-3.2; 1.0, 2.0:
+# 1.9-2.0x, 2.7-3.0; 1.5, 2.0: 1.8-1.9x, 2.5-2.7 (raw fit: 1.4-1.7). Jitter and lag trade one for the
+# other; this keeps the accuracy goal and sits just under the 2x jitter goal.
 LANDMARK_FILTER = (1.0, 2.0, 1.0)
-BLINK_FILTER = (6.0, 10.0, 8.0)
+FEATURE_FILTER = (6.0, 10.0, 8.0)
+FEATURE_POINTS = np.unique(np.r_[np.ravel(LID_RING), REGIONS["mouth"]])
 _FRONTAL = cam.orbit_to_cam2world(cam.Orbit())[:3, :3]
 
 
@@ -83,17 +95,18 @@ class FaceTracker:
     frame's mesh as found (the raw per-frame fit, e.g. for comparisons)."""
 
     def __init__(self, head: HeadModel | None = None, identity=None, frame_rate: float = 30.0,
-                 smooth: bool = True):
+                 smooth: bool = True, neutral=None):
         self.head = head if head is not None else embedded_head_model()
         self.frame_rate = float(frame_rate)
         self.smooth = smooth
         self.follower = MeshFollower()
-        self._blinks = BlinkReader()
         self._identity = None if identity is None else np.asarray(identity, np.float32)
-        self._samples: list[np.ndarray] = []
+        self._neutral = None if neutral is None else np.asarray(neutral, np.float64)
+        self._samples: list[np.ndarray] = []   # landmarks of the first faces, until the neutral is fixed
         self._prior: FaceFit | None = None
-        self._landmark_filter = OneEuroFilter(*LANDMARK_FILTER)
-        self._blink_filter = OneEuroFilter(*BLINK_FILTER)
+        self._landmark_filter = OneEuroFilter(*landmark_filter_parameters())
+        self._blinks = BlinkReader()
+        self._blink_filter = OneEuroFilter(*FEATURE_FILTER)
         self._scale: float | None = None
         self._last: TrackedFrame | None = None
         self._count = 0
@@ -117,7 +130,9 @@ class FaceTracker:
         if observation.points is not None:
             landmarks = observation.points.copy()
             landmarks[:, :2] += offset
-            fit = self._fit(self._smoothed_landmarks(landmarks, t) if self.smooth else landmarks, size)
+            seen = observation.fit_points()
+            seen[:, :2] += offset
+            fit = self._fit(self._smoothed_landmarks(seen, t) if self.smooth else seen, size)
         if fit is None:
             # The next face starts afresh (it may be elsewhere, turned otherwise): no warm start, and no
             # smoothing from where this one was.
@@ -144,17 +159,22 @@ class FaceTracker:
         """The landmarks through the One-Euro filter, in units of the face's inter-ocular distance."""
         if self._scale is None:
             self._scale = max(_interocular(landmarks), 1.0)
-        return self._landmark_filter(landmarks / self._scale, t).reshape(landmarks.shape) * self._scale
+        flat = (landmarks / self._scale).reshape(-1)
+        return self._landmark_filter(flat, t).reshape(landmarks.shape) * self._scale
 
     def _fit(self, landmarks: np.ndarray, size: int) -> FaceFit | None:
         try:
-            fit = fit_landmarks(self.head, landmarks, size, identity=self._identity, prior=self._prior)
+            fit = fit_landmarks(self.head, landmarks, size, identity=self._identity, prior=self._prior,
+                                neutral=self._neutral)
         except LandmarkFitError:
             return None
-        if self._identity is None:
-            self._samples.append(fit.identity)
+        if self._neutral is None:
+            self._samples.append(landmarks)
             if len(self._samples) >= IDENTITY_FRAMES:
-                self._identity = np.median(self._samples, axis=0).astype(np.float32)
+                found = estimate_face(self.head, self._samples, size, self._identity)
+                if found is not None:
+                    self._identity, self._neutral = found
+                self._samples = []
         return fit
 
     def _lost(self, t: float) -> TrackedFrame:
@@ -165,6 +185,14 @@ class FaceTracker:
                                 np.zeros(4, np.float32), position, cam.camera_vector(cam.Orbit()), None, None)
         return TrackedFrame(t, False, 0.0, last.weights.copy(), last.head_pose.copy(), last.eye.copy(),
                             last.position.copy(), last.camera.copy(), None, None)
+
+
+def landmark_filter_parameters() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-Euro (min_cutoff, beta, d_cutoff), each (478 * 3,): FEATURE_FILTER on FEATURE_POINTS,
+    LANDMARK_FILTER elsewhere."""
+    params = np.tile(np.asarray(LANDMARK_FILTER, np.float64)[:, None, None], (1, 478, 3))
+    params[:, FEATURE_POINTS] = np.asarray(FEATURE_FILTER, np.float64)[:, None, None]
+    return tuple(p.reshape(-1) for p in params)
 
 
 def square_frame(shape: tuple[int, int]) -> tuple[int, np.ndarray]:
@@ -197,6 +225,7 @@ class Track:
     frame_shape: tuple[int, int]    # (H, W) of the clip's frames
     image_size: int                 # side of the square the fit saw (square_frame)
     identity: np.ndarray            # (K,) the clip's identity
+    neutral: np.ndarray             # (478, 3) the clip's neutral offsets (avatar.fit.neutral_offsets)
     times: np.ndarray               # (T,) float64 seconds
     found: np.ndarray               # (T,) bool
     confidence: np.ndarray          # (T,) float32
@@ -242,19 +271,21 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
     try:
         observed = meshes.results()
         buffer: list[MeshObservation] = []
-        if identity is None:
-            for obs in observed:
-                buffer.append(obs)
-                if len(buffer) >= IDENTITY_WINDOW and sum(o.points is not None for o in buffer) >= IDENTITY_FRAMES:
-                    break
-            if not buffer:
-                raise ClipError(f"{name}: the clip has no frames")
-            if all(o.points is None for o in buffer):  # the whole clip was read
-                raise ClipError(f"{name}: no face was found in any of its {len(buffer)} frames")
-            identity = estimate_identity(head, buffer, meshes.shape)
-            if identity is None:
-                raise ClipError(f"{name}: the faces found in its first frames could not be fitted")
-        tracker = FaceTracker(head, identity=identity, frame_rate=frame_rate, smooth=smooth)
+        for obs in observed:
+            buffer.append(obs)
+            if len(buffer) >= IDENTITY_WINDOW and sum(o.points is not None for o in buffer) >= IDENTITY_FRAMES:
+                break
+        if not buffer:
+            raise ClipError(f"{name}: the clip has no frames")
+        if all(o.points is None for o in buffer):  # the whole clip was read
+            raise ClipError(f"{name}: no face was found in any of its {len(buffer)} frames")
+        size, offset = square_frame(meshes.shape)
+        seen = [o.fit_points() + np.r_[offset, 0.0] for o in buffer if o.points is not None]
+        found = estimate_face(head, seen, size, identity)
+        if found is None:
+            raise ClipError(f"{name}: the faces found in its first frames could not be fitted")
+        identity, neutral = found
+        tracker = FaceTracker(head, identity=identity, frame_rate=frame_rate, smooth=smooth, neutral=neutral)
         rows = []
         for obs in _chain(buffer, observed):
             rows.append(tracker.update(obs, meshes.shape, len(rows) / frame_rate))
@@ -265,7 +296,7 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
         raise ClipError(f"{name}: the clip has no frames")
     if not any(r.found for r in rows):
         raise ClipError(f"{name}: no face was found in any of its {len(rows)} frames")
-    return _assemble(rows, frame_rate, meshes.shape, identity)
+    return _assemble(rows, frame_rate, meshes.shape, identity, neutral)
 
 
 def _chain(first: list, rest: Iterable):
@@ -316,24 +347,38 @@ class _MeshPass:
         self._thread.join()
 
 
-def estimate_identity(head: HeadModel, observations: list[MeshObservation], shape) -> np.ndarray | None:
-    """Median identity of free fits on IDENTITY_FRAMES frames with a face, spread over the clip (None
-    when none of them can be fitted)."""
-    size, offset = square_frame(shape)
-    seen = [o.points for o in observations if o.points is not None]
-    picks = np.unique(np.linspace(0, len(seen) - 1, min(IDENTITY_FRAMES, len(seen))).round().astype(int))
-    samples = []
-    for k in picks:
-        landmarks = seen[k].copy()
-        landmarks[:, :2] += offset
-        try:
-            samples.append(fit_landmarks(head, landmarks, size).identity)
-        except LandmarkFitError:
-            continue
-    return np.median(samples, axis=0).astype(np.float32) if samples else None
+def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, identity=None
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The clip's (identity (K,), neutral (478, 3)) from landmarks of its frames (square-frame pixels, in
+    order): the median identity of free fits on IDENTITY_FRAMES of them spread over the list (unless
+    `identity` is given), then the neutral from fits with it on NEUTRAL_FRAMES of them. None when too
+    few of them can be fitted."""
+    def spread(count: int) -> list[np.ndarray]:
+        picks = np.unique(np.linspace(0, len(landmarks) - 1, min(count, len(landmarks))).round().astype(int))
+        return [landmarks[k] for k in picks]
+
+    def fits(chosen, **fixed) -> list[tuple[FaceFit, np.ndarray]]:
+        out = []
+        for lm in chosen:
+            try:
+                out.append((fit_landmarks(head, lm, size, **fixed), lm))
+            except LandmarkFitError:
+                continue
+        return out
+
+    if identity is None:
+        free = fits(spread(IDENTITY_FRAMES))
+        if not free:
+            return None
+        identity = np.median([f.identity for f, _ in free], axis=0)
+    identity = np.asarray(identity, np.float32)
+    held = fits(spread(NEUTRAL_FRAMES), identity=identity)
+    if not held:
+        return None
+    return identity, neutral_offsets(head, [f for f, _ in held], [lm for _, lm in held], size)
 
 
-def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity) -> Track:
+def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity, neutral) -> Track:
     found = np.array([r.found for r in rows])
     if not found.any():
         raise ClipError("no frame of the clip could be fitted")
@@ -363,7 +408,8 @@ def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity) -> T
         if r.landmarks is not None:
             landmarks[i] = r.landmarks
     return Track(frame_rate=float(frame_rate), frame_shape=tuple(int(v) for v in shape), image_size=size,
-                 identity=np.asarray(identity, np.float32), times=np.array([r.time for r in rows]),
+                 identity=np.asarray(identity, np.float32), neutral=np.asarray(neutral, np.float64),
+                 times=np.array([r.time for r in rows]),
                  found=found, confidence=np.array([r.confidence for r in rows], np.float32),
                  weights=np.clip(filled(np.stack([r.weights for r in rows])), 0, 1).astype(np.float32),
                  head_pose=pose, eye=filled(np.stack([r.eye for r in rows])).astype(np.float32),
