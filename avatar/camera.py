@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 DEFAULT_RADIUS = 2.7
 DEFAULT_FOV_DEG = 18.837
@@ -39,7 +40,7 @@ class Orbit:
     radius: float = DEFAULT_RADIUS
     fov_deg: float = DEFAULT_FOV_DEG
 
-    def validate(self) -> "Orbit":
+    def validate(self) -> Orbit:
         values = (self.yaw_deg, self.pitch_deg, self.roll_deg, self.radius, self.fov_deg)
         if not all(math.isfinite(v) for v in values):
             raise CameraError(f"camera values must be finite numbers, got {values}")
@@ -60,7 +61,12 @@ def fov_from_focal(focal: float) -> float:
     return math.degrees(2.0 * math.atan(1.0 / (math.sqrt(2.0) * focal)))
 
 
-def look_at(origin: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 1.0, 0.0])) -> np.ndarray:
+_WORLD_ORIGIN = np.zeros(3)
+_WORLD_UP = np.array([0.0, 1.0, 0.0])
+_WORLD_ORIGIN.flags.writeable = _WORLD_UP.flags.writeable = False  # shared defaults, so never mutable
+
+
+def look_at(origin: np.ndarray, target: np.ndarray = _WORLD_ORIGIN, up: np.ndarray = _WORLD_UP) -> np.ndarray:
     """cam2world (4x4) for an OpenCV camera at `origin` looking at `target` with world `up` up in the image."""
     forward = target - origin
     forward = forward / np.linalg.norm(forward)
@@ -72,7 +78,7 @@ def look_at(origin: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray
     return m
 
 
-def orbit_to_cam2world(orbit: Orbit, shift=(0.0, 0.0, 0.0)) -> np.ndarray:
+def orbit_to_cam2world(orbit: Orbit, shift: ArrayLike = (0.0, 0.0, 0.0)) -> np.ndarray:
     """cam2world of an orbit about the origin, the whole camera then moved by `shift` (world units)."""
     o = orbit.validate()
     yaw, pitch, roll = (math.radians(v) for v in (o.yaw_deg, o.pitch_deg, o.roll_deg))
@@ -91,14 +97,14 @@ def intrinsics(fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
     return np.array([[f, 0.0, 0.5], [0.0, f, 0.5], [0.0, 0.0, 1.0]])
 
 
-def camera_vector(orbit: Orbit | None = None, shift=(0.0, 0.0, 0.0), **kwargs) -> np.ndarray:
+def camera_vector(orbit: Orbit | None = None, shift: ArrayLike = (0.0, 0.0, 0.0), **kwargs: float) -> np.ndarray:
     """EG3D 25-vector from an Orbit (or its fields as keyword arguments), optionally shifted."""
     orbit = orbit or Orbit(**kwargs)
     c2w = orbit_to_cam2world(orbit, shift)
     return np.concatenate([c2w.reshape(-1), intrinsics(orbit.fov_deg).reshape(-1)]).astype(np.float32)
 
 
-def validate_camera_vector(vec) -> np.ndarray:
+def validate_camera_vector(vec: ArrayLike) -> np.ndarray:
     """Check a 25-vector: finite, a proper rotation, a camera outside the head's box, sane intrinsics."""
     v = np.asarray(vec, dtype=np.float64).reshape(-1)
     if v.shape != (25,):
@@ -118,7 +124,7 @@ def validate_camera_vector(vec) -> np.ndarray:
     return v.astype(np.float32)
 
 
-def orbit_from_camera_vector(vec) -> Orbit:
+def orbit_from_camera_vector(vec: ArrayLike) -> Orbit:
     """The orbit parameters of a 25-vector that looks at the origin (what `camera_vector` makes)."""
     v = validate_camera_vector(vec).astype(np.float64)
     c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
@@ -138,7 +144,8 @@ def ray_bounds(cam: np.ndarray) -> tuple[float, float]:
     return max(radius + RAY_START_OFFSET, 0.01), radius + RAY_END_OFFSET
 
 
-def generate_rays(cam, height: int, width: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_rays(cam: ArrayLike, height: int, width: int,
+                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """World-space ray origins and unit directions through pixel centres, row-major (H*W, 3) each."""
     v = torch.as_tensor(np.asarray(cam, dtype=np.float64).reshape(-1))
     c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
@@ -156,7 +163,7 @@ def generate_rays(cam, height: int, width: int, dtype=torch.float32) -> tuple[to
     return origins.to(dtype).contiguous(), dirs.to(dtype).contiguous()
 
 
-def project(points, cam) -> np.ndarray:
+def project(points: ArrayLike, cam: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """World points (..., 3) to normalised image coordinates (..., 2) in [0, 1] and camera depth (...)."""
     v = np.asarray(cam, dtype=np.float64).reshape(-1)
     c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
@@ -169,21 +176,24 @@ def project(points, cam) -> np.ndarray:
 
 def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Head rotation matrix from radians (FaceVerse's Euler convention: R = Rz(roll) Ry(yaw) Rx(pitch))."""
-    cx, sx, cy, sy, cz, sz = math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw), math.cos(roll), math.sin(roll)
+    cx, sx = math.cos(pitch), math.sin(pitch)
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    cz, sz = math.cos(roll), math.sin(roll)
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    rotation: np.ndarray = rz @ ry @ rx
+    return rotation
 
 
-def head_pose_from_rotation(rotation) -> tuple[float, float, float]:
+def head_pose_from_rotation(rotation: ArrayLike) -> tuple[float, float, float]:
     """(yaw, pitch, roll) radians of a head rotation matrix; the inverse of `head_rotation` (|yaw| < 90 deg)."""
     r = np.asarray(rotation, dtype=np.float64)
     yaw = math.asin(float(np.clip(-r[2, 0], -1.0, 1.0)))
     return yaw, math.atan2(r[2, 1], r[2, 2]), math.atan2(r[1, 0], r[0, 0])
 
 
-def apply_head_pose(cam, yaw: float, pitch: float, roll: float) -> np.ndarray:
+def apply_head_pose(cam: ArrayLike, yaw: float, pitch: float, roll: float) -> np.ndarray:
     """The camera that sees the still head as the original camera sees the head rotated by (yaw, pitch, roll).
 
     The whole avatar (mesh and static planes) turns together, so turning the camera the opposite way
@@ -192,7 +202,7 @@ def apply_head_pose(cam, yaw: float, pitch: float, roll: float) -> np.ndarray:
     values = (yaw, pitch, roll)
     if not all(math.isfinite(float(x)) for x in values):
         raise CameraError(f"head pose must be finite radians, got {values}")
-    v = np.asarray(cam, dtype=np.float64).reshape(-1).copy()
+    v: np.ndarray = np.asarray(cam, dtype=np.float64).reshape(-1).copy()
     c2w = v[:16].reshape(4, 4)
     r_inv = np.eye(4)
     r_inv[:3, :3] = head_rotation(*values).T

@@ -6,7 +6,7 @@ mapping tables between orders are derived here from the name lists, never typed 
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

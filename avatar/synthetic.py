@@ -9,11 +9,12 @@ import hashlib
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from avatar import camera, raster
 from avatar.asset import Avatar
-from avatar.head_model import PART_ID, HeadModel, embedded_head_model
 from avatar.decoder import SIDE_PLANES
+from avatar.head_model import PART_ID, HeadModel, embedded_head_model
 from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
 from avatar.surface_field import SEMANTICS, surface_decoder, surface_planes
 
@@ -39,7 +40,7 @@ CONJUNCTIVA = np.array([0.66, 0.43, 0.40])    # the eye sack where it shows past
 SOCKET = np.array([0.18, 0.10, 0.09])         # darkening toward the back of the socket
 
 
-def region_colours(head: HeadModel, points: np.ndarray, parts: np.ndarray, skin,
+def region_colours(head: HeadModel, points: np.ndarray, parts: np.ndarray, skin: ArrayLike,
                    eye_sack: np.ndarray | None = None) -> np.ndarray:
     """RGB (P, 3) float32 of surface points (P, 3) in the head's neutral pose, given the part id of each
     (and, optionally, which of them line an eye sack).
@@ -90,7 +91,8 @@ def region_colours(head: HeadModel, points: np.ndarray, parts: np.ndarray, skin,
             # through the middle of the mouth and turns near black only toward the throat.
             t = np.clip((z.max() - p[idx, 2]) / max(float(z.max() - z.min()), 1e-9), 0, 1)[:, None] ** ease
             colours[idx] = front * (1 - t) + back * t
-    return colours.astype(np.float32)
+    rgb: np.ndarray = colours.astype(np.float32)
+    return rgb
 
 
 def _eye_colours(points: np.ndarray, centre: np.ndarray, pupil: np.ndarray, metres_per_unit: float) -> np.ndarray:
@@ -109,7 +111,8 @@ def _eye_colours(points: np.ndarray, centre: np.ndarray, pupil: np.ndarray, metr
     to_pupil = np.clip((pupil_angle - angle) / edge + 0.5, 0, 1)[:, None]
     iris_rgb = IRIS * (1 - to_limbus) + LIMBUS * to_limbus
     iris_rgb = iris_rgb * (1 - to_pupil) + PUPIL * to_pupil
-    return iris_rgb * (1 - to_sclera) + SCLERA * to_sclera
+    rgb: np.ndarray = iris_rgb * (1 - to_sclera) + SCLERA * to_sclera
+    return rgb
 
 
 def vertex_colours(head: HeadModel, skin: np.ndarray) -> np.ndarray:
@@ -118,7 +121,8 @@ def vertex_colours(head: HeadModel, skin: np.ndarray) -> np.ndarray:
     return region_colours(head, head.vertices, head.vertex_part, skin, sacks)
 
 
-def prior_texture(head: HeadModel, skin, resolution: int = RESOLUTION, background=None) -> torch.Tensor:
+def prior_texture(head: HeadModel, skin: ArrayLike, resolution: int = RESOLUTION,
+                  background: ArrayLike | None = None) -> torch.Tensor:
     """Region priors evaluated at every texel's own surface point (sharper than baked vertex colours:
     the iris and pupil stay discs), (R, R, 3) in the UV layout (rows = v); `background` (default: the
     skin colour) where no triangle covers a texel."""
@@ -141,7 +145,8 @@ def synthetic_avatar(seed: int = 0, head: HeadModel | None = None) -> Avatar:
     rng = np.random.default_rng(seed)
     skin = np.array([0.78, 0.6, 0.5]) * rng.uniform(0.8, 1.1)
     hair = np.array([0.28, 0.18, 0.1]) * rng.uniform(0.6, 1.4)
-    identity = (rng.uniform(-0.5, 0.5, len(head.identity_names)) if seed else np.zeros(len(head.identity_names))).astype(np.float32)
+    n_identity = len(head.identity_names)
+    identity = (rng.uniform(-0.5, 0.5, n_identity) if seed else np.zeros(n_identity)).astype(np.float32)
 
     texture = np.asarray(prior_texture(head, np.clip(skin, 0, 1)), dtype=np.float32)
     vol = swept_mesh_volume(head, identity, RESOLUTION)

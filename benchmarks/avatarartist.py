@@ -48,8 +48,15 @@ class _Encoders:
     """CLIP ViT-H/14 vision and DINOv2-base at full size with random weights, same calls as ImageEncoders."""
 
     def __init__(self):
-        from transformers import (BitImageProcessorPil, CLIPImageProcessorPil, CLIPVisionConfig,
-                                  CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model)
+        from transformers import (
+            BitImageProcessorPil,
+            CLIPImageProcessorPil,
+            CLIPVisionConfig,
+            CLIPVisionModelWithProjection,
+            Dinov2Config,
+            Dinov2Model,
+        )
+
         from avatar.generators.avatarartist.encoders import _DINO_PREPROCESS
 
         clip_cfg = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,

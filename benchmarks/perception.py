@@ -32,30 +32,34 @@ def _median_ms(fn) -> float:
     return round(1000 * statistics.median(times), 1)
 
 
+def _stage_ms(size: int) -> dict[str, float]:
+    """Median milliseconds of each perception stage on one portrait of `size` pixels."""
+    portrait = astronaut_png(size)
+    rgb = decode_image(portrait)
+    face = detect_faces(rgb)[0]
+    roi = roi_around_box(face.box, line_angle(face.keypoints[KEYPOINTS.index("eye_right")],
+                                              face.keypoints[KEYPOINTS.index("eye_left")]))
+    mesh = face_mesh(rgb, roi).points
+    prepared = prepare(portrait)
+    stages = {
+        "decode": lambda: decode_image(portrait),
+        "detect": lambda: detect_faces(rgb),
+        "mesh": lambda: face_mesh(rgb, roi),
+        "iris": lambda: with_irises(rgb, mesh[:468]),
+        "segmentation": lambda: person_probability(rgb, prepared.affine, 512),
+        "matting": lambda: person_matte(rgb, prepared.affine, prepared.image, prepared.landmarks[:468, :2]),
+        "prepare": lambda: prepare(portrait),
+    }
+    return {name: _median_ms(fn) for name, fn in stages.items()}
+
+
 def main() -> None:
     out = {}
     for size in (512, 1024):
-        portrait = astronaut_png(size)
-        rgb = decode_image(portrait)
-        face = detect_faces(rgb)[0]
-        roi = roi_around_box(face.box, line_angle(face.keypoints[KEYPOINTS.index("eye_right")],
-                                                  face.keypoints[KEYPOINTS.index("eye_left")]))
-        mesh = face_mesh(rgb, roi).points
-        prepared = prepare(portrait)
-        stages = {
-            "decode": lambda: decode_image(portrait),
-            "detect": lambda: detect_faces(rgb),
-            "mesh": lambda: face_mesh(rgb, roi),
-            "iris": lambda: with_irises(rgb, mesh[:468]),
-            "segmentation": lambda: person_probability(rgb, prepared.affine, 512),
-            "matting": lambda: person_matte(rgb, prepared.affine, prepared.image, prepared.landmarks[:468, :2]),
-            "prepare": lambda: prepare(portrait),
-        }
-        for name, fn in stages.items():
-            out[f"{name}_ms_{size}"] = _median_ms(fn)
+        for name, ms in _stage_ms(size).items():
+            out[f"{name}_ms_{size}"] = ms
         out[f"matting_ms_{size}"] = round(out[f"matting_ms_{size}"] - out[f"segmentation_ms_{size}"], 1)
     print(json.dumps(out))
-
 
 if __name__ == "__main__":
     main()

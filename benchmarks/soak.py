@@ -32,8 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
+import grpc
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY_S = 5.0

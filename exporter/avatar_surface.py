@@ -16,7 +16,7 @@ Colour at a surface point can be asked two ways:
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -48,7 +48,10 @@ class AvatarSurface:
 
     def colour_in_pose(self, expression: np.ndarray | None) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
         """`colour` for the avatar posed with an ARKit-52 expression (None: neutral)."""
-        return lambda points, normals=None: self.colour(points, normals, expression)
+        def posed(points: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
+            return self.colour(points, normals, expression)
+
+        return posed
 
     def colour(self, points: np.ndarray, normals: np.ndarray | None = None,
                expression: np.ndarray | None = None) -> np.ndarray:

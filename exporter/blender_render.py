@@ -15,10 +15,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pygltflib
+from numpy.typing import ArrayLike
 from PIL import Image
 
 from avatar.camera import camera_vector, validate_camera_vector
@@ -37,7 +40,7 @@ def find_blender() -> str | None:
     return os.environ.get("AVATARFORGE_BLENDER") or shutil.which("blender")
 
 
-def glb_metres_per_unit(path: str | os.PathLike) -> float:
+def glb_metres_per_unit(path: str | os.PathLike[str]) -> float:
     """The world-unit scale the exporter wrote into the GLB (top-level extras)."""
     try:
         gltf = pygltflib.GLTF2().load(str(path))
@@ -49,7 +52,7 @@ def glb_metres_per_unit(path: str | os.PathLike) -> float:
     return float(extras["metres_per_unit"])
 
 
-def blender_camera(camera, metres_per_unit: float) -> dict:
+def blender_camera(camera: ArrayLike, metres_per_unit: float) -> dict[str, Any]:
     """A Blender camera (matrix_world rows, horizontal FOV in radians) for an EG3D 25-vector."""
     v = validate_camera_vector(camera).astype(np.float64)
     c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
@@ -62,7 +65,7 @@ def blender_camera(camera, metres_per_unit: float) -> dict:
     return {"matrix_world": m.tolist(), "angle": 2.0 * math.atan(0.5 / k[0, 0])}
 
 
-def render_glb(path: str | os.PathLike, cameras, mode: str = "emission", size: int = 256,
+def render_glb(path: str | os.PathLike[str], cameras: Iterable[ArrayLike], mode: str = "emission", size: int = 256,
                expression: dict[str, float] | None = None, timeout: float = 300.0) -> list[np.ndarray]:
     """(size, size, 4) uint8 straight-alpha RGBA per camera, rendered by Blender.
 
@@ -72,8 +75,7 @@ def render_glb(path: str | os.PathLike, cameras, mode: str = "emission", size: i
     """
     if mode not in MODES:
         raise ExportError(f"unknown Blender render mode {mode!r}; modes are {', '.join(MODES)}")
-    if not isinstance(size, int) or not 16 <= size <= 4096:
-        raise ExportError(f"render size must be an integer in 16..4096, got {size!r}")
+    size = _render_size(size)
     blender = find_blender()
     if blender is None:
         raise ExportError("Blender is not installed (make tools installs Debian's blender), so the GLB cannot be "
@@ -81,11 +83,7 @@ def render_glb(path: str | os.PathLike, cameras, mode: str = "emission", size: i
     path = Path(path).resolve()
     mpu = glb_metres_per_unit(path)
     cams = [blender_camera(c, mpu) for c in cameras]
-    weights = {}
-    for name, value in (expression or {}).items():
-        if name not in ARKIT_NAMES or not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-            raise ExportError(f"expression weight {name!r}={value!r}: names are ARKit-52 names, weights in [0, 1]")
-        weights[name] = float(value)
+    weights = _shape_key_weights(expression or {})
     with tempfile.TemporaryDirectory(prefix="avatarforge-blender-") as tmp:
         outputs = [str(Path(tmp) / f"view{i:03d}.png") for i in range(len(cams))]
         job = Path(tmp) / "job.json"
@@ -102,7 +100,23 @@ def render_glb(path: str | os.PathLike, cameras, mode: str = "emission", size: i
         return [np.asarray(Image.open(o).convert("RGBA")) for o in outputs]
 
 
-def glb_contact_sheet(path: str | os.PathLike, yaws=(0, 45, 90, 180), size: int = 256,
+def _render_size(size: object) -> int:
+    # Checked at run time too: the size may come from a command line or a request.
+    if not isinstance(size, int) or not 16 <= size <= 4096:
+        raise ExportError(f"render size must be an integer in 16..4096, got {size!r}")
+    return size
+
+
+def _shape_key_weights(expression: Mapping[str, object]) -> dict[str, float]:
+    weights = {}
+    for name, value in expression.items():
+        if name not in ARKIT_NAMES or not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ExportError(f"expression weight {name!r}={value!r}: names are ARKit-52 names, weights in [0, 1]")
+        weights[name] = float(value)
+    return weights
+
+
+def glb_contact_sheet(path: str | os.PathLike[str], yaws: Iterable[float] = (0, 45, 90, 180), size: int = 256,
                       expression: dict[str, float] | None = None) -> np.ndarray:
     """RGB uint8 sheet of a GLB in Blender at the default orbit camera: unlit (texture colour) on
     the top row, lit by one sun and ambient light below, one column per yaw in degrees."""
@@ -111,7 +125,7 @@ def glb_contact_sheet(path: str | os.PathLike, yaws=(0, 45, 90, 180), size: int 
     return np.concatenate(rows, axis=0)
 
 
-def contact_sheet(images: list[np.ndarray], background=(128, 128, 128)) -> np.ndarray:
+def contact_sheet(images: list[np.ndarray], background: ArrayLike = (128, 128, 128)) -> np.ndarray:
     """The images side by side, composited over a flat background (RGB uint8)."""
     bg = np.asarray(background, np.float32)
     tiles = [img[..., :3].astype(np.float32) * (img[..., 3:] / 255.0) + bg * (1 - img[..., 3:] / 255.0)

@@ -16,6 +16,7 @@ Single-sided materials are culled from behind in both, as in the engines. Writte
 import json
 import math
 import sys
+from typing import Any
 
 import bpy
 from mathutils import Matrix
@@ -26,7 +27,7 @@ def _import(path: str) -> None:
     bpy.ops.import_scene.gltf(filepath=path, import_shading="SMOOTH")
 
 
-def _set_weights(weights: dict) -> None:
+def _set_weights(weights: dict[str, float]) -> None:
     for obj in bpy.data.objects:
         keys = obj.data.shape_keys.key_blocks if obj.type == "MESH" and obj.data.shape_keys else {}
         for name, value in weights.items():
@@ -34,7 +35,7 @@ def _set_weights(weights: dict) -> None:
                 keys[name].value = value
 
 
-def _emission_settings(scene) -> None:
+def _emission_settings(scene: Any) -> None:   # a bpy.types.Scene
     scene.render.engine = "BLENDER_WORKBENCH"
     shading = scene.display.shading
     shading.light = "FLAT"
@@ -45,7 +46,7 @@ def _emission_settings(scene) -> None:
     scene.view_settings.look = "None"
 
 
-def _lit_settings(scene) -> None:
+def _lit_settings(scene: Any) -> None:   # a bpy.types.Scene
     scene.render.engine = "BLENDER_EEVEE"
     scene.eevee.taa_render_samples = 16
     scene.view_settings.view_transform = "Filmic"

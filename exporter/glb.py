@@ -13,8 +13,8 @@ exporter.blender_render checks the result in Blender against the renderer.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pygltflib as gl
@@ -85,7 +85,7 @@ class _Blob:
         return len(self.gltf.accessors) - 1
 
 
-def _num(x) -> float:
+def _num(x: float) -> float:
     # float32 bounds written as the exact float32 value, so validators comparing with the data agree.
     return float(np.float32(x))
 
@@ -105,7 +105,8 @@ def _material(blob: _Blob, name: str, image_png: bytes) -> int:
     return len(g.materials) - 1
 
 
-def _primitive_attributes(blob: _Blob, positions, normals, uv) -> gl.Attributes:
+def _primitive_attributes(blob: _Blob, positions: np.ndarray, normals: np.ndarray | None,
+                          uv: np.ndarray) -> gl.Attributes:
     attrs = gl.Attributes(POSITION=blob.accessor(positions.astype(np.float32), gl.VEC3, gl.ARRAY_BUFFER, bounds=True),
                           TEXCOORD_0=blob.accessor(uv.astype(np.float32), gl.VEC2, gl.ARRAY_BUFFER))
     if normals is not None:
@@ -171,6 +172,14 @@ def _head_texture(head: HeadModel, identity: np.ndarray, colour_in_pose: Callabl
     return bake_layers(layers, head.uv, size)
 
 
+def _in_every_pose(colour: ColourFn) -> Callable[[np.ndarray | None], ColourFn]:
+    """A colour field that does not depend on the pose."""
+    def colour_in_pose(expression: np.ndarray | None) -> ColourFn:
+        return colour
+
+    return colour_in_pose
+
+
 def root_name(avatar: Avatar) -> str:
     return avatar.display_name.strip() or f"avatar_{avatar.avatar_id[:12]}"
 
@@ -187,9 +196,12 @@ def build_glb(avatar: Avatar, options: ExportOptions = ExportOptions(), head: He
     if colour is None or (density_grid is None and options.include_static):
         surface = AvatarSurface(avatar, model)
         density_grid = density_grid or surface.density_grid
-    given = colour
-    colour_in_pose: Callable[[np.ndarray | None], ColourFn] = (
-        surface.colour_in_pose if given is None else lambda expression: given)
+    colour_in_pose: Callable[[np.ndarray | None], ColourFn]
+    if colour is None:
+        assert surface is not None   # made above whenever no colour is given
+        colour_in_pose = surface.colour_in_pose
+    else:
+        colour_in_pose = _in_every_pose(colour)
     colour = colour_in_pose(None)
 
     report("glb", 0.0, "head mesh and morph targets")
@@ -201,6 +213,7 @@ def build_glb(avatar: Avatar, options: ExportOptions = ExportOptions(), head: He
     static = None
     if options.include_static:
         report("glb", 0.5, "extracting the static parts")
+        assert density_grid is not None   # the avatar's own when none is given
         grid = density_grid(options.density_resolution)
         static = extract_static_mesh(grid, half_opaque_level(options.density_resolution), world_positions,
                                      head.faces, options.static_triangle_budget,

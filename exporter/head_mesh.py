@@ -23,7 +23,7 @@ class GltfMesh:
     indices: np.ndarray                # (F, 3) uint32 into positions
     normals: np.ndarray | None         # (V, 3) float32 unit
     source_vertex: np.ndarray          # (V,) int64: the head-model vertex each glTF vertex copies
-    position_deltas: np.ndarray | None = None   # (52, V, 3) float32 metres
+    position_deltas: np.ndarray                 # (52, V, 3) float32 metres
     normal_deltas: np.ndarray | None = None     # (52, V, 3) float32
 
 

@@ -10,12 +10,17 @@ import csv
 import io
 import json
 import zipfile
+from typing import Any
 
 import numpy as np
 
 from avatar.asset import Avatar
 from avatar.expressions import (
-    ARKIT_NAMES, CANONICAL_TO_LIVELINK, CANONICAL_TO_UNREAL, LIVELINK_NAMES, UNREAL_NAMES,
+    ARKIT_NAMES,
+    CANONICAL_TO_LIVELINK,
+    CANONICAL_TO_UNREAL,
+    LIVELINK_NAMES,
+    UNREAL_NAMES,
 )
 from avatar.head_model.base import HeadModel
 
@@ -42,7 +47,7 @@ def _region(name: str, head: HeadModel, k: int) -> str:
     return f"{area}.{side}"
 
 
-def target_rows(head: HeadModel) -> list[dict]:
+def target_rows(head: HeadModel) -> list[dict[str, Any]]:
     mpu = float(head.metres_per_unit)
     rows = []
     for k, name in enumerate(ARKIT_NAMES):

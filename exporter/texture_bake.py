@@ -9,8 +9,8 @@ into the islands.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ QUERY_CHUNK = 65536
 
 
 def surface_points(positions: np.ndarray, faces: np.ndarray, uv: np.ndarray, faces_uv: np.ndarray,
-                   size: int, normals: np.ndarray | None = None):
+                   size: int, normals: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(size, size) bool coverage, (M, 3) surface points of the covered texels (row-major order) and,
     with per-vertex `normals`, their (M, 3) unit normals (else None)."""
     # glTF image row 0 is v = 1, so raster row r is exactly texture row r.
@@ -50,7 +51,8 @@ def dilate(image: np.ndarray, covered: np.ndarray) -> np.ndarray:
     if covered.all() or not covered.any():
         return image
     _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
-    return image[rows, cols]
+    filled: np.ndarray = image[rows, cols]
+    return filled
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +81,8 @@ def bake_layers(layers: list[BakeLayer], uv: np.ndarray, size: int) -> np.ndarra
         image[covered] = np.nan_to_num(rgb, nan=0.0)
         covered_any |= covered
     image = dilate(image, covered_any)
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    texture: np.ndarray = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    return texture
 
 
 def bake_texture(colour: ColourFn, positions: np.ndarray, faces: np.ndarray, uv: np.ndarray,

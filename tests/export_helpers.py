@@ -65,9 +65,14 @@ def small_head_model(rows: int = 14, cols: int = 20) -> HeadModel:
     nv = nt = 0
     for name, center, radius, r, c, rect in parts:
         v, f, t, ft = _latlong(center, radius, r, c, rect)
-        verts.append(v); faces.append(f + nv); uv.append(t); faces_uv.append(ft + nt)
-        vpart.append(np.full(len(v), PART_ID[name])); fpart.append(np.full(len(f), PART_ID[name]))
-        nv += len(v); nt += len(t)
+        verts.append(v)
+        faces.append(f + nv)
+        uv.append(t)
+        faces_uv.append(ft + nt)
+        vpart.append(np.full(len(v), PART_ID[name]))
+        fpart.append(np.full(len(f), PART_ID[name]))
+        nv += len(v)
+        nt += len(t)
     vertices = np.concatenate(verts).astype(np.float32)
     n = len(vertices)
     vertex_part = np.concatenate(vpart).astype(np.int8)
@@ -192,9 +197,9 @@ def glb_inputs():
     spatial colour and density functions.
     """
     try:
-        from avatar.synthetic import synthetic_avatar
-        from avatar.head_model import embedded_head_model
         import avatar.render  # noqa: F401  (the renderer must import too)
+        from avatar.head_model import embedded_head_model
+        from avatar.synthetic import synthetic_avatar
     except ImportError:
         head = small_head_model()
         return small_avatar(head), head, position_colour, sphere_density

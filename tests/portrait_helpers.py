@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data as skdata
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def astronaut() -> np.ndarray:
     img = skdata.astronaut()
     img.setflags(write=False)
@@ -28,12 +28,12 @@ def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None, **save_
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def astronaut_png() -> bytes:
     return encode(astronaut(), "PNG")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def astronaut_jpeg(quality: int = 92) -> bytes:
     return encode(astronaut(), "JPEG", quality=quality)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from avatar.generators.avatarartist.sampler import sample_latent
 from avatarartist_helpers import write_weights
 from head_model_helpers import faceverse_dict, write_npy_dict
+
+from avatar.generators.avatarartist.sampler import sample_latent
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pickle
 import grpc
 import pytest
 import torch
+from avatarartist_helpers import SMALL_DIT, SMALL_VAE, write_render_pkl
 
 from avatar.decoder import TriplaneDecoder
 from avatar.generators import available, get_generator
@@ -16,7 +17,6 @@ from avatar.generators.avatarartist.dit import DiTConfig
 from avatar.generators.avatarartist.render_pkl import RenderPickleError, read_render_pkl
 from avatar.generators.avatarartist.vae import TriplaneVAE, VAEConfig
 from avatar.generators.avatarartist.weights import LoadReport, load_dit, load_vae, unavailable_reason
-from avatarartist_helpers import SMALL_DIT, SMALL_VAE, write_render_pkl
 from grpc_server.errors import status_for
 
 
@@ -65,7 +65,7 @@ def test_render_pkl_refuses_callables_with_a_sentence(tmp_path):
         read_render_pkl(tmp_path / "render.pkl")
     assert not marker.exists()
     (tmp_path / "eval.pkl").write_bytes(pickle.dumps({"G_ema": eval}))
-    with pytest.raises(RenderPickleError, match="builtins.eval"):
+    with pytest.raises(RenderPickleError, match=r"builtins\.eval"):
         read_render_pkl(tmp_path / "eval.pkl")
     (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"G": 1}))
     with pytest.raises(RenderPickleError, match="no G_ema"):
@@ -89,7 +89,7 @@ def test_dit_checkpoint_prefers_ema_recomputes_pos_embed_and_reports_keys(tmp_pa
     assert torch.equal(model.t_block[1].weight, ema["t_block.1.weight"])
     assert torch.equal(model.pos_embed, TriplaneDiT(config).pos_embed)   # the file's table (+1) was dropped
     torch.save({"state_dict": {"module." + k: v for k, v in src.items()}}, tmp_path / "prefixed.pth")
-    with pytest.raises(WeightsInvalid, match="none of its .* keys is a DiT weight"):
+    with pytest.raises(WeightsInvalid, match=r"none of its .* keys is a DiT weight"):
         load_dit(tmp_path / "prefixed.pth", config, LoadReport())
     torch.save(src, tmp_path / "flat.pth")
     with pytest.raises(WeightsInvalid, match="'state_dict' entry"):
@@ -106,11 +106,11 @@ def test_vae_loads_strictly_with_aliases_and_reads_no_code(tmp_path):
     broken = dict(state)
     broken["decoder.conv_out.weight"] = broken["decoder.conv_out.weight"] + 1
     torch.save(broken, tmp_path / "broken.bin")
-    with pytest.raises(WeightsInvalid, match="decoder.conv_out"):
+    with pytest.raises(WeightsInvalid, match=r"decoder\.conv_out"):
         load_vae(tmp_path / "broken.bin", config)
     del broken["decoder.conv_out.weight"], broken["decoder.conv_out.conv.weight"]
     torch.save(broken, tmp_path / "short.bin")
-    with pytest.raises(WeightsInvalid, match="weights do not fit the VAE: Missing key.*decoder.conv_out"):
+    with pytest.raises(WeightsInvalid, match=r"weights do not fit the VAE: Missing key.*decoder\.conv_out"):
         load_vae(tmp_path / "short.bin", config)
     marker = tmp_path / "PWNED"
     torch.save({"x": _Exploit(marker)}, tmp_path / "evil.bin")
@@ -154,9 +154,10 @@ def test_serve_and_create_take_the_weights_flag(monkeypatch, tmp_path, capsys):
 
 
 def test_configure_registers_the_faceverse_head_for_stored_avatars(tmp_path):
+    from head_model_helpers import faceverse_dict, write_npy_dict
+
     from avatar.head_model import embedded_head_model
     from avatar.head_registry import head_model_for
-    from head_model_helpers import faceverse_dict, write_npy_dict
 
     write_npy_dict(tmp_path / "faceverse_v3_1.npy", faceverse_dict(embedded_head_model()))
     from avatar.generators.avatarartist.generator import faceverse_head
@@ -170,6 +171,6 @@ def test_a_broken_file_in_the_folder_is_a_server_problem_with_a_sentence(tmp_pat
     from avatar.generators.avatarartist.generator import faceverse_head
 
     (tmp_path / "faceverse_v3_1.npy").write_bytes(b"not numpy")
-    with pytest.raises(WeightsInvalid, match="FaceVerse model .* not a readable") as err:
+    with pytest.raises(WeightsInvalid, match=r"FaceVerse model .* not a readable") as err:
         faceverse_head(tmp_path)
     assert status_for(err.value)[0] == grpc.StatusCode.FAILED_PRECONDITION

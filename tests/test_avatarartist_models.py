@@ -52,10 +52,15 @@ def test_vae_reproduces_the_reference_encode_posterior_and_decode(ref):
         posterior = model.encode(r["input"])
         decoded = model.decode(posterior.mean)
         decoded_z2 = model.decode(r["z2"])
-    for name, got in (("moments", moments), ("posterior_mean", posterior.mean),
-                      ("posterior_logvar", posterior.logvar), ("decode_of_mean", decoded), ("decode_of_z2", decoded_z2)):
+    for name, got in (("moments", moments), ("posterior_mean", posterior.mean), ("posterior_logvar", posterior.logvar),
+                      ("decode_of_mean", decoded), ("decode_of_z2", decoded_z2)):
         assert got.shape == r[name].shape
         assert (got - r[name]).abs().max().item() <= VAE_TOL, name
+
+
+def _recorder(seen, key):
+    """A forward hook that stores the module's output in `seen[key]`."""
+    return lambda _module, _inputs, out: seen.__setitem__(key, out)
 
 
 def test_dit_reproduces_the_reference_outputs_and_every_activation(ref):
@@ -71,8 +76,7 @@ def test_dit_reproduces_the_reference_outputs_and_every_activation(ref):
     seen = {}
     for name in ("x_embedder", "t_embedder", "t_block", "y_embedder", "dino_embedder", "blocks.0", "blocks.1",
                  "final_layer"):
-        model.get_submodule(name).register_forward_hook(
-            lambda _m, _i, out, key="act_" + name.replace(".", "_"): seen.__setitem__(key, out))
+        model.get_submodule(name).register_forward_hook(_recorder(seen, "act_" + name.replace(".", "_")))
     inputs = (r["x"], r["timestep"], r["y_clip"], r["img_feature_dino"])
     with torch.no_grad():
         out = model(*inputs)

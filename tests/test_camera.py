@@ -39,7 +39,7 @@ def test_rays_and_projection_agree():
     assert np.allclose(uv[:, 1], ys.reshape(-1), atol=1e-5)
     assert np.all(depth > 0)
     # Top row of the image looks up (+y), left column looks toward -x from the default camera.
-    o, d = cam.generate_rays(cam.camera_vector(), 4, 4)
+    _, d = cam.generate_rays(cam.camera_vector(), 4, 4)
     assert d[0, 1] > 0 and d[0, 0] < 0
 
 

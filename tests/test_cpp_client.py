@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from bindings_helpers import astronaut_png, build_cpp_client, run, running_server
 
 TOKEN = "cpp-client-test-token"

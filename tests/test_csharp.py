@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bindings_helpers import UNITY_DIR, require_tools, run
 
 from avatar import expressions as ex
-from bindings_helpers import UNITY_DIR, require_tools, run
 
 CORE_DIR = UNITY_DIR / "Runtime" / "Core"
 RUNNER_DIR = UNITY_DIR / "Tests~" / "CoreTests"

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import trimesh
+from export_helpers import load_glb, read_accessor, validate_glb
 from PIL import Image
 from scipy.spatial import ConvexHull, cKDTree
 from skimage.draw import polygon
@@ -21,7 +22,6 @@ from exporter.blender_render import blender_camera, contact_sheet, glb_contact_s
 from exporter.glb import build_glb
 from exporter.head_mesh import resolve_head_model
 from exporter.options import ExportError, ExportOptions
-from export_helpers import load_glb, read_accessor, validate_glb
 
 SIZE = 256
 YAWS = (0, 45, 90, 180)

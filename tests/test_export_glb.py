@@ -7,15 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_helpers import (
+    glb_inputs,
+    load_glb,
+    position_colour,
+    read_accessor,
+    small_avatar,
+    small_head_model,
+    sphere_density,
+    validate_glb,
+)
 from PIL import Image
 
 from avatar.expressions import ARKIT_NAMES, index_of
-from exporter.animation import load_animation
 from exporter.glb import build_glb, root_name
 from exporter.head_mesh import resolve_head_model, split_uv_seams
 from exporter.options import ExportError, ExportOptions
-from export_helpers import (glb_inputs, load_glb, position_colour, read_accessor, small_avatar, small_head_model,
-                            sphere_density, validate_glb)
+from exporter.sources import load_animation
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "faceverse"
@@ -25,7 +33,7 @@ OPTIONS = ExportOptions(texture_size=512, static_triangle_budget=4000)
 def _animation():
     if REFERENCE.is_dir():
         return load_animation(REFERENCE)
-    from exporter.animation import from_json
+    from exporter.sources import from_json
     return from_json(json.dumps([{"jawOpen": 0.2 * k, "HeadYaw": 0.05 * k} for k in range(4)]).encode())
 
 
@@ -72,7 +80,7 @@ def test_blender_imports_52_shape_keys(exports):
     script.write_text(BLENDER_SCRIPT)
     proc = subprocess.run([blender, "-b", "--factory-startup", "--python", str(script), "--",
                            str(exports["dir"] / "animated.glb")], capture_output=True, text=True, timeout=600)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("AVATARFORGE_RESULT")), None)
+    line = next((row for row in proc.stdout.splitlines() if row.startswith("AVATARFORGE_RESULT")), None)
     assert line is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
     objects = json.loads(line[len("AVATARFORGE_RESULT"):])
     heads = [o for o in objects.values() if o["shape_keys"]]

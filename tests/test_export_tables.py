@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from export_helpers import small_avatar, small_head_model
 
 from avatar.expressions import ARKIT_NAMES, LIVELINK_HEADER, UNREAL_NAMES, index_of
 from exporter.tables import TARGET_COLUMNS, blendshapes_csv, npz_bytes, write_tables
-from export_helpers import small_avatar, small_head_model
 
 
 @pytest.fixture(scope="module")

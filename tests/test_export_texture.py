@@ -1,7 +1,7 @@
 import numpy as np
+from export_helpers import position_colour, small_head_model
 
 from exporter.texture_bake import bake_texture, dilate, surface_points
-from export_helpers import position_colour, small_head_model
 
 
 def _cross2(a, b):

@@ -37,8 +37,8 @@ def test_order_tables_round_trip(order, to_canonical):
     canonical = ex.reorder(values, to_canonical)
     for k, name in enumerate(order):
         assert canonical[ex.index_of(name)] == values[k]
-    assert np.array_equal(to_canonical[ex.CANONICAL_TO_UNREAL if order is ex.UNREAL_NAMES else ex.CANONICAL_TO_LIVELINK],
-                          np.arange(52))
+    to_order = ex.CANONICAL_TO_UNREAL if order is ex.UNREAL_NAMES else ex.CANONICAL_TO_LIVELINK
+    assert np.array_equal(to_canonical[to_order], np.arange(52))
 
 
 def test_weights_from_map_and_errors():

@@ -6,8 +6,14 @@ import pytest
 
 from avatar.expressions import ARKIT_NAMES, index_of
 from avatar.faceverse_coeffs import (
-    LAYOUTS, FaceVerseCoeffError, coeffs_from_npy_bytes, euler_xyz_to_matrix, expression_52, load_coeffs,
-    parse_coeffs, stack_frames,
+    LAYOUTS,
+    FaceVerseCoeffError,
+    coeffs_from_npy_bytes,
+    euler_xyz_to_matrix,
+    expression_52,
+    load_coeffs,
+    parse_coeffs,
+    stack_frames,
 )
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "faceverse"
@@ -25,7 +31,7 @@ def _synthetic(layout: int) -> np.ndarray:
     """Each block filled with a distinct recognisable value range."""
     vec = np.zeros(layout, np.float32)
     start = 0
-    for k, (name, size) in enumerate(LAYOUTS[layout]):
+    for k, (_name, size) in enumerate(LAYOUTS[layout]):
         vec[start:start + size] = 100 * (k + 1) + np.arange(size)
         start += size
     return vec
@@ -171,7 +177,7 @@ def test_pickled_npy_is_refused_not_executed(tmp_path):
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(FaceVerseCoeffError, match="not a plain numeric"):
         load_coeffs(path)
-    with pytest.raises(FaceVerseCoeffError, match="x.npy: not a .npy file"):
+    with pytest.raises(FaceVerseCoeffError, match=r"x\.npy: not a \.npy file"):
         coeffs_from_npy_bytes(b"garbage", "x.npy")
     with pytest.raises(FaceVerseCoeffError, match="truncated"):
         coeffs_from_npy_bytes(_npy_bytes(np.zeros(490, np.float32))[:100], "t.npy")
@@ -181,7 +187,7 @@ def test_pickled_npy_is_refused_not_executed(tmp_path):
 def test_missing_path_and_empty_directory(tmp_path):
     with pytest.raises(FaceVerseCoeffError, match="no such file"):
         load_coeffs(tmp_path / "absent.npy")
-    with pytest.raises(FaceVerseCoeffError, match="no .npy"):
+    with pytest.raises(FaceVerseCoeffError, match=r"no \.npy"):
         load_coeffs(tmp_path)
 
 

@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from portrait_helpers import astronaut, astronaut_on_canvas, astronaut_png, encode
 from skimage import data as skdata
 
 from avatar.portrait import PerceptionUnavailable, PortraitError, prepare
@@ -17,7 +18,6 @@ from avatar.portrait.face_mesh import FaceMesh, with_irises, yaw_degrees
 from avatar.portrait.locate import MAX_YAW_DEGREES, MIN_FACE_PIXELS, check_turn
 from avatar.portrait.models import MODEL_DIR_ENV, MODELS, fetch, missing_models, model, model_dir
 from avatar.portrait.roi import Roi
-from portrait_helpers import astronaut, astronaut_on_canvas, astronaut_png, encode
 
 PORTRAITS = ["bouguereau_girl", "einstein_1904", "painting_woman_black_dress", "sargent_lady_agnew",
              "vermeer_pearl_earring"]
@@ -58,6 +58,7 @@ def test_missing_cache_names_make_models(tmp_path, monkeypatch):
     assert not isinstance(info.value, PortraitError)  # the server's fault, not the portrait's
 
     import grpc
+
     from grpc_server.errors import status_for
     assert status_for(info.value) == (grpc.StatusCode.FAILED_PRECONDITION, message)
 
@@ -150,7 +151,7 @@ def check_landmarks_on_features(p):
     redness = img[..., 0] - img[..., 1]
 
     def at(field, point, radius=2):
-        x, y = (int(round(v)) for v in point[:2])
+        x, y = (round(v) for v in point[:2])
         return field[y - radius:y + radius + 1, x - radius:x + radius + 1].mean()
 
     for (a, b), iris in ((RIGHT_EYE, 468), (LEFT_EYE, 473)):

@@ -12,13 +12,28 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from portrait_helpers import (
+    astronaut,
+    astronaut_jpeg,
+    astronaut_png,
+    encode,
+    ibug68,
+    jpeg_with_orientation,
+    mediapipe478,
+    png_with_header_size,
+)
 from skimage import data as skdata
 
-from avatar.portrait import (CROP_SIZE, PortraitError, PortraitLimits, PreparedPortrait, decode_image,
-                             decode_image_with_alpha, prepare)
+from avatar.portrait import (
+    CROP_SIZE,
+    PortraitError,
+    PortraitLimits,
+    PreparedPortrait,
+    decode_image,
+    decode_image_with_alpha,
+    prepare,
+)
 from avatar.portrait.align import warp
-from portrait_helpers import (astronaut, astronaut_jpeg, astronaut_png, encode, ibug68,
-                                    jpeg_with_orientation, mediapipe478, png_with_header_size)
 
 POINTS = ("eye_left", "eye_right", "mouth_left", "mouth_right", "mouth_center")
 
@@ -84,7 +99,7 @@ def test_affine_maps_original_pixels_to_crop_pixels(astro):
     inverse = cv2.invertAffineTransform(astro.affine)
     for cx, cy in [(256, 256), (200, 300), (300, 200), (256, 150)]:
         ox, oy = inverse @ np.array([cx, cy, 1.0])
-        expected = original[int(round(oy)), int(round(ox))]
+        expected = original[round(oy), round(ox)]
         assert np.abs(astro.image[cy, cx].astype(np.float64) - expected).max() < 40
     a = astro.affine[:, :2]
     assert np.allclose(a @ a.T, np.eye(2) * abs(np.linalg.det(a)), atol=1e-6)  # a similarity

@@ -3,5 +3,13 @@ from avatar.head_model.base import PART_ID, PART_NAMES, FaceVerseSource, HeadMod
 from avatar.head_model.embedded import embedded_head_model
 from avatar.head_model.faceverse import load_faceverse
 
-__all__ = ["HeadModel", "HeadModelError", "PartMasks", "FaceVerseSource", "PART_NAMES", "PART_ID",
-           "embedded_head_model", "load_faceverse"]
+__all__ = [
+           "PART_ID",
+           "PART_NAMES",
+           "FaceVerseSource",
+           "HeadModel",
+           "HeadModelError",
+           "PartMasks",
+           "embedded_head_model",
+           "load_faceverse",
+]

@@ -76,9 +76,9 @@ class HeadModel:
     face_uv_rect: tuple[float, float, float, float] | None = None  # (u0, v0, u1, v1) holding the front of the face
     part_masks: PartMasks | None = None
     faceverse: FaceVerseSource | None = None
-    personalised_from: "HeadModel | None" = None      # the model before a per-person shape correction
+    personalised_from: HeadModel | None = None      # the model before a per-person shape correction
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         n = len(self.vertices)
         checks = {
             "vertices": self.vertices.shape == (n, 3),
@@ -111,7 +111,7 @@ class HeadModel:
         """Indices into `faces` of the faces of one part."""
         return np.flatnonzero(self.face_part == PART_ID[name])
 
-    def personalised(self, offsets: np.ndarray) -> "HeadModel":
+    def personalised(self, offsets: np.ndarray) -> HeadModel:
         """The same model (id, topology, bases) with a per-person shape correction (N, 3) added to the
         mean vertices, e.g. avatar.fit.shape_offsets; eyeballs carry their rotation centres along."""
         off = np.asarray(offsets, dtype=np.float32)
@@ -126,7 +126,7 @@ class HeadModel:
                        personalised_from=self.base_model)
 
     @property
-    def base_model(self) -> "HeadModel":
+    def base_model(self) -> HeadModel:
         """The model without any per-person shape correction."""
         return self.personalised_from or self
 
@@ -150,7 +150,8 @@ class HeadModel:
     def posed(self, expression: np.ndarray | None = None, identity: np.ndarray | None = None,
               eye: np.ndarray | None = None) -> np.ndarray:
         """Vertices (N, 3) float32 for an identity, a validated canonical 52-vector and an optional
-        FaceVerse eye 4-vector (radians per eye, left eye first: +down, then +toward world +x, i.e. image right from the default camera)."""
+        FaceVerse eye 4-vector (radians per eye, left eye first: +down, then +toward world +x, i.e. image right
+        from the default camera)."""
         v = self.identity_vertices(identity)
         if expression is not None:
             v = v + np.tensordot(np.asarray(expression, dtype=np.float32), self.expression_basis, axes=1)

@@ -8,12 +8,12 @@ symmetric by construction; unpaired targets are symmetrized.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avatar.expressions import ARKIT_NAMES, NUM_EXPRESSIONS
 from avatar.head_model.base import PART_ID
 from avatar.head_model.fields import bump, eye_exclusion, mirrored, skin_only, symmetrize
-from avatar.head_model.geometry import (LID_OPEN_DOWN, LID_OPEN_UP, Rig, eye_centre, rotate_about_x,
-                                        smoothstep)
+from avatar.head_model.geometry import LID_OPEN_DOWN, LID_OPEN_UP, Rig, eye_centre, rotate_about_x, smoothstep
 from avatar.head_model.shape import JAW_HINGE, MOUTH_HALF_WIDTH, NECK_AXIS_Z, NECK_RADIUS
 
 JAW_OPEN_ANGLE = 0.30       # radians (~17 degrees): lips part by ~3 cm at life size
@@ -28,7 +28,8 @@ def _rotate_about_y(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.
     out = rel.copy()
     out[..., 0] = rel[..., 0] * ca + rel[..., 2] * sa
     out[..., 2] = -rel[..., 0] * sa + rel[..., 2] * ca
-    return out + centre
+    rotated: np.ndarray = out + centre
+    return rotated
 
 
 class _Author:
@@ -61,7 +62,7 @@ class _Author:
         self.left_half = smoothstep(-0.03, 0.03, p[:, 0])
 
     # -- building blocks -------------------------------------------------------------------------
-    def translate(self, weight: np.ndarray, vec) -> tuple[np.ndarray, np.ndarray]:
+    def translate(self, weight: np.ndarray, vec: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         return weight[:, None] * np.asarray(vec, dtype=np.float64), weight
 
     def jaw_rotation(self, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +105,11 @@ def _left_targets(a: _Author) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     t["eyeLookDownLeft"] = a.eyeball(0, -EYE_LOOK_ANGLE, 0.0)
     t["eyeLookInLeft"] = a.eyeball(0, 0.0, -EYE_LOOK_ANGLE)      # toward the nose (-x for the left eye)
     t["eyeLookOutLeft"] = a.eyeball(0, 0.0, EYE_LOOK_ANGLE)
-    corner_w = lambda radii: bump(p, corner, radii) * skin  # noqa: E731
+
+    def corner_w(radii: tuple[float, float, float]) -> np.ndarray:
+        weight: np.ndarray = bump(p, corner, radii) * skin
+        return weight
+
     t["mouthSmileLeft"] = a.translate(corner_w((0.06, 0.055, 0.07)), (0.010, 0.014, -0.006))
     t["mouthFrownLeft"] = a.translate(corner_w((0.06, 0.055, 0.07)), (0.002, -0.014, -0.002))
     t["mouthDimpleLeft"] = a.translate(corner_w((0.045, 0.04, 0.06)), (0.006, 0.0, -0.010))

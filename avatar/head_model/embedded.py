@@ -7,7 +7,7 @@ import numpy as np
 
 from avatar.head_model.base import PART_ID, HeadModel, PartMasks
 from avatar.head_model.blendshapes import build_blendshapes
-from avatar.head_model.geometry import SKIN_V0, build_rig, eye_centre
+from avatar.head_model.geometry import SKIN_V0, Rig, build_rig, eye_centre
 from avatar.head_model.identity import IDENTITY_NAMES, build_identity
 from avatar.head_model.shape import EYEBALL_RADIUS, JAW_HINGE, METRES_PER_UNIT
 
@@ -19,7 +19,7 @@ CANONICAL_SCALE = 0.67
 
 
 def _face_uv_rect(uv: np.ndarray, faces: np.ndarray, faces_uv: np.ndarray, vertices: np.ndarray,
-                  landmarks: dict) -> tuple[float, float, float, float]:
+                  landmarks: dict[str, int]) -> tuple[float, float, float, float]:
     """UV rectangle holding the front of the face (brows to chin, ear-side of the eyes to the other)."""
     lo = np.array([vertices[landmarks["eye_outer_right"], 0] - 0.05, vertices[landmarks["chin"], 1] - 0.01])
     hi = np.array([vertices[landmarks["eye_outer_left"], 0] + 0.05, vertices[landmarks["brow_left"], 1] + 0.04])
@@ -72,7 +72,7 @@ def _vertex_uv(v: int, faces: np.ndarray, faces_uv: np.ndarray, uv: np.ndarray) 
     return float(uv[faces_uv[f, c], 0]), float(uv[faces_uv[f, c], 1])
 
 
-def _eye_identity(identity: np.ndarray, rig) -> np.ndarray:
+def _eye_identity(identity: np.ndarray, rig: Rig) -> np.ndarray:
     """(K, 2, 3): how each identity parameter moves the eye rotation centres (mean eyeball motion)."""
     out = np.zeros((identity.shape[0], 2, 3), np.float32)
     for e, name in enumerate(("eyeball_left", "eyeball_right")):

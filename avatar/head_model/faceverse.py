@@ -16,7 +16,9 @@ The transform and the file's sha256 are recorded in `HeadModel.faceverse` (a `Fa
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -46,7 +48,7 @@ def _sha256(path: Path) -> str:
 class _Reader:
     """Typed access to the loaded dict; every failure names the file and the key."""
 
-    def __init__(self, path: Path, data: dict):
+    def __init__(self, path: Path, data: dict[str, Any]):
         self.path = path
         self.data = data
 
@@ -61,7 +63,7 @@ class _Reader:
             return self._missing(key)
         try:
             a = np.asarray(self.data[key])
-        except Exception:
+        except Exception:  # noqa: BLE001 - numpy raises many types for ragged or odd objects
             raise self.fail(key, "is not an array") from None
         if a.dtype.hasobject or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise self.fail(key, f"has non-numeric dtype {a.dtype}")
@@ -69,13 +71,14 @@ class _Reader:
             if np.issubdtype(a.dtype, np.floating):
                 if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
                     raise self.fail(key, "must hold integer indices")
-            return a.astype(np.int64)
-        a = a.astype(np.float64)
-        if not np.all(np.isfinite(a)):
+            indices: np.ndarray = a.astype(np.int64)
+            return indices
+        values: np.ndarray = a.astype(np.float64)
+        if not np.all(np.isfinite(values)):
             raise self.fail(key, "contains NaN or infinite values")
-        return a
+        return values
 
-    def _missing(self, key: str):
+    def _missing(self, key: str) -> NoReturn:
         raise self.fail(key, "is missing")
 
     def basis(self, key: str, n: int, cols: int | None = None) -> np.ndarray:
@@ -84,7 +87,8 @@ class _Reader:
         if a.ndim != 2 or a.shape[0] != 3 * n or (cols is not None and a.shape[1] != cols):
             want = f"(3N={3 * n}, {cols if cols is not None else 'K'})"
             raise self.fail(key, f"has shape {a.shape}, expected {want}")
-        return a.T.reshape(a.shape[1], n, 3)
+        basis: np.ndarray = a.T.reshape(a.shape[1], n, 3)
+        return basis
 
     def faces(self, key: str, count: int) -> np.ndarray:
         f = self.array(key, integer=True)
@@ -97,7 +101,7 @@ class _Reader:
         return f
 
 
-def load_faceverse(path) -> HeadModel:
+def load_faceverse(path: str | os.PathLike[str]) -> HeadModel:
     """Load a FaceVerse v3 `.npy` model as a HeadModel (see the module docstring for the transform)."""
     path = Path(path)
     if not path.is_file():
@@ -206,8 +210,8 @@ def load_faceverse(path) -> HeadModel:
 
     k = id_basis.shape[0]
     source = FaceVerseSource(
-        path=str(path), sha256=_sha256(path), centre=tuple(float(c) for c in centre),
-        axis_flip=tuple(float(f) for f in flip), scale=float(scale),
+        path=str(path), sha256=_sha256(path), centre=(float(centre[0]), float(centre[1]), float(centre[2])),
+        axis_flip=(float(flip[0]), float(flip[1]), float(flip[2])), scale=float(scale),
         expression_basis_171=None if ex171 is None else ex171.astype(np.float32),
         mediapipe_keypoints=None if keypoints is None else keypoints.astype(np.int32))
     return HeadModel(
@@ -220,7 +224,8 @@ def load_faceverse(path) -> HeadModel:
         identity_range=(-3.0, 3.0), faceverse=source)
 
 
-def _landmarks(v: np.ndarray, keypoints, eyeballs, vertex_part) -> dict[str, int]:
+def _landmarks(v: np.ndarray, keypoints: np.ndarray | None, eyeballs: list[np.ndarray],
+               vertex_part: np.ndarray) -> dict[str, int]:
     lm: dict[str, int] = {}
     skin = np.flatnonzero(vertex_part == PART_ID["skin"])
     if keypoints is not None:
@@ -243,7 +248,7 @@ def _landmarks(v: np.ndarray, keypoints, eyeballs, vertex_part) -> dict[str, int
     return lm
 
 
-def _eye_centres_from_landmarks(v: np.ndarray, lm: dict, metres_per_unit: float) -> np.ndarray:
+def _eye_centres_from_landmarks(v: np.ndarray, lm: dict[str, int], metres_per_unit: float) -> np.ndarray:
     # Without eyeballs: midway between the eye corners, one eyeball radius (12 mm) behind the surface.
     depth = 0.012 / metres_per_unit
     out = []

@@ -2,26 +2,31 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avatar.head_model.base import PART_ID
-from avatar.head_model.geometry import LID_RADIUS, Rig, eye_centre, smoothstep
+from avatar.head_model.geometry import Rig, eye_centre, smoothstep
+from avatar.head_model.shape import LID_RADIUS
 
 MIRROR_X = np.array([-1.0, 1.0, 1.0])
 
 
-def bump(p: np.ndarray, centre, radii) -> np.ndarray:
+def bump(p: np.ndarray, centre: ArrayLike, radii: ArrayLike) -> np.ndarray:
     """(1 - q^2)^3 inside the ellipsoid (centre, radii), exactly 0 outside: smooth with a hard edge to the region."""
     q2 = (((p - np.asarray(centre)) / np.asarray(radii)) ** 2).sum(axis=-1)
-    return np.clip(1.0 - q2, 0.0, None) ** 3
+    weight: np.ndarray = np.clip(1.0 - q2, 0.0, None) ** 3
+    return weight
 
 
 def mirrored(rig: Rig, delta: np.ndarray) -> np.ndarray:
     """The per-vertex field reflected across x = 0 (a Left target becomes its Right twin)."""
-    return delta[rig.mirror] * MIRROR_X if delta.ndim == 2 else delta[rig.mirror]
+    reflected: np.ndarray = delta[rig.mirror] * MIRROR_X if delta.ndim == 2 else delta[rig.mirror]
+    return reflected
 
 
 def symmetrize(rig: Rig, delta: np.ndarray) -> np.ndarray:
-    return 0.5 * (delta + mirrored(rig, delta))
+    symmetric: np.ndarray = 0.5 * (delta + mirrored(rig, delta))
+    return symmetric
 
 
 def eye_exclusion(rig: Rig) -> np.ndarray:

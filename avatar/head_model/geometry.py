@@ -12,15 +12,26 @@ blendshapes need.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from avatar.head_model.base import PART_ID
 from avatar.head_model.rings import ring_disk_uv, ring_faces
-from avatar.head_model.shape import (EYE_CENTER, EYE_CORNER_DX, EYE_SLIT_Y, EYEBALL_RADIUS, LID_RADIUS,
-                                     MOUTH_HALF_WIDTH, MOUTH_Y, SACK_RADIUS, ray_exit)
+from avatar.head_model.shape import (
+    EYE_CENTER,
+    EYE_CORNER_DX,
+    EYE_SLIT_Y,
+    EYEBALL_RADIUS,
+    LID_RADIUS,
+    MOUTH_HALF_WIDTH,
+    MOUTH_Y,
+    SACK_RADIUS,
+    ray_exit,
+)
 
 COLUMNS = 160           # even: column 0 looks straight ahead, column COLUMNS/2 straight back
 ROWS = 104              # vertex rings between the crown pole and the neck-cap pole
@@ -30,7 +41,8 @@ LID_OPEN_DOWN = 0.12    # neutral lower-lid opening
 LID_REACH_UP = 1.1      # how far above the lid margin (radians) the lid rotation fades out
 LID_REACH_DOWN = 0.8
 EYE_SACK_RINGS = 7
-MOUTH_SACK = {          # ring depth behind the lip line, oval half-width/half-height, pull toward the oval
+# Mouth sack rings: depth behind the lip line, oval half-width/half-height, pull toward the oval.
+MOUTH_SACK: dict[str, Any] = {
     "depth": (0.012, 0.03, 0.06, 0.10, 0.15, 0.20, 0.25),
     "half_width": (0.080, 0.092, 0.098, 0.100, 0.095, 0.080, 0.055),
     "half_height": (0.018, 0.045, 0.065, 0.075, 0.075, 0.065, 0.045),
@@ -58,12 +70,14 @@ def rotate_about_x(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.n
     out = rel.copy()
     out[..., 1] = rel[..., 1] * ca + rel[..., 2] * sa
     out[..., 2] = -rel[..., 1] * sa + rel[..., 2] * ca
-    return out + centre
+    rotated: np.ndarray = out + centre
+    return rotated
 
 
 def eye_centre(side: int) -> np.ndarray:
     """Centre of the left (side=+1, +x) or right (side=-1) eye."""
-    return EYE_CENTER * np.array([side, 1.0, 1.0])
+    centre: np.ndarray = EYE_CENTER * np.array([side, 1.0, 1.0])
+    return centre
 
 
 @dataclass(frozen=True)
@@ -91,8 +105,8 @@ class Rig:
     vertex_part: np.ndarray
     face_part: np.ndarray
     mirror: np.ndarray
-    landmarks: dict
-    islands: dict
+    landmarks: dict[str, int]
+    islands: dict[str, tuple[float, float, float, float]]
     # Per-vertex bookkeeping (length N; meaningless entries are 0 / -1 / nan).
     row: np.ndarray            # skin lattice row (fractional for slit copies: -0.5 above / +0.5 below)
     theta: np.ndarray          # lattice column angle (0 = straight ahead, + toward +x)
@@ -107,7 +121,8 @@ class Rig:
     @property
     def surface(self) -> np.ndarray:
         """(N,) bool: vertices of the closed outer surface (skin with its eye sacks, and the mouth cavity)."""
-        return (self.vertex_part == PART_ID["skin"]) | (self.vertex_part == PART_ID["mouth_cavity"])
+        closed: np.ndarray = (self.vertex_part == PART_ID["skin"]) | (self.vertex_part == PART_ID["mouth_cavity"])
+        return closed
 
 
 def _columns() -> np.ndarray:
@@ -145,7 +160,7 @@ def _rows(anchor_phis: list[float]) -> tuple[np.ndarray, list[int]]:
     anchor_rows = []
     for a in sorted(anchor_phis):
         m = np.interp(a, phis, cum)
-        k = int(round(m / total * (ROWS + 1)))
+        k = round(m / total * (ROWS + 1))
         knots_k.append(k)
         knots_m.append(m)
         anchor_rows.append(k - 1)
@@ -172,18 +187,19 @@ def _eye_wrap(p: np.ndarray, side: int) -> np.ndarray:
     x = d2 - LID_RADIUS
     clamped = LID_RADIUS + 0.5 * (x + np.sqrt(x * x + 0.004 ** 2))
     d3 = clamped + (d2 - clamped) * smoothstep(0.08, 0.12, d2)
-    return c + n * d3[..., None]
+    draped: np.ndarray = c + n * d3[..., None]
+    return draped
 
 
 class _Verts:
     """Growing vertex table with per-vertex bookkeeping columns."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.blocks: list[np.ndarray] = []
         self.meta: dict[str, list[np.ndarray]] = {}
         self.count = 0
 
-    def add(self, pts: np.ndarray, **meta) -> np.ndarray:
+    def add(self, pts: np.ndarray, **meta: np.ndarray | float) -> np.ndarray:
         pts = np.asarray(pts, dtype=np.float64).reshape(-1, 3)
         ids = np.arange(self.count, self.count + len(pts))
         self.blocks.append(pts)
@@ -213,7 +229,8 @@ class _Verts:
         return np.concatenate(self.meta[key])
 
 
-def _slit_loop(upper_of, lower_of, ja: int, jb: int, grid_id) -> np.ndarray:
+def _slit_loop(upper_of: Mapping[int, int], lower_of: Mapping[int, int], ja: int, jb: int,
+               grid_id: Callable[[int], int]) -> np.ndarray:
     """Rim of a slit with corner columns ja < jb (unwrapped): +x corner, upper chain toward -x,
     -x corner, lower chain back toward +x. Returns vertex ids."""
     upper = [upper_of[j % COLUMNS] for j in range(jb - 1, ja, -1)]
@@ -238,7 +255,7 @@ class _RigBuilder:
     Every stage appends vertices (with their bookkeeping columns), faces, face parts and UV corners.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.theta = _columns()
         self.verts = _Verts()
         self.faces: list[np.ndarray] = []
@@ -265,8 +282,17 @@ class _RigBuilder:
         return self.finish()
 
     # -- shared helpers --------------------------------------------------------------------------
+    @overload
     @staticmethod
-    def grid_id(i, j):
+    def grid_id(i: int, j: int) -> int: ...
+    @overload
+    @staticmethod
+    def grid_id(i: np.ndarray, j: int | np.ndarray) -> np.ndarray: ...
+    @overload
+    @staticmethod
+    def grid_id(i: int, j: np.ndarray) -> np.ndarray: ...
+    @staticmethod
+    def grid_id(i: int | np.ndarray, j: int | np.ndarray) -> int | np.ndarray:
         """Vertex id of lattice row i, column j (j wraps; also the upper copy of a slit vertex)."""
         return i * COLUMNS + (j % COLUMNS)
 
@@ -394,7 +420,7 @@ class _RigBuilder:
         vrow = SKIN_V0 + (1.0 - SKIN_V0) * (1.0 - (np.arange(ROWS) + 1) / (ROWS + 1))
         uv_grid = np.stack(np.meshgrid(np.arange(COLUMNS + 1) / COLUMNS, vrow, indexing="xy"), -1).reshape(-1, 2)
 
-        def uvid(i, c):
+        def uvid(i: int, c: int) -> int:
             return i * (COLUMNS + 1) + c
 
         for i in range(ROWS - 1):
@@ -688,7 +714,7 @@ class _RigBuilder:
         lm["chin"] = int(below[np.argmin(v[below, 1])])
         front = skin_grid[(v[skin_grid, 2] > 0.15)]
 
-        def nearest(target_xy, pool=front):
+        def nearest(target_xy: tuple[float, float], pool: np.ndarray = front) -> int:
             d = np.hypot(v[pool, 0] - target_xy[0], v[pool, 1] - target_xy[1])
             return int(pool[np.argmin(d)])
 
@@ -727,4 +753,4 @@ def _mirror_map(v: np.ndarray) -> np.ndarray:
     dist, idx = tree.query(v * np.array([-1.0, 1.0, 1.0]))
     if dist.max() > 1e-6 or not np.array_equal(idx[idx], np.arange(len(v))):
         raise RuntimeError(f"embedded head is not mirror-symmetric (max mismatch {dist.max():.2e})")
-    return idx.astype(np.int64)
+    return np.asarray(idx, dtype=np.int64)

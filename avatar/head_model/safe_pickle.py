@@ -10,26 +10,23 @@ import codecs
 import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.lib import format as npy_format
 
-try:  # numpy >= 2 moved the array reconstruction helpers to numpy._core
-    from numpy._core import multiarray as _multiarray
-    from numpy._core import numeric as _numeric
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray
-    from numpy.core import numeric as _numeric
+# numpy >= 2 moved the array reconstruction helpers to numpy._core (private, so untyped).
+_NUMPY_CORE: Any = getattr(np, "_core", None) or np.core
 
 
 def _allowed_globals() -> dict[tuple[str, str], object]:
     table: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
                                             ("_codecs", "encode"): codecs.encode}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        table[(mod, "_reconstruct")] = _multiarray._reconstruct
-        table[(mod, "scalar")] = _multiarray.scalar
+        table[(mod, "_reconstruct")] = _NUMPY_CORE.multiarray._reconstruct
+        table[(mod, "scalar")] = _NUMPY_CORE.multiarray.scalar
     for mod in ("numpy.core.numeric", "numpy._core.numeric"):
-        table[(mod, "_frombuffer")] = _numeric._frombuffer
+        table[(mod, "_frombuffer")] = _NUMPY_CORE.numeric._frombuffer
     # Pickles of numpy >= 1.25 name concrete dtype classes (numpy.dtypes.Float32DType, ...).
     for name in dir(np.dtypes):
         obj = getattr(np.dtypes, name)
@@ -46,17 +43,17 @@ class ForbiddenPickle(Exception):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> object:
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
             raise ForbiddenPickle(f"forbidden global {module}.{name}") from None
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: object) -> object:
         raise ForbiddenPickle("persistent ids are not allowed")
 
 
-def load_pickled_npy(path: str | Path):
+def load_pickled_npy(path: str | Path) -> object:
     """The object stored in a `.npy` written with np.save(obj, allow_pickle=True), loaded safely.
 
     Raises ForbiddenPickle (message names the offending global) or ValueError for a malformed file.
@@ -76,7 +73,7 @@ def load_pickled_npy(path: str | Path):
         arr = _RestrictedUnpickler(io.BytesIO(data)).load()
     except ForbiddenPickle:
         raise
-    except Exception as exc:  # truncated or corrupt pickle streams raise many types
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt pickle streams raise many types
         raise ValueError(f"corrupt pickle payload ({type(exc).__name__}: {exc})") from None
     if isinstance(arr, np.ndarray) and arr.dtype.hasobject and arr.shape == ():
         return arr.item()

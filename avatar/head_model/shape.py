@@ -7,6 +7,8 @@ origin's line of sight to its own surface), so each ray has one exit point.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 # Proportions in world units (life size = units * METRES_PER_UNIT). The skull is 0.54 units wide,
@@ -28,28 +30,34 @@ NECK_AXIS_Z = -0.03
 NECK_RADIUS = 0.175
 NECK_BOTTOM = -0.485
 
+Vec3 = tuple[float, float, float]
+Field = Callable[[np.ndarray], np.ndarray]   # signed field of points (..., 3) -> (...)
+
 
 def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     # Polynomial smooth minimum: a fillet of width ~k where two solids meet.
     h = np.clip(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
-    return b + (a - b) * h - k * h * (1.0 - h)
+    blended: np.ndarray = b + (a - b) * h - k * h * (1.0 - h)
+    return blended
 
 
-def _ellipsoid(p: np.ndarray, centre, radii) -> np.ndarray:
+def _ellipsoid(p: np.ndarray, centre: Vec3, radii: Vec3) -> np.ndarray:
     # A distance bound that is exact on the surface and smooth elsewhere (written out per axis: hot path).
     qx = (p[..., 0] - centre[0]) / radii[0]
     qy = (p[..., 1] - centre[1]) / radii[1]
     qz = (p[..., 2] - centre[2]) / radii[2]
     k0 = np.sqrt(qx * qx + qy * qy + qz * qz)
     k1 = np.sqrt((qx / radii[0]) ** 2 + (qy / radii[1]) ** 2 + (qz / radii[2]) ** 2)
-    return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
+    bound: np.ndarray = k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
+    return bound
 
 
-def _capsule(p: np.ndarray, a, b, radius: float) -> np.ndarray:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    pa, ba = p - a, b - a
+def _capsule(p: np.ndarray, a: Vec3, b: Vec3, radius: float) -> np.ndarray:
+    start, end = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    pa, ba = p - start, end - start
     h = np.clip((pa @ ba) / (ba @ ba), 0.0, 1.0)
-    return np.linalg.norm(pa - h[..., None] * ba, axis=-1) - radius
+    distance: np.ndarray = np.linalg.norm(pa - h[..., None] * ba, axis=-1) - radius
+    return distance
 
 
 def _neck(p: np.ndarray) -> np.ndarray:
@@ -59,10 +67,11 @@ def _neck(p: np.ndarray) -> np.ndarray:
     top, bottom = 0.05, NECK_BOTTOM + rim
     vertical = np.maximum(p[..., 1] - top, bottom - p[..., 1])
     outside = np.hypot(np.maximum(radial, 0.0), np.maximum(vertical, 0.0))
-    return outside + np.minimum(np.maximum(radial, vertical), 0.0) - rim
+    distance: np.ndarray = outside + np.minimum(np.maximum(radial, vertical), 0.0) - rim
+    return distance
 
 
-def _mirror_pair(p: np.ndarray, fn) -> np.ndarray:
+def _mirror_pair(p: np.ndarray, fn: Field) -> np.ndarray:
     # Evaluate a left-side feature on |x| so both sides are the same function (exact symmetry).
     return fn(np.stack([np.abs(p[..., 0]), p[..., 1], p[..., 2]], axis=-1))
 
@@ -101,7 +110,7 @@ def head_field(p: np.ndarray) -> np.ndarray:
     return d
 
 
-def ray_exit(directions: np.ndarray, field=head_field, t_max: float = 0.8, step: float = 0.02,
+def ray_exit(directions: np.ndarray, field: Field = head_field, t_max: float = 0.8, step: float = 0.02,
              iterations: int = 15) -> np.ndarray:
     """Distance along each unit direction (M, 3) from the origin to the outermost surface crossing."""
     ts = np.arange(t_max, 0.0, -step)
@@ -117,4 +126,5 @@ def ray_exit(directions: np.ndarray, field=head_field, t_max: float = 0.8, step:
         inner = field(directions * mid[:, None]) < 0.0
         lo = np.where(inner, mid, lo)
         hi = np.where(inner, hi, mid)
-    return 0.5 * (lo + hi)
+    exit_distance: np.ndarray = 0.5 * (lo + hi)
+    return exit_distance

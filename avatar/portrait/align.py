@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .geometry import FaceGeometry
 
@@ -27,9 +28,10 @@ def alignment_affine(geom: FaceGeometry, size: int = CROP_SIZE) -> np.ndarray:
     x_axis *= half
     y_axis = np.array([-x_axis[1], x_axis[0]])         # x turned +90 degrees: pointing toward the chin
     centre = eye_mid + CENTRE_SHIFT_TOWARD_MOUTH * to_mouth
-    src = np.float32([centre - x_axis - y_axis, centre + x_axis - y_axis, centre - x_axis + y_axis])
-    dst = np.float32([[0, 0], [size, 0], [0, size]])
-    return cv2.getAffineTransform(src, dst).astype(np.float64)
+    src = np.array([centre - x_axis - y_axis, centre + x_axis - y_axis, centre - x_axis + y_axis], np.float32)
+    dst = np.array([[0, 0], [size, 0], [0, size]], np.float32)
+    affine: np.ndarray = cv2.getAffineTransform(src, dst).astype(np.float64)
+    return affine
 
 
 def warp(image: np.ndarray, affine: np.ndarray, size: int = CROP_SIZE,
@@ -59,12 +61,14 @@ def warp(image: np.ndarray, affine: np.ndarray, size: int = CROP_SIZE,
         back = np.diag([w / small.shape[1], h / small.shape[0], 1.0])  # small pixels -> original pixels
         affine = affine @ back
         image = small
-    return cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
+    warped: np.ndarray = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
+    return warped
 
 
-def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+def apply_affine(affine: np.ndarray, points: ArrayLike) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return pts @ affine[:, :2].T + affine[:, 2]
+    mapped: np.ndarray = pts @ affine[:, :2].T + affine[:, 2]
+    return mapped
 
 
 def box_through_affine(affine: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -48,13 +48,14 @@ def decode_image_with_alpha(data: bytes, limits: PortraitLimits = PortraitLimits
                                          f"{limits.min_side} pixels)")
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)
+        upright = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as exc:  # a frame or tile larger than the header admitted
         raise PortraitError("too_large", f"image too large ({exc})") from None
     except _DECODE_ERRORS as exc:
-        raise PortraitError("truncated", f"the {ACCEPTED_FORMATS[img.format]} image is truncated or corrupt "
+        kind = ACCEPTED_FORMATS[str(img.format)]  # the header check admitted only these formats
+        raise PortraitError("truncated", f"the {kind} image is truncated or corrupt "
                                          f"and cannot be decoded ({exc})") from None
-    return _to_rgb8(img)
+    return _to_rgb8(upright)
 
 
 def _open_header_only(data: bytes) -> Image.ImageFile.ImageFile:
@@ -74,7 +75,7 @@ def _open_header_only(data: bytes) -> Image.ImageFile.ImageFile:
         if not verdict or isinstance(verdict, str):
             continue
         try:
-            img = factory(io.BytesIO(data), None)
+            img = factory(io.BytesIO(data), "")   # no file name, as Image.open passes for a stream
         except Image.DecompressionBombError as exc:  # WebP's header parser checks the canvas itself
             raise PortraitError("too_large", f"image too large ({exc})") from None
         except _DECODE_ERRORS as exc:
@@ -93,8 +94,9 @@ def _identify_other_format(data: bytes) -> str | None:
     """Name a format we refuse, so the user learns why; the file is never decoded."""
     try:
         with Image.open(io.BytesIO(data)) as other:
-            return other.format
-    except Exception:  # any failure here just means "not an image we can name"
+            name: str | None = other.format
+            return name
+    except Exception:  # noqa: BLE001 - any failure here just means "not an image we can name"
         return None
 
 
@@ -135,7 +137,9 @@ def _to_srgb(img: Image.Image) -> Image.Image:
     if icc and img.mode in ("RGB", "CMYK", "L"):
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+            converted = ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+            if converted is not None:   # None only for in-place conversions, which this is not
+                return converted
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # a broken profile is common and harmless: fall back to the untagged conversion
     return img.convert("RGB")

@@ -29,7 +29,7 @@ TURNED_MIN_SCORE = 0.75
 class DetectorSpec:
     name: str
     size: int
-    strides: tuple            # one entry per anchor layer; layers of equal stride share one grid
+    strides: tuple[int, ...]  # one entry per anchor layer; layers of equal stride share one grid
     anchors_per_layer: int    # 2 when MediaPipe's interpolated_scale_aspect_ratio adds a second anchor
     min_score: float
 
@@ -83,7 +83,7 @@ def detect_faces(rgb: np.ndarray) -> list[Detection]:
                       for c in _candidates(rgb, spec, quarter_turns * np.pi / 2,
                                            spec.min_score if quarter_turns == 0 else TURNED_MIN_SCORE)]
         found.extend(weighted_nms(candidates, NMS_IOU))
-    faces = []
+    faces: list[Detection] = []
     for face in sorted(found, key=lambda d: d.score, reverse=True):
         if all(iou(face.box, kept.box) <= NMS_IOU for kept in faces):
             faces.append(face)

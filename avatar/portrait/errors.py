@@ -42,7 +42,7 @@ class PortraitLimits:
     max_pixels: int = 40_000_000
     min_side: int = 64
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("max_bytes", "max_pixels", "min_side"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -18,8 +18,8 @@ class FaceGeometry:
     mouth_left: np.ndarray
     mouth_right: np.ndarray
     mouth_center: np.ndarray
-    detected: dict = field(default_factory=dict)  # feature name -> measured (True) or estimated (False)
+    detected: dict[str, bool] = field(default_factory=dict)  # feature name -> measured (True) or estimated (False)
 
-    def points(self) -> dict:
+    def points(self) -> dict[str, np.ndarray]:
         return {"eye_left": self.eye_left, "eye_right": self.eye_right, "mouth_left": self.mouth_left,
                 "mouth_right": self.mouth_right, "mouth_center": self.mouth_center}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import PortraitError
 from .geometry import FaceGeometry
@@ -30,7 +31,7 @@ MP_MESH_POINTS = 468
 LAYOUTS = {68: "ibug68", 468: "mediapipe468", 478: "mediapipe478"}
 
 
-def validate_face_box(face_box, width: int, height: int) -> np.ndarray:
+def validate_face_box(face_box: ArrayLike, width: int, height: int) -> np.ndarray:
     """(x, y, w, h) in pixels of the upright image; at least half of it must lie inside the image."""
     try:
         box = np.asarray(face_box, dtype=np.float64).reshape(-1)
@@ -53,7 +54,7 @@ def validate_face_box(face_box, width: int, height: int) -> np.ndarray:
     return box
 
 
-def parse_landmarks(landmarks, width: int, height: int) -> np.ndarray:
+def parse_landmarks(landmarks: ArrayLike, width: int, height: int) -> np.ndarray:
     """Caller-supplied 68 (iBUG), 468 or 478 (MediaPipe) points in pixels of the upright image, validated:
     (K, 2), or (K, 3) when MediaPipe depth was given."""
     pts = _as_points(landmarks)
@@ -107,7 +108,7 @@ def geometry_from_landmarks(landmarks: np.ndarray) -> FaceGeometry:
                         mouth_right=mouth_right, mouth_center=mouth_center, detected=detected)
 
 
-def _as_points(landmarks) -> np.ndarray:
+def _as_points(landmarks: ArrayLike) -> np.ndarray:
     try:
         arr = np.asarray(landmarks, dtype=np.float64)
     except (TypeError, ValueError):

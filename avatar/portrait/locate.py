@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .detector import KEYPOINTS, Detection, detect_faces
 from .errors import PortraitError
@@ -37,7 +38,8 @@ class LocatedFace:
     landmarks_source: str   # "face_mesh" (computed here) | "landmarks" (the caller's own)
 
 
-def locate_face(rgb: np.ndarray, face_box=None, landmarks=None) -> LocatedFace:
+def locate_face(rgb: np.ndarray, face_box: ArrayLike | None = None, landmarks: ArrayLike | None = None
+                ) -> LocatedFace:
     """478 landmarks of the portrait's subject. Caller landmarks win over a face box; either replaces
     detection (a face box or iBUG-68 set still runs the mesh inside it, so faces the detector misses,
     e.g. non-human ones, go through)."""
@@ -64,7 +66,7 @@ def locate_face(rgb: np.ndarray, face_box=None, landmarks=None) -> LocatedFace:
 def _detected_mesh(rgb: np.ndarray) -> FaceMesh:
     # Detector candidates, largest first, are confirmed by the mesh's face-presence score: the detectors'
     # rare false hits (a body, a patterned cloth) are often larger than the real face.
-    faces = []
+    faces: list[tuple[Detection, FaceMesh]] = []
     for candidate in detect_faces(rgb)[:MAX_CANDIDATES]:
         if faces and candidate.size < SIMILAR_FACE_RATIO * faces[0][0].size:
             break  # neither the subject nor a rival

@@ -22,6 +22,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ class Model:
     def __init__(self, name: str):
         self.name = name
         self._lock = threading.Lock()
-        self._interpreter = None
+        self._interpreter: Any = None   # ai_edge_litert's Interpreter (untyped)
         self._loaded_from: Path | None = None
 
     def __call__(self, tensor: np.ndarray) -> list[np.ndarray]:
@@ -119,7 +120,7 @@ class Model:
             interpreter.invoke()
             return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
 
-    def _load(self):
+    def _load(self) -> Any:
         # The cache can be redirected (AVATARFORGE_MODEL_DIR) between calls, e.g. by tests: follow it.
         path = model_dir() / self.name
         if self._interpreter is None or self._loaded_from != path:
@@ -153,8 +154,8 @@ def fetch(directory: Path | None = None, wheel: Path | None = None) -> Path:
     if _complete(directory):
         return directory
     directory.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=directory.parent) as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=directory.parent) as tmp_name:
+        tmp = Path(tmp_name)
         if wheel is None:
             wheel = _download_wheel(tmp / "wheel")
         staging = tmp / "models"

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .align import CROP_SIZE, alignment_affine, apply_affine, box_through_affine, warp
 from .decode import decode_image_with_alpha
@@ -23,26 +25,27 @@ class PreparedPortrait:
     image: np.ndarray           # (512, 512, 3) uint8 RGB
     matte: np.ndarray           # (512, 512) float32 in [0, 1], 1 = the person: head, hair, neck and the body
                                 # the crop shows (clothing included); other people and background 0
-    features: dict              # eye_left, eye_right (iris centres), mouth_left, mouth_right, mouth_center:
+    features: dict[str, Any]    # eye_left, eye_right (iris centres), mouth_left, mouth_right, mouth_center:
                                 # (2,) float64 x, y; face_box: (4,) x, y, w, h (bounds of the mesh, or the
                                 # caller's face_box); detected: {feature: measured (True) / estimated}
     landmarks: np.ndarray       # (478, 3) float64 crop pixels x, y and relative depth z in the same pixel
                                 # scale (negative = toward the camera); MediaPipe layout: 0-467 face mesh,
                                 # 468-472 subject's right iris (centre first), 473-477 left iris
     affine: np.ndarray          # (2, 3) float64, original (EXIF-upright) pixels -> crop pixels
-    original_size: tuple        # (W, H) of the EXIF-upright image
+    original_size: tuple[int, int]  # (W, H) of the EXIF-upright image
     source_sha256: str          # of the input bytes
     source: str = "detector"    # where the face position came from: "detector" | "face_box" | "landmarks"
     landmarks_source: str = "face_mesh"  # "face_mesh" (MediaPipe models) | "landmarks" (caller-supplied)
     matte_source: str = "segmentation"   # "segmentation" | "alpha" (the file's own transparency)
 
-    def to_original(self, points) -> np.ndarray:
+    def to_original(self, points: ArrayLike) -> np.ndarray:
         """Crop pixels -> original pixels, (N, 2)."""
         inverse = cv2.invertAffineTransform(self.affine)
         return apply_affine(inverse, points)
 
 
-def prepare(data: bytes, limits: PortraitLimits = PortraitLimits(), face_box=None, landmarks=None
+def prepare(data: bytes, limits: PortraitLimits = PortraitLimits(), face_box: ArrayLike | None = None,
+            landmarks: ArrayLike | None = None
             ) -> PreparedPortrait:
     """Decode, validate, find the face, align to 512x512 and matte. Raises PortraitError on bad input and
     PerceptionUnavailable when the perception models are not installed.
@@ -81,4 +84,4 @@ def prepare(data: bytes, limits: PortraitLimits = PortraitLimits(), face_box=Non
                             landmarks_source=face.landmarks_source, matte_source=matte_source)
 
 
-__all__ = ["PreparedPortrait", "prepare", "PortraitError", "PortraitLimits"]
+__all__ = ["PortraitError", "PortraitLimits", "PreparedPortrait", "prepare"]

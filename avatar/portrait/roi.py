@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .align import warp
 
@@ -27,7 +28,8 @@ class Roi:
         # Rotate by -angle about the centre, scale, then put the centre in the middle of the sample.
         linear = scale * np.array([[c, s], [-s, c]])
         shift = np.array([size / 2.0, size / 2.0]) - linear @ np.asarray(self.centre, dtype=np.float64)
-        return np.c_[linear, shift]
+        affine: np.ndarray = np.c_[linear, shift]
+        return affine
 
 
 def roi_from_points(points: np.ndarray, angle: float, scale: float) -> Roi:
@@ -52,11 +54,11 @@ def sample(image: np.ndarray, roi: Roi, size: int, border: int = cv2.BORDER_CONS
     return warp(image, affine, size, border), affine
 
 
-def to_image(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+def to_image(affine: np.ndarray, points: ArrayLike) -> np.ndarray:
     """Sample pixels (N, 2+) -> image pixels; extra columns (depth) are scaled by the region's zoom."""
     pts = np.asarray(points, dtype=np.float64)
     inverse = cv2.invertAffineTransform(affine)
-    out = pts.copy()
+    out: np.ndarray = pts.copy()
     out[:, :2] = pts[:, :2] @ inverse[:, :2].T + inverse[:, 2]
     if pts.shape[1] > 2:
         out[:, 2:] = pts[:, 2:] * np.sqrt(abs(np.linalg.det(inverse[:, :2])))

@@ -51,7 +51,8 @@ def person_probability(rgb: np.ndarray, affine: np.ndarray, size: int) -> np.nda
         prob = np.clip(prob.reshape(SEGMENTATION_SIZE, SEGMENTATION_SIZE), 0.0, 1.0)
         views.append(cv2.warpAffine(prob, to_view[:2], (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                     borderMode=cv2.BORDER_REPLICATE))
-    return np.mean(views, axis=0).astype(np.float32)
+    mean: np.ndarray = np.mean(views, axis=0).astype(np.float32)
+    return mean
 
 
 def trimap(prob: np.ndarray, face_points: np.ndarray) -> np.ndarray:

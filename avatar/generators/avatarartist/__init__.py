@@ -7,4 +7,4 @@ weights (folder layout and loading), generator (the registered generator).
 from avatar.generators.avatarartist.generator import AvatarArtistGenerator, configure, weights_dir_now
 from avatar.generators.avatarartist.weights import ENV_VAR, WeightsInvalid, WeightsUnavailable
 
-__all__ = ["AvatarArtistGenerator", "ENV_VAR", "WeightsInvalid", "WeightsUnavailable", "configure", "weights_dir_now"]
+__all__ = ["ENV_VAR", "AvatarArtistGenerator", "WeightsInvalid", "WeightsUnavailable", "configure", "weights_dir_now"]

@@ -57,7 +57,7 @@ def sincos_table(dim: int, base_h: int, base_w: int, tokens: int) -> torch.Tenso
     in the first half of the channels and row code i*base_h/side in the second. Reproduced as is, since the
     weights were trained with it.
     """
-    side = int(math.isqrt(tokens))
+    side = math.isqrt(tokens)
     rows = np.arange(side, dtype=np.float32) / (side / base_h)
     cols = np.arange(side, dtype=np.float32) / (side / base_w)
     col_grid, row_grid = np.meshgrid(cols, rows)   # (side, side); [i, j] -> cols[j], rows[i]
@@ -86,7 +86,8 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(cin, dim, patch, stride=patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)   # row-major tokens
+        tokens: torch.Tensor = self.proj(x).flatten(2).transpose(1, 2)   # row-major tokens
+        return tokens
 
 
 class TimestepEmbedder(nn.Module):
@@ -96,7 +97,9 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_features(t, self.freq_dim).to(self.mlp[0].weight.dtype))
+        dtype = next(self.mlp.parameters()).dtype   # the first Linear's weight
+        embedded: torch.Tensor = self.mlp(timestep_features(t, self.freq_dim).to(dtype))
+        return embedded
 
 
 class Mlp(nn.Module):
@@ -108,7 +111,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        out: torch.Tensor = self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return out
 
 
 class PerceiverAttention(nn.Module):
@@ -129,8 +133,9 @@ class PerceiverAttention(nn.Module):
         q = self.to_q(latents)
         k, v = self.to_kv(torch.cat([x, latents], dim=1)).chunk(2, dim=-1)
         q, k, v = (t.reshape(b, -1, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v)   # scale 1/sqrt(head_dim), as the model's q, k scaling
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        attended = F.scaled_dot_product_attention(q, k, v)   # scale 1/sqrt(head_dim), as the model's q, k scaling
+        out: torch.Tensor = self.to_out(attended.transpose(1, 2).reshape(b, n, -1))
+        return out
 
 
 class Resampler(nn.Module):
@@ -151,10 +156,12 @@ class Resampler(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         latents = self.latents.expand(x.shape[0], -1, -1)
         x = self.proj_in(x)
-        for attn, ff in self.layers:
+        for layer in self.layers:
+            attn, ff = layer.children()
             latents = latents + attn(x, latents)
             latents = latents + ff(latents)
-        return self.norm_out(self.proj_out(latents)).unsqueeze(1)
+        summaries: torch.Tensor = self.norm_out(self.proj_out(latents)).unsqueeze(1)
+        return summaries
 
 
 class SelfAttention(nn.Module):
@@ -167,7 +174,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+        out: torch.Tensor = self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+        return out
 
 
 class CrossAttention(nn.Module):
@@ -184,7 +192,8 @@ class CrossAttention(nn.Module):
         b, n, c = x.shape
         q = self.q_linear(x).reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
         k, v = self.kv_linear(cond).reshape(b, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+        out: torch.Tensor = self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+        return out
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -210,7 +219,8 @@ class DiTBlock(nn.Module):
         h = self.attn(torch.cat([_modulate(self.norm1(x), shift_sa, scale_sa), dino], dim=1))[:, :n]
         x = x + gate_sa * h
         x = x + self.cross_attn(x, clip)
-        return x + gate_mlp * self.mlp(_modulate(self.norm2(x), shift_mlp, scale_mlp))
+        out: torch.Tensor = x + gate_mlp * self.mlp(_modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return out
 
 
 class FinalLayer(nn.Module):
@@ -222,10 +232,13 @@ class FinalLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         shift, scale = (self.scale_shift_table[None] + t[:, None]).chunk(2, dim=1)
-        return self.linear(_modulate(self.norm_final(x), shift, scale))
+        out: torch.Tensor = self.linear(_modulate(self.norm_final(x), shift, scale))
+        return out
 
 
 class TriplaneDiT(nn.Module):
+    pos_embed: torch.Tensor   # a registered buffer
+
     def __init__(self, config: DiTConfig = DiTConfig()):
         super().__init__()
         c = config
@@ -265,7 +278,8 @@ class TriplaneDiT(nn.Module):
             x = block(x, clip_tokens, t0, dino_tokens)
         return self.unpatchify(self.final_layer(x, t))
 
-    def forward_eps(self, x, timestep, clip, dino, tokens=None) -> torch.Tensor:
+    def forward_eps(self, x: torch.Tensor, timestep: torch.Tensor, clip: torch.Tensor, dino: torch.Tensor,
+                    tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The noise prediction alone (what a DPM-Solver needs): channels [:in_channels]."""
         return self.forward(x, timestep, clip, dino, tokens)[:, :self.config.in_channels]
 

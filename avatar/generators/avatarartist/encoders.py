@@ -32,15 +32,17 @@ class ImageEncoders:
     """CLIP and DINOv2 loaded from `clip_dir` and `dino_dir` (Hugging Face layout)."""
 
     def __init__(self, clip_dir: Path, dino_dir: Path, device: torch.device, dtype: torch.dtype):
-        from transformers import (BitImageProcessorPil, CLIPImageProcessorPil, CLIPVisionModelWithProjection,
-                                  Dinov2Model)
+        from transformers import BitImageProcessorPil, CLIPImageProcessorPil, CLIPVisionModelWithProjection, Dinov2Model
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()  # its load report would repeat on every server start
+        hf_logging.set_verbosity(hf_logging.ERROR)  # its load report would repeat on every server start
         self.device, self.dtype = device, dtype
         self.clip = CLIPVisionModelWithProjection.from_pretrained(
-            clip_dir, local_files_only=True, dtype=dtype).to(device).eval()
-        self.dino = Dinov2Model.from_pretrained(dino_dir, local_files_only=True, dtype=dtype).to(device).eval()
+            clip_dir, local_files_only=True, dtype=dtype
+        ).to(device).eval()  # type: ignore[arg-type]  # transformers types its wrapped `to` as an unbound method
+        self.dino = Dinov2Model.from_pretrained(
+            dino_dir, local_files_only=True, dtype=dtype
+        ).to(device).eval()  # type: ignore[arg-type]  # transformers types its wrapped `to` as an unbound method
         self.clip_processor = CLIPImageProcessorPil()  # upstream uses the processor's defaults, not the folder's
         dino_cfg = dict(_DINO_PREPROCESS)
         processor_file = Path(dino_dir) / "preprocessor_config.json"

@@ -13,7 +13,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ THUMBNAIL_SIZE = 256
 PLANES = 4
 
 _configured: Path | None = None
-_loaded: dict[Path, "_Loaded"] = {}
+_loaded: dict[Path, _Loaded] = {}
 _heads: dict[Path, HeadModel] = {}
 _load_lock = threading.RLock()
 
@@ -141,7 +143,7 @@ class AvatarArtistGenerator:
 
     def __init__(self, root: Path | None = None, seed: int = 0, steps: int = STEPS, guidance: float = GUIDANCE):
         self.root = root if root is not None else weights_dir_now()
-        self.settings = {"seed": int(seed), "steps": int(steps), "guidance": float(guidance)}
+        self.settings: dict[str, Any] = {"seed": int(seed), "steps": int(steps), "guidance": float(guidance)}
 
     def unavailable_reason(self) -> str:
         """'' when the weights folder is complete; else what is missing and where (checked on every call:
@@ -150,19 +152,20 @@ class AvatarArtistGenerator:
 
     def _require(self) -> Path:
         reason = self.unavailable_reason()
-        if reason:
+        if reason or self.root is None:
             raise W.WeightsUnavailable(f"the avatarartist generator cannot run: {reason}")
         return self.root
 
-    def _request_settings(self, root: Path) -> dict:
+    def _request_settings(self, root: Path) -> dict[str, Any]:
         return dict(self.settings, weights=_fingerprint(root))
 
-    def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str:
+    def avatar_id(self, portrait_bytes: bytes, face_box: object = None, landmarks: object = None) -> str:
         root = self._require()
         return avatar_id_for(portrait_bytes, self.name, self.version, self._request_settings(root))
 
-    def create(self, portrait_bytes: bytes, face_box=None, landmarks=None, progress=None,
-               display_name: str = "", limits=None) -> Avatar:
+    def create(self, portrait_bytes: bytes, face_box: object = None, landmarks: object = None,
+               progress: Callable[[str, float, str], None] | None = None, display_name: str = "",
+               limits: PortraitLimits | None = None) -> Avatar:
         """face_box and landmarks are accepted for the common interface and not used: the networks
         take the whole (square-cropped) portrait."""
         report = progress or _no_progress

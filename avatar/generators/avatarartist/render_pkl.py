@@ -15,8 +15,10 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -39,25 +41,25 @@ class RenderPickleError(ValueError):
 class Inert:
     """Stands in for any class the pickle names: keeps constructor arguments and state, runs nothing."""
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls, *args: object, **kwargs: object) -> Inert:
         obj = object.__new__(cls)
         obj.__dict__["_args"] = args
         return obj
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         self.__dict__["_call_args"] = (args, kwargs)
 
     # Dict and list subclasses (EasyDict kwargs) are filled item by item after construction.
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: object, value: object) -> None:
         self.__dict__.setdefault("_items", {})[key] = value
 
-    def append(self, value):
+    def append(self, value: object) -> None:
         self.__dict__.setdefault("_list", []).append(value)
 
-    def extend(self, values):
+    def extend(self, values: Iterable[object]) -> None:
         self.__dict__.setdefault("_list", []).extend(values)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: object) -> None:
         if isinstance(state, tuple) and len(state) == 2:   # (dict state, slot state)
             state = {**(state[0] or {}), **(state[1] or {})}
         self.__dict__["_state"] = state if isinstance(state, dict) else {"_value": state}
@@ -68,10 +70,10 @@ class PersistentRecord:
     """What `_reconstruct_persistent_obj(meta)` would have built, as data: class name, source (text only)."""
     class_name: str
     module_src: str
-    state: dict = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
 
-def _safe_reconstruct_persistent(meta) -> PersistentRecord:
+def _safe_reconstruct_persistent(meta: object) -> PersistentRecord:
     if not isinstance(meta, dict) or meta.get("type") != "class":
         raise RenderPickleError("render.pkl: a persistent object's meta is not an EG3D class record")
     if meta.get("version") != 6:
@@ -81,13 +83,14 @@ def _safe_reconstruct_persistent(meta) -> PersistentRecord:
                             state=state if isinstance(state, dict) else {})
 
 
-def _load_storage(data: bytes):
+def _load_storage(data: object) -> Any:
     if not isinstance(data, (bytes, bytearray)):
         raise RenderPickleError("render.pkl: a tensor storage is not bytes")
     return torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
 
 
-def _rebuild_tensor(storage, offset, size, stride, *rest):
+def _rebuild_tensor(storage: object, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                    *rest: object) -> torch.Tensor:
     if isinstance(storage, torch.storage.TypedStorage):
         t = torch.empty(0, dtype=storage.dtype)
         t.set_(storage._untyped_storage, offset, size, stride)
@@ -97,30 +100,30 @@ def _rebuild_tensor(storage, offset, size, stride, *rest):
     raise RenderPickleError("render.pkl: a tensor was rebuilt from something that is not a storage")
 
 
-def _rebuild_parameter(data, requires_grad=False, *rest):
+def _rebuild_parameter(data: object, requires_grad: bool = False, *rest: object) -> torch.Tensor:
     if not isinstance(data, torch.Tensor):
         raise RenderPickleError("render.pkl: a parameter wraps something that is not a tensor")
     return data.detach()
 
 
-def _rebuild_from_type(func, new_type, args, state):
+def _rebuild_from_type(func: object, new_type: object, args: tuple[Any, ...], state: object) -> torch.Tensor:
     if func not in (_rebuild_tensor, _rebuild_parameter):
         raise RenderPickleError("render.pkl: a tensor subclass is rebuilt with an unknown function")
     return func(*args)
 
 
-def _ordered_dict(*args):
+def _ordered_dict(*args: Any) -> collections.OrderedDict[Any, Any]:
     return collections.OrderedDict(*args)
 
 
-def _reconstructor(cls, base, state=None):
+def _reconstructor(cls: object, base: object, state: object = None) -> Inert:
     if not (isinstance(cls, type) and issubclass(cls, Inert)):
         raise RenderPickleError("render.pkl: copyreg reconstruction of a class this loader does not know")
     return cls.__new__(cls)
 
 
 _MULTIARRAY = (getattr(np, "_core", None) or np.core).multiarray   # numpy 2 renamed core to _core
-_ALLOWED = {
+_ALLOWED: dict[tuple[str, str], Callable[..., object]] = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
@@ -140,11 +143,11 @@ _ALLOWED = {
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file):
+    def __init__(self, file: IO[bytes]) -> None:
         super().__init__(file)
         self._inert: dict[tuple[str, str], type] = {}
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> object:
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if name == "_reconstruct_persistent_obj" and module.split(".")[-1] == "persistence":
@@ -160,11 +163,11 @@ class _Unpickler(pickle.Unpickler):
         raise RenderPickleError(f"render.pkl asks for {module}.{name}, which this loader refuses to run "
                                 f"(only tensors and module records are read from it)")
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: object) -> object:
         raise RenderPickleError("render.pkl uses persistent ids; it is not an EG3D network pickle")
 
 
-def _state_of(obj) -> dict | None:
+def _state_of(obj: object) -> dict[str, Any] | None:
     if isinstance(obj, PersistentRecord):
         return obj.state
     if isinstance(obj, Inert):
@@ -172,11 +175,11 @@ def _state_of(obj) -> dict | None:
     return None
 
 
-def _class_name(obj) -> str:
+def _class_name(obj: object) -> str:
     return obj.class_name if isinstance(obj, PersistentRecord) else type(obj).__name__
 
 
-def module_state_dict(obj, prefix: str = "") -> dict[str, torch.Tensor]:
+def module_state_dict(obj: object, prefix: str = "") -> dict[str, torch.Tensor]:
     """The flat state_dict a module record would have (parameters, persistent buffers, children, in order)."""
     state = _state_of(obj)
     if state is None:
@@ -195,12 +198,12 @@ def module_state_dict(obj, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
-def init_kwargs(obj) -> dict:
+def init_kwargs(obj: object) -> dict[str, Any]:
     state = _state_of(obj) or {}
     return _plain(state.get("_init_kwargs")) or {}
 
 
-def _plain(value):
+def _plain(value: object) -> Any:
     """Records of dict subclasses (EasyDict) back to plain dicts, recursively."""
     if isinstance(value, Inert) and "_items" in value.__dict__:
         value = value.__dict__["_items"]
@@ -214,7 +217,7 @@ class RenderWeights:
     """The parts of G_ema this project uses, as data."""
     decoder: dict[str, torch.Tensor]          # avatar.decoder.TriplaneDecoder state for the asset
     modules: dict[str, dict[str, torch.Tensor]]  # raw state dicts of USED_MODULES found in the file
-    init_kwargs: dict[str, dict]              # their recorded constructor arguments (+ "G_ema")
+    init_kwargs: dict[str, dict[str, Any]]    # their recorded constructor arguments (+ "G_ema")
     classes: dict[str, str]                   # their class names
 
 
@@ -245,7 +248,7 @@ def read_render_pkl(path: Path) -> RenderWeights:
                          classes=classes)
 
 
-def osg_to_decoder(osg) -> dict[str, torch.Tensor]:
+def osg_to_decoder(osg: object) -> dict[str, torch.Tensor]:
     """EG3D OSGDecoder record (net.0, net.2: FullyConnectedLayer with weight/bias gains) -> our
     TriplaneDecoder's asset state. The gains are folded in: y = x (w * weight_gain)^T + b * bias_gain."""
     children = (_state_of(osg) or {}).get("_modules") or {}

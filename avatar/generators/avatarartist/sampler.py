@@ -8,22 +8,26 @@ the model at 999 - 49.95 k. The difference is under half a timestep per step.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from avatar.generators.avatarartist.dit import TriplaneDiT
 from avatar.generators.avatarartist.encoders import Conditioning
 
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+
 STEPS = 20
 GUIDANCE = 4.5
 LATENT_SHAPE = (8, 128, 32)   # 8 channels; 4 planes of 32 rows stacked, 32 columns
 
 
-def make_scheduler(steps: int = STEPS):
-    from diffusers import DPMSolverMultistepScheduler
+def make_scheduler(steps: int = STEPS) -> DPMSolverMultistepScheduler:
+    from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
-    scheduler = DPMSolverMultistepScheduler(
+    scheduler: DPMSolverMultistepScheduler = DPMSolverMultistepScheduler(
         num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
         solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++", solver_type="midpoint",
         lower_order_final=True, timestep_spacing="linspace", final_sigmas_type="sigma_min")
@@ -47,7 +51,7 @@ def sample_latent(dit: TriplaneDiT, cond: Conditioning, seed: int, steps: int = 
         timestep = torch.full((2,), float(t), device=device)
         eps = dit.forward_eps(torch.cat([x, x]).to(dtype), timestep, clip, dino, tokens=tokens).float()
         eps_cond, eps_uncond = eps.chunk(2)
-        x = scheduler.step(eps_uncond + guidance * (eps_cond - eps_uncond), t, x).prev_sample
+        x = scheduler.step(eps_uncond + guidance * (eps_cond - eps_uncond), t, x, return_dict=False)[0]
         if on_step is not None:
             on_step(i + 1, len(scheduler.timesteps))
     return x

@@ -31,35 +31,40 @@ def _same_pad(kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> tup
     return tuple(pads)
 
 
-def _triple(v) -> tuple[int, int, int]:
-    return (v,) * 3 if isinstance(v, int) else tuple(v)
+def _triple(v: int | tuple[int, int, int]) -> tuple[int, int, int]:
+    return (v, v, v) if isinstance(v, int) else v
 
 
 class SamePad3d(nn.Module):
     """Replicate-pad then Conv3d without padding; output size = ceil(input / stride)."""
 
-    def __init__(self, cin: int, cout: int, kernel=3, stride=1, bias: bool = True):
+    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int, int] = 3,
+                 stride: int | tuple[int, int, int] = 1, bias: bool = True):
         super().__init__()
-        kernel, stride = _triple(kernel), _triple(stride)
-        self.pad = _same_pad(kernel, stride)
-        self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=0, bias=bias)
+        kernel3, stride3 = _triple(kernel), _triple(stride)
+        self.pad = _same_pad(kernel3, stride3)
+        self.conv = nn.Conv3d(cin, cout, kernel3, stride=stride3, padding=0, bias=bias)
         self.weight = self.conv.weight  # the checkpoint's alias: one tensor under two names
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, self.pad, mode="replicate"))
+        out: torch.Tensor = self.conv(F.pad(x, self.pad, mode="replicate"))
+        return out
 
 
 class SamePadTranspose3d(nn.Module):
     """Replicate-pad then ConvTranspose3d cropping k - 1 per side: output = input * stride."""
 
-    def __init__(self, cin: int, cout: int, kernel=4, stride=1):
+    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int, int] = 4,
+                 stride: int | tuple[int, int, int] = 1):
         super().__init__()
-        kernel, stride = _triple(kernel), _triple(stride)
-        self.pad = _same_pad(kernel, stride)
-        self.convt = nn.ConvTranspose3d(cin, cout, kernel, stride=stride, padding=tuple(k - 1 for k in kernel))
+        kernel3, stride3 = _triple(kernel), _triple(stride)
+        self.pad = _same_pad(kernel3, stride3)
+        self.convt = nn.ConvTranspose3d(cin, cout, kernel3, stride=stride3,
+                                        padding=(kernel3[0] - 1, kernel3[1] - 1, kernel3[2] - 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.convt(F.pad(x, self.pad, mode="replicate"))
+        out: torch.Tensor = self.convt(F.pad(x, self.pad, mode="replicate"))
+        return out
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -78,7 +83,8 @@ class ResBlock3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        return x + self.conv2(F.silu(self.norm2(h)))
+        out: torch.Tensor = x + self.conv2(F.silu(self.norm2(h)))
+        return out
 
 
 class _DownBlock(nn.Module):
@@ -87,8 +93,9 @@ class _DownBlock(nn.Module):
         self.down = SamePad3d(cin, cout, 4, stride=(1, 2, 2))
         self.res = ResBlock3d(cout)
 
-    def forward(self, x):
-        return self.res(self.down(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.res(self.down(x))
+        return out
 
 
 class _UpBlock(nn.Module):
@@ -98,8 +105,9 @@ class _UpBlock(nn.Module):
         self.res1 = ResBlock3d(cout)
         self.res2 = ResBlock3d(cout)
 
-    def forward(self, x):
-        return self.res2(self.res1(self.up(x)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.res2(self.res1(self.up(x)))
+        return out
 
 
 class Encoder3d(nn.Module):
@@ -117,7 +125,8 @@ class Encoder3d(nn.Module):
         h = self.conv_first(x)
         for block in self.conv_blocks:
             h = block(h)
-        return self.final_block(h)
+        out: torch.Tensor = self.final_block(h)
+        return out
 
 
 class Decoder3d(nn.Module):
@@ -134,7 +143,8 @@ class Decoder3d(nn.Module):
         h = z
         for block in self.conv_blocks:
             h = block(h)
-        return self.conv_out(h)
+        out: torch.Tensor = self.conv_out(h)
+        return out
 
 
 @dataclass(frozen=True)
@@ -167,7 +177,7 @@ class TriplaneVAE(nn.Module):
         self.quant_conv = SamePad3d(2 * config.z_channels, 2 * config.embed_dim, 1)
         self.post_quant_conv = SamePad3d(config.embed_dim, config.z_channels, 1)
 
-    def tie_aliases(self) -> "TriplaneVAE":
+    def tie_aliases(self) -> TriplaneVAE:
         """Make every `<p>.weight` the very tensor `<p>.conv.weight` again: conversions that rebuild
         parameters (to_empty, some device moves) give the two names separate copies."""
         for module in self.modules():
@@ -177,7 +187,8 @@ class TriplaneVAE(nn.Module):
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 32, F, H, W) triplane -> (B, 2*embed, F, H/8, W/8): mean and raw logvar stacked on axis 1."""
-        return self.quant_conv(self.encoder(x))
+        moments: torch.Tensor = self.quant_conv(self.encoder(x))
+        return moments
 
     def encode(self, x: torch.Tensor) -> Posterior:
         mean, logvar = torch.chunk(self.moments(x), 2, dim=1)
@@ -185,7 +196,8 @@ class TriplaneVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, embed, F, h, w) latent -> (B, 32, F, 8h, 8w) normalised triplane."""
-        return self.decoder(self.post_quant_conv(z))
+        planes: torch.Tensor = self.decoder(self.post_quant_conv(z))
+        return planes
 
 
 def aliased_keys(model: nn.Module) -> dict[str, str]:

@@ -17,6 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -68,7 +69,7 @@ def unavailable_reason(root: Path | None) -> str:
     return f"AvatarArtist weights not found at {root}: missing {', '.join(missing)}"
 
 
-def _torch_load(path: Path):
+def _torch_load(path: Path) -> object:
     """Plain tensors only. Memory-mapped when the file is in torch's zip format, so a DiT.pth holding both
     `state_dict` and `state_dict_ema` (2 x 2.9 GB) is not read into memory beside the model."""
     try:
@@ -104,7 +105,7 @@ def _sizes(root: Path) -> tuple[DiTConfig, VAEConfig]:
         return DiTConfig(), VAEConfig()
     try:
         raw = json.loads(path.read_text())
-        dit = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.get("dit", {}).items()}
+        dit: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.get("dit", {}).items()}
         return DiTConfig(**dit), VAEConfig(**raw.get("vae", {}))
     except (ValueError, TypeError) as e:
         known = ", ".join(f.name for f in fields(DiTConfig))
