@@ -8,9 +8,9 @@ STAMP := .venv/.installed
 APT_STAMP := .venv/.apt-installed
 NPM_STAMP := .venv/.npm-installed
 APT_PACKAGES := libgrpc++-dev libprotobuf-dev libssl-dev protobuf-compiler-grpc protobuf-compiler cmake g++ make pkg-config \
-                mono-mcs blender python3-numpy
+                mono-mcs blender python3-numpy chromium glslang-tools spirv-cross
 
-.PHONY: venv proto models march serve demo test bench tools clean fuzz soak
+.PHONY: venv proto models march serve demo test lint bench tools clean fuzz soak view
 
 venv: $(STAMP) $(PROTO_OUT)/.stamp models march
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel; users with CUDA install their own torch build before `make`.
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,ray]'
 	touch $@
 
 $(PROTO_OUT)/.stamp: $(PROTO_SRC) $(STAMP)
@@ -51,7 +51,8 @@ models: $(STAMP)
 	$(PY) -m avatar.portrait.fetch_models fetch
 	$(PY) -c "import pymatting"
 
-# Debian and npm tools the test suite drives for real (C++ client, Mono, Blender, glTF validator).
+# Debian and npm tools the test suite drives for real (C++ client, Mono, Blender, glTF validator, headless
+# Chromium with puppeteer-core pointed at Debian's binary: no browser download; three.js for the view page).
 $(APT_STAMP):
 	@if [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
@@ -61,7 +62,8 @@ $(APT_STAMP):
 	touch $@
 
 $(NPM_STAMP):
-	mkdir -p .venv/node && npm install --silent --prefix .venv/node gltf-validator@2.0.0-dev.3.10
+	mkdir -p .venv/node && npm install --silent --prefix .venv/node gltf-validator@2.0.0-dev.3.10 three@0.187.0 \
+	    puppeteer-core@25.16.0
 	touch $@
 
 tools: venv $(APT_STAMP) $(NPM_STAMP)
@@ -69,11 +71,21 @@ tools: venv $(APT_STAMP) $(NPM_STAMP)
 serve: venv
 	$(PY) -m grpc_server.cli serve
 
+# The web view of one avatar of the local store: make view ID=<avatar id> (GLB + GLSL triplane render).
+view: tools
+	$(PY) -m grpc_server.cli view $(ID)
+
 demo: venv
 	$(PY) -m grpc_server.cli demo -o demo_out
 
 test: tools
 	$(PY) -m pytest -q -rs
+
+# ruff (rules in pyproject.toml) over the whole tree, mypy over avatar, exporter and grpc_server (strict on
+# avatar and exporter).
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: venv
 	$(PY) -m benchmarks.render

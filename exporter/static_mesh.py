@@ -1,7 +1,7 @@
 """The avatar's static parts (hair, ears, neck) as a mesh: marching cubes on its density, minus the head.
 
 The density grid covers the head box with cell centres (the renderer's `density_grid`). The iso-surface
-at `level` is extracted, the part lying on the head model's own surface (any of its parts: skin,
+at `level` is extracted and smoothed (Taubin), the part lying on the head model's own surface (any of its parts: skin,
 eyes, mouth) is cut away (the head mesh already carries it, with morph targets), loose fragments are
 dropped (a piece not attached to the head is kept only when it is a large share of the surface), the
 rest is decimated to the triangle budget, given smooth normals and UV-unwrapped with xatlas.
@@ -19,6 +19,7 @@ import fast_simplification
 import numpy as np
 import trimesh
 import xatlas
+from scipy import sparse
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
@@ -36,6 +37,8 @@ ATTACHED_CELLS = 1.5
 # Open edges this close to the head (cells beyond the clearance) are cut edges, tucked this deep under it.
 CUT_EDGE_CELLS = 1.0
 TUCK_DEPTH_CELLS = 0.5
+RIM_SMOOTHING_ITERATIONS = 10  # passes along the cut edges before they are tucked under the head
+SMOOTHING_ITERATIONS = 20  # Taubin passes over the marching-cubes surface (each a shrink and an inflate step)
 _SUBDIVISION = 3  # barycentric samples per triangle edge used to measure distance to the head
 
 
@@ -68,21 +71,37 @@ class _HeadSurface:
 
     def query(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance to the head and the index of the nearest sample, per point."""
-        return self.tree.query(points, k=1)
+        dist, idx = self.tree.query(points, k=1)
+        return np.asarray(dist), np.asarray(idx)
 
 
 def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, depth: float) -> trimesh.Trimesh:
-    """Move the open-edge vertices within `near` of the head to `depth` under its surface."""
+    """Move the open-edge vertices within `near` of the head to `depth` under its surface, after
+    smoothing the open edges along themselves (a cut made triangle by triangle is saw-toothed)."""
     edges = mesh.edges_sorted
     unique, counts = np.unique(edges, axis=0, return_counts=True)
-    rim = np.unique(unique[counts == 1])
+    open_edges = unique[counts == 1]
+    rim = np.unique(open_edges)
     if len(rim) == 0:
         return mesh
-    dist, idx = head.query(mesh.vertices[rim])
+    vertices = _smooth_along(np.array(mesh.vertices), open_edges, RIM_SMOOTHING_ITERATIONS)
+    dist, idx = head.query(vertices[rim])
     rim, idx = rim[dist <= near], idx[dist <= near]
-    vertices = np.array(mesh.vertices)
     vertices[rim] = head.points[idx] - depth * head.normals[idx]
     return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
+
+
+def _smooth_along(vertices: np.ndarray, edges: np.ndarray, iterations: int) -> np.ndarray:
+    """Each vertex of the (E, 2) edges moved halfway to the mean of its neighbours along them, repeatedly."""
+    n = len(vertices)
+    pairs = (edges.ravel(), edges[:, ::-1].ravel())
+    adjacency = sparse.coo_matrix((np.ones(2 * len(edges)), pairs), shape=(n, n)).tocsr()
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    on = degree > 0
+    for _ in range(iterations):
+        mean = adjacency @ vertices / np.maximum(degree, 1)[:, None]
+        vertices[on] = 0.5 * vertices[on] + 0.5 * mean[on]
+    return vertices
 
 
 def _kept_components(mesh: trimesh.Trimesh, head: _HeadSurface, attach_distance: float) -> trimesh.Trimesh:
@@ -96,7 +115,14 @@ def _kept_components(mesh: trimesh.Trimesh, head: _HeadSurface, attach_distance:
     largest_attached = counts[attached].max() if attached.any() else 0
     keep_component = ((attached & (counts >= MIN_COMPONENT_FRACTION * largest_attached))
                       | (counts >= DETACHED_COMPONENT_FRACTION * counts.max()))
-    return mesh.submesh([np.flatnonzero(keep_component[labels])], append=True, repair=False)
+    return _faces_subset(mesh, np.flatnonzero(keep_component[labels]))
+
+
+def _faces_subset(mesh: trimesh.Trimesh, faces: np.ndarray) -> trimesh.Trimesh:
+    """The mesh made of the given faces (one mesh: trimesh returns a list only when not appending)."""
+    subset = mesh.submesh([faces], append=True, repair=False)
+    assert isinstance(subset, trimesh.Trimesh)
+    return subset
 
 
 def _unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,7 +135,8 @@ def _unwrap(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> tuple[n
     packing.resolution = resolution
     packing.padding = 2  # texels, so mipmaps of neighbouring charts do not mix
     atlas.generate(charts, packing)
-    return atlas[0]
+    mapping, atlas_faces, uv = atlas[0]
+    return mapping, atlas_faces, uv
 
 
 def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.ndarray, head_faces: np.ndarray,
@@ -127,13 +154,16 @@ def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.nda
     mesh = trimesh.Trimesh(verts, faces, process=True, validate=False)
     # skimage winds triangles toward decreasing density; glTF wants counter-clockwise seen from outside.
     mesh.invert()
+    # The density is built from voxel walls: its iso-surface climbs in steps a cell or two high, which
+    # light picks out as terraces. Taubin's filter smooths them away without shrinking the hair.
+    trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=-0.53, iterations=SMOOTHING_ITERATIONS)
 
     head = _HeadSurface(head_vertices, head_faces)
     dist, _ = head.query(mesh.triangles_center)
     keep = dist > HEAD_CLEARANCE_CELLS * cell
     if not keep.any():
         return None
-    mesh = mesh.submesh([np.flatnonzero(keep)], append=True, repair=False)
+    mesh = _faces_subset(mesh, np.flatnonzero(keep))
     mesh = _kept_components(mesh, head, (HEAD_CLEARANCE_CELLS + ATTACHED_CELLS) * cell)
 
     if len(mesh.faces) > triangle_budget:
