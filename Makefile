@@ -78,7 +78,7 @@ view: tools
 demo: venv
 	$(PY) -m grpc_server.cli demo -o demo_out
 
-test: tools
+test: tools lint
 	$(PY) -m pytest -q -rs
 
 # ruff (rules in pyproject.toml) over the whole tree, mypy over avatar, exporter and grpc_server (strict on

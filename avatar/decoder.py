@@ -27,6 +27,11 @@ SIGMOID_WIDEN = 0.001
 
 
 class TriplaneDecoder(nn.Module):
+    # Buffers (see the module docstring), declared for the type checker: nn.Module resolves them at run time.
+    raster_channel_mask: torch.Tensor
+    raster_depth_weight: torch.Tensor
+    raster_depth_test: torch.Tensor
+
     def __init__(self, channels: int = CHANNELS, hidden: int = HIDDEN):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(channels, hidden), nn.Softplus(), nn.Linear(hidden, 1 + channels))
@@ -35,8 +40,15 @@ class TriplaneDecoder(nn.Module):
         self.register_buffer("raster_depth_test", torch.zeros(1))
 
     @property
+    def layers(self) -> tuple[nn.Linear, nn.Linear]:
+        """The MLP's two linear layers: (C -> hidden) and (hidden -> 1 + C)."""
+        first, second = self.net[0], self.net[2]
+        assert isinstance(first, nn.Linear) and isinstance(second, nn.Linear)  # as __init__ builds them
+        return first, second
+
+    @property
     def channels(self) -> int:
-        return self.net[0].in_features
+        return self.layers[0].in_features
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, C) mean plane features -> density (P,) >= 0 and activated features (P, C)."""
@@ -50,7 +62,7 @@ class TriplaneDecoder(nn.Module):
         return {k.replace("raster_", "raster."): v.detach().clone() for k, v in self.state_dict().items()}
 
     @classmethod
-    def from_asset(cls, state: dict[str, torch.Tensor]) -> "TriplaneDecoder":
+    def from_asset(cls, state: dict[str, torch.Tensor]) -> TriplaneDecoder:
         try:
             w0 = state["net.0.weight"]
             dec = cls(channels=w0.shape[1], hidden=w0.shape[0])
@@ -71,13 +83,15 @@ class RenderField:
     """
 
     def __init__(self, decoder: TriplaneDecoder, outputs: int = 4):
-        w1, b1 = decoder.net[0].weight.detach(), decoder.net[0].bias.detach()
-        w2, b2 = decoder.net[2].weight.detach()[:outputs], decoder.net[2].bias.detach()[:outputs]
+        first, second = decoder.layers
+        w1, b1 = first.weight.detach(), first.bias.detach()
+        w2, b2 = second.weight.detach()[:outputs], second.bias.detach()[:outputs]
         hidden = torch.nonzero(w2.abs().sum(0) > 0).squeeze(1)
         channels = torch.nonzero(w1[hidden].abs().sum(0) > 0).squeeze(1)
         if len(channels) == 0:  # a decoder that reads nothing still needs one channel to sample
             channels = torch.zeros(1, dtype=torch.long)
         self.channels = channels
+        self.positions = torch.arange(len(channels))  # where `channels` sit among the field's own: all of them
         self.w1 = (w1[hidden][:, channels] / 3.0).contiguous()
         self.b1 = b1[hidden].contiguous()
         self.w2 = w2[:, hidden].contiguous()
@@ -90,7 +104,7 @@ class RenderField:
             setattr(moved, name, value.to(device))
         return moved
 
-    def density_only(self) -> "RenderField":
+    def density_only(self) -> RenderField:
         """The same field restricted to density: what the ray marcher needs to find surfaces."""
         sub = RenderField.__new__(RenderField)
         hidden = torch.nonzero(self.w2[0].abs() > 0).squeeze(1)

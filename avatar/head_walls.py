@@ -7,7 +7,8 @@ other points take the colour a caller-supplied function gives them.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -79,14 +80,15 @@ class VolumeNormals:
     def __init__(self, vol: np.ndarray, resolution: int = 128, sigma: float = 1.5):
         factor = max(1, vol.shape[0] // resolution)
         n = vol.shape[0] // factor
-        coarse = vol.reshape(n, factor, n, factor, n, factor).any(axis=(1, 3, 5))
-        self.coarse = coarse
-        self.gradient = np.stack(np.gradient(ndimage.gaussian_filter(coarse.astype(np.float32), sigma)), axis=0)
+        # (n, n, n) bool: a coarse voxel is set when any of its fine voxels is.
+        self.coarse = np.asarray(vol.reshape(n, factor, n, factor, n, factor).any(axis=(1, 3, 5)))
+        self.gradient = np.stack(np.gradient(ndimage.gaussian_filter(self.coarse.astype(np.float32), sigma)), axis=0)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         n = self.gradient.shape[1]
         idx = ((points.reshape(-1, 3) + 0.5) * n - 0.5).T
-        g = np.stack([ndimage.map_coordinates(self.gradient[k], idx, order=1, mode="nearest") for k in range(3)], -1)
+        g: np.ndarray = np.stack([ndimage.map_coordinates(self.gradient[k], idx, order=1, mode="nearest")
+                                  for k in range(3)], -1)
         g = -g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-8)
         return g.reshape(points.shape)
 
@@ -128,7 +130,8 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         on_extra = np.isfinite(walls[name]) & extra[idx[..., 0], idx[..., 1], idx[..., 2]]
         # What is neither the neutral mesh nor `extra` is room kept for the moving mesh (an open jaw):
         # no surface at rest, so no view colours it.
-        return WallView(rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra, np.where(on_mesh, mesh_coord, walls[name]))
+        return WallView(rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra,
+                        np.where(on_mesh, mesh_coord, walls[name]))
 
     front_static = volume_walls(extra)["front"]
     front_rgb = colour(wall_points("front", front_static))
@@ -168,4 +171,5 @@ def _texel_index(coord: np.ndarray, resolution: int) -> np.ndarray:
 
 def _sample_xy(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     r = values.shape[0]
-    return values[_texel_index(points[..., 1], r), _texel_index(points[..., 0], r)]
+    sampled: np.ndarray = values[_texel_index(points[..., 1], r), _texel_index(points[..., 0], r)]
+    return sampled

@@ -8,7 +8,7 @@ each ray's occupied span cheaply, a fine one to skip samples inside it.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,13 +48,13 @@ class OccupancyGrid:
     @classmethod
     def from_density(cls, density_fn: Callable[[torch.Tensor], torch.Tensor], resolution: int = 64,
                      chunk: int = 1 << 16, box_half: float = BOX_HALF,
-                     device: torch.device | str = "cpu") -> "OccupancyGrid":
+                     device: torch.device | str = "cpu") -> OccupancyGrid:
         pts = grid_points(resolution, box_half, device)
         dens = torch.cat([density_fn(pts[i:i + chunk]) for i in range(0, len(pts), chunk)])
         occupied = (dens > DENSITY_THRESHOLD).reshape(resolution, resolution, resolution)
         return cls(dilate(occupied), box_half)
 
-    def coarser(self) -> "OccupancyGrid":
+    def coarser(self) -> OccupancyGrid:
         """The same occupancy at half the resolution (a coarse cell is occupied if any of its 8 is)."""
         pooled = F.max_pool3d(self.static[None, None].float(), 2, stride=2)[0, 0] > 0
         return OccupancyGrid(pooled, self.box_half)

@@ -66,9 +66,10 @@ class FrontPlaneComposer:
         self.moving_faces = torch.from_numpy(np.flatnonzero(face_moves))
         self._moving = self.moving_faces.to(self.device)
         fixed = torch.from_numpy(np.flatnonzero(~face_moves)).to(self.device)
-        size = self.static.shape[-2:]
+        height, width = self.static.shape[-2:]
         verts = torch.from_numpy(head.identity_vertices(self.identity)).to(self.device)
-        rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[fixed], *size, backend=backend)
+        rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[fixed], height, width,
+                                backend=backend)
         ids = rast[..., 3].long()
         rast[..., 3] = torch.where(ids > 0, fixed[(ids - 1).clamp(min=0)] + 1, 0).float()
         self.fixed_raster = rast
@@ -85,7 +86,8 @@ class FrontPlaneComposer:
     def front(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None) -> torch.Tensor:
         """(C', H, W) front plane composed for this expression, channels-last in memory (cached; do not
         write to it)."""
-        key = b"".join(np.asarray(a, dtype=np.float32).tobytes() if a is not None else b"-" for a in (expression, eye))
+        key = b"".join(np.asarray(a, dtype=np.float32).tobytes() if a is not None else b"-"
+                       for a in (expression, eye))
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -131,7 +133,8 @@ class FrontPlaneComposer:
         uv = raster.interpolate(self.uv, flat, self.faces_uv)[0]
         depth = raster.interpolate(verts[:, 2:3], flat, self.faces)[0, :, 0]
         grid = (uv * 2 - 1).view(1, 1, -1, 2)
-        texture = F.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]
+        texture = F.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border",
+                                align_corners=False)[0, :, 0]
         dynamic = texture + self.depth_weight * depth
         sel = self.static[0].reshape(self.static.shape[1], -1)[self.dynamic][:, texels]
         mask = self.mask

@@ -15,21 +15,25 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 
 from avatar import camera as cam
 from avatar import march as march_kernel
-from avatar.camera import BOX_HALF
 from avatar.asset import Avatar
+from avatar.camera import BOX_HALF
 from avatar.decoder import DENSITY_SHIFT, PLANE_AXES, SIGMOID_WIDEN, RenderField, TriplaneDecoder, sum_static_planes
 from avatar.expressions import to_expression
 from avatar.head_model import HeadModel
 from avatar.head_registry import head_for_avatar
-from avatar.occupancy import OccupancyGrid
+from avatar.march import MarchKernel
+from avatar.occupancy import OccupancyGrid, grid_points
 from avatar.planes import FrontPlaneComposer
 from avatar.volume import box_intersection, composite, sample_pdf
 
@@ -53,6 +57,9 @@ MAX_NEURAL_RESOLUTION = 1024
 log = logging.getLogger(__name__)
 _logged_march: set[str] = set()
 
+# What every expression argument accepts (see `avatar.expressions.to_expression`).
+ExpressionInput: TypeAlias = Mapping[str, float] | Sequence[float] | np.ndarray | None
+
 
 def render_device(backend: str = "cpu", device: torch.device | str | None = None) -> torch.device:
     """The device a Renderer with this rasterizer `backend` works on: `device` when given, else the
@@ -64,7 +71,7 @@ def render_device(backend: str = "cpu", device: torch.device | str | None = None
     return torch.device("cpu")
 
 
-def _choose_march(choice: str, device: torch.device):
+def _choose_march(choice: str, device: torch.device) -> MarchKernel | None:
     """The kernel module for `choice`, or None for the torch march; logs the outcome once per process.
     The kernel is CPU code: on another device the march runs in torch there."""
     if choice not in MARCH_CHOICES:
@@ -76,7 +83,8 @@ def _choose_march(choice: str, device: torch.device):
     else:
         module = None if choice == "torch" else march_kernel.load()
         if module is None and choice == "kernel":
-            raise RuntimeError(f"the march kernel was asked for but is unavailable: {march_kernel.unavailable_reason()}")
+            raise RuntimeError("the march kernel was asked for but is unavailable: "
+                               f"{march_kernel.unavailable_reason()}")
         key = "kernel" if module is not None else "torch"
         reason = None if module is not None or choice == "torch" else march_kernel.unavailable_reason()
     if key not in _logged_march:
@@ -97,7 +105,8 @@ class RenderResult:
     alpha: torch.Tensor  # (H, W)
     depth: torch.Tensor  # (H, W) distance along the ray; 0 where empty
 
-    def over(self, background=(0.0, 0.0, 0.0)) -> np.ndarray:
+    def over(self, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1]: the frame composited over a `background` RGB colour."""
         bg = torch.tensor(background, dtype=self.rgb.dtype)
         return (self.rgb + (1 - self.alpha[..., None]) * bg).clamp(0, 1).numpy()
 
@@ -109,7 +118,7 @@ class RenderResult:
         return (rgba * 255 + 0.5).to(torch.uint8).numpy()
 
 
-def _size(size) -> tuple[int, int]:
+def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     h, w = (size, size) if isinstance(size, int) else size
     if not (8 <= h <= 4096 and 8 <= w <= 4096):
         raise ValueError(f"frame size {w}x{h} is outside 8..4096 per side")
@@ -133,7 +142,7 @@ def _silhouette_guides(alpha_low: torch.Tensor) -> torch.Tensor:
     a = alpha_low[None, None]
     spread = F.max_pool2d(a, 3, 1, 1) + F.max_pool2d(-a, 3, 1, 1)
     edge = (spread >= SILHOUETTE_STEP).float()
-    radius = max(1, int(math.ceil(2.5 * SMOOTHING)))
+    radius = max(1, math.ceil(2.5 * SMOOTHING))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=alpha_low.device)
     g = torch.exp(-0.5 * (x / SMOOTHING) ** 2)
     g = g / g.sum()
@@ -162,6 +171,11 @@ def _light_centroid(optical: torch.Tensor) -> torch.Tensor:
 
 
 class Renderer:
+    """Renders one avatar: the posed head mesh rasterized into the front plane (neural texture), then a
+    volume march through the triplane field, skipping empty space with a two-level occupancy grid, on the
+    CPU kernel (avatar.march) or in torch. One Renderer serves one thread at a time; it caches the
+    composed planes of recent expressions and the occupancy grids of the avatar."""
+
     def __init__(self, avatar: Avatar, backend: str = "cpu", head: HeadModel | None = None,
                  neural_resolution: int = DEFAULT_NEURAL_RESOLUTION, occupancy_resolution: int = 128,
                  march: str = "auto", device: torch.device | str | None = None):
@@ -190,7 +204,10 @@ class Renderer:
         self.march_threads = os.cpu_count() or 1
         self._plane_axes = torch.tensor([PLANE_AXES[name] for name in self.plane_names], dtype=torch.int64)
         d, f = self.density_field, self.field
-        self._static_cl = self._front_cl = None  # channels-last plane copies for the kernel
+        # Channels-last plane copies for the kernel: (composer, density, colour) of planes 1-2 and
+        # (front, density, colour) of the front plane (see _channels_last).
+        self._static_cl: tuple[FrontPlaneComposer, list[torch.Tensor], list[torch.Tensor]] | None = None
+        self._front_cl: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._kernel_weights = (d.w1, d.b1, d.w2, d.b2, f.w1, f.b1, f.w2[1:4].contiguous(), f.b2[1:4].contiguous())
 
     def planes_changed(self, geometry: bool = True) -> None:
@@ -205,7 +222,7 @@ class Renderer:
                                   channels=self.field.channels, device=self.device)
 
     # --- fields -------------------------------------------------------------------------------
-    def head_vertices(self, expression=None, eye=None) -> np.ndarray:
+    def head_vertices(self, expression: ExpressionInput = None, eye: np.ndarray | None = None) -> np.ndarray:
         return self.composer.vertices(to_expression(expression), eye)
 
     @torch.no_grad()
@@ -213,7 +230,8 @@ class Renderer:
         return self.field(sum_static_planes(planes, points, names=self.plane_names))
 
     @torch.no_grad()
-    def query(self, points: torch.Tensor, expression=None, eye=None, chunk: int = 1 << 16):
+    def query(self, points: torch.Tensor, expression: ExpressionInput = None, eye: np.ndarray | None = None,
+              chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
         """Density (P,) and RGB (P, 3) on the CPU at world points for an expression (texture baking,
         meshing)."""
         planes = self.composer.planes(to_expression(expression), eye)
@@ -225,9 +243,8 @@ class Renderer:
         return torch.cat(dens), torch.cat(rgb)
 
     @torch.no_grad()
-    def density_grid(self, resolution: int, expression=None) -> np.ndarray:
+    def density_grid(self, resolution: int, expression: ExpressionInput = None) -> np.ndarray:
         """Density on a resolution^3 lattice of cell centres over the box, indexed [x, y, z]."""
-        from avatar.occupancy import grid_points
         dens, _ = self.query(grid_points(resolution), expression)
         return dens.reshape(resolution, resolution, resolution).numpy()
 
@@ -237,15 +254,17 @@ class Renderer:
         part of the mesh is (the moving part is added per frame)."""
         if self._occupancy is None:
             neutral = self.composer.planes(None, None)[:, self.density_field.positions].contiguous()
-            if self._kernel is not None:
+            kernel = self._kernel
+            density: Callable[[torch.Tensor], torch.Tensor]
+            if kernel is not None:
                 cl = [plane.permute(1, 2, 0).contiguous() for plane in neutral]
                 d = self.density_field
 
-                def density(p):
-                    return self._kernel.density(p, cl, self._plane_axes, d.w1, d.b1, d.w2, d.b2, BOX_HALF,
-                                                DENSITY_SHIFT, self.march_threads)
+                def density(p: torch.Tensor) -> torch.Tensor:
+                    return kernel.density(p, cl, self._plane_axes, d.w1, d.b1, d.w2, d.b2, BOX_HALF,
+                                          DENSITY_SHIFT, self.march_threads)
             else:
-                def density(p):
+                def density(p: torch.Tensor) -> torch.Tensor:
                     return self.density_field(sum_static_planes(neutral, p, names=self.plane_names))[0]
             fine = OccupancyGrid.from_density(density, self.occupancy_resolution, device=self.device)
             still = np.ones(self.head.num_vertices, dtype=bool)
@@ -256,32 +275,41 @@ class Renderer:
 
     # --- rendering ----------------------------------------------------------------------------
     @torch.no_grad()
-    def render(self, camera, expression=None, size=256, head_pose=None, eye=None,
+    def render(self, camera: ArrayLike, expression: ExpressionInput = None, size: int | tuple[int, int] = 256,
+               head_pose: Sequence[float] | None = None, eye: ArrayLike | None = None,
                reference: bool = False, neural_resolution: int | None = None,
                reference_samples: tuple[int, int] = REFERENCE_SAMPLES, upsampler: str = "edge") -> RenderResult:
-        """One frame (h, w) = `size`. The volume is rendered at `neural_resolution` (the renderer's
-        default, capped by the frame size) on the longer side and resampled; `upsampler` ("edge" or
-        "bilinear") says how a smaller neural image is enlarged."""
+        """One frame (h, w) = `size` (an int is square).
+
+        camera: EG3D 25-vector (cam2world 4x4 row-major, OpenCV axes, then normalised intrinsics 3x3;
+        avatar.camera, where an orbit in degrees converts to one). expression: 52 ARKit weights in the
+        canonical order (avatar.expressions), a {name: weight} dict, or None for neutral. head_pose: (yaw,
+        pitch, roll) in radians, the head turned in front of the camera. eye: the FaceVerse gaze 4-vector
+        (radians; left eye then right, each +down then +toward image right; HeadModel.posed), None looks
+        straight ahead. The volume is rendered at `neural_resolution` (the renderer's default, capped by
+        the frame size) on the longer side and resampled; `upsampler` ("edge" or "bilinear") says how a
+        smaller neural image is enlarged. `reference=True` uses the plain EG3D-style march with
+        `reference_samples` (coarse, fine) per ray. Returns RGB premultiplied by alpha, alpha and depth."""
         h, w = _size(size)
         if upsampler not in UPSAMPLERS:
             raise ValueError(f"upsampler must be one of {', '.join(UPSAMPLERS)}, got {upsampler!r}")
         if neural_resolution is not None and not 8 <= int(neural_resolution) <= MAX_NEURAL_RESOLUTION:
             raise ValueError(f"neural resolution {neural_resolution} is outside 8..{MAX_NEURAL_RESOLUTION}")
-        camera = cam.validate_camera_vector(camera)
+        cam_vec = cam.validate_camera_vector(camera)
         if head_pose is not None:
-            camera = cam.apply_head_pose(camera, *head_pose)
-        expression = to_expression(expression)
-        eye = None if eye is None else np.asarray(eye, dtype=np.float32)
+            cam_vec = cam.apply_head_pose(cam_vec, *head_pose)
+        expr = to_expression(expression)
+        eye_vec = None if eye is None else np.asarray(eye, dtype=np.float32)
         nr = neural_resolution or min(self.neural_resolution, max(h, w))
         nh, nw = (nr, max(1, round(nr * w / h))) if h >= w else (max(1, round(nr * h / w)), nr)
-        origins, dirs = (x.to(self.device) for x in cam.generate_rays(camera, nh, nw))
-        near, far = cam.ray_bounds(camera)
+        origins, dirs = (x.to(self.device) for x in cam.generate_rays(cam_vec, nh, nw))
+        near, far = cam.ray_bounds(cam_vec)
         t0, t1, hit = box_intersection(origins, dirs, near, far)
         if self._kernel is not None and not reference:
-            rgb, alpha, depth = self._march_kernel(self.composer.front(expression, eye), origins, dirs, t0, t1,
-                                                   expression, eye, (nh, nw))
+            rgb, alpha, depth = self._march_kernel(self._kernel, self.composer.front(expr, eye_vec), origins, dirs,
+                                                   t0, t1, expr, eye_vec, (nh, nw))
             return self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
-        planes = self.composer.planes(expression, eye)
+        planes = self.composer.planes(expr, eye_vec)
         rgb = torch.zeros(nh * nw, 3, device=self.device)
         alpha = torch.zeros(nh * nw, device=self.device)
         depth = torch.zeros(nh * nw, device=self.device)
@@ -291,7 +319,7 @@ class Renderer:
                 c, a, d = self._march_reference(planes, origins[idx], dirs[idx], t0[idx], t1[idx], reference_samples)
             else:
                 c, a, d = self._march_accelerated(planes, origins[idx], dirs[idx], t0[idx], t1[idx], idx,
-                                                  expression, eye, (nh, nw))
+                                                  expr, eye_vec, (nh, nw))
             rgb[idx], alpha[idx], depth[idx] = c, a, d
         frame = self._resample(rgb.view(nh, nw, 3), alpha.view(nh, nw), depth.view(nh, nw), h, w, upsampler)
         if self.device.type != "cpu":
@@ -299,7 +327,8 @@ class Renderer:
         return frame
 
     @staticmethod
-    def _resample(rgb, alpha, depth, h, w, upsampler: str = "edge") -> RenderResult:
+    def _resample(rgb: torch.Tensor, alpha: torch.Tensor, depth: torch.Tensor, h: int, w: int,
+                  upsampler: str = "edge") -> RenderResult:
         """The neural-resolution image at (h, w). Downsampling is antialiased bilinear; upsampling is
         bilinear, and with `upsampler="edge"` the silhouette is then re-sharpened from the alpha (see
         `_sharpen_silhouette`)."""
@@ -323,7 +352,8 @@ class Renderer:
             a = sharp
         return RenderResult(colour, a, d)
 
-    def _march_reference(self, planes, origins, dirs, t0, t1, samples):
+    def _march_reference(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, t0: torch.Tensor,
+                         t1: torch.Tensor, samples: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n_coarse, n_fine = samples
         steps = (torch.arange(n_coarse, dtype=torch.float32, device=origins.device) + 0.5) / n_coarse
         t = t0[:, None] + (t1 - t0)[:, None] * steps
@@ -340,17 +370,20 @@ class Renderer:
         rgb, acc, dsum, _, _ = composite(dens, feats, t_all)
         return rgb, acc, torch.where(acc > 1e-6, dsum / acc.clamp(min=1e-6), torch.zeros_like(acc))
 
-    def _samples(self, planes, origins, dirs, t):
+    def _samples(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor,
+                 t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pts = origins[:, None] + dirs[:, None] * t[..., None]
         dens, rgb = self._field(planes, pts.reshape(-1, 3))
         return dens.view(t.shape), rgb.reshape(*t.shape, 3)
 
-    def _moving_points(self, expression, eye) -> torch.Tensor:
+    def _moving_points(self, expression: np.ndarray, eye: np.ndarray | None) -> torch.Tensor:
         """Points of the posed moving part of the mesh (vertices and face centres), for the occupancy."""
         verts = torch.from_numpy(self.composer.vertices(expression, eye)).to(self.device)
         return torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)])
 
-    def _march_kernel(self, front, origins, dirs, t0, t1, expression, eye, ray_shape):
+    def _march_kernel(self, kernel: MarchKernel, front: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor,
+                      t0: torch.Tensor, t1: torch.Tensor, expression: np.ndarray, eye: np.ndarray | None,
+                      ray_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The accelerated march of every ray of the (h, w) image in the fused kernel, on
         `march_threads` cores: the spans, samples and weights of `_march_accelerated`, except that a
         ray stops at the sample that spends its transmittance rather than at the end of that round."""
@@ -360,10 +393,12 @@ class Renderer:
         coarse_occ = coarse.with_points(moving).view(torch.uint8).view(coarse.static.shape)
         density_planes, colour_planes = self._channels_last(front)
         h, w = ray_shape
-        return self._kernel.march(origins, dirs, t0.contiguous(), t1.contiguous(), h, w, density_planes,
-                                  colour_planes, self._plane_axes, *self._kernel_weights, fine_occ, coarse_occ,
-                                  grid.box_half, SAMPLES_PER_ROUND, TRANSMITTANCE_EPS, WEIGHT_EPS, DENSITY_SHIFT,
-                                  SIGMOID_WIDEN, REFINE_OPTICAL, REFINE_BISECTIONS, self.march_threads)
+        rgb, alpha, depth = kernel.march(origins, dirs, t0.contiguous(), t1.contiguous(), h, w, density_planes,
+                                         colour_planes, self._plane_axes, *self._kernel_weights, fine_occ, coarse_occ,
+                                         grid.box_half, SAMPLES_PER_ROUND, TRANSMITTANCE_EPS, WEIGHT_EPS,
+                                         DENSITY_SHIFT, SIGMOID_WIDEN, REFINE_OPTICAL, REFINE_BISECTIONS,
+                                         self.march_threads)
+        return rgb, alpha, depth
 
     def _channels_last(self, front: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(H, W, C) planes for density and for colour, the composed `front` (C', H, W) first. A sample
@@ -381,9 +416,12 @@ class Renderer:
             colour = front.permute(1, 2, 0)
             self._front_cl = (front, colour[..., positions].contiguous(), colour.contiguous())
         _, density_static, colour_static = self._static_cl
-        return [self._front_cl[1], *density_static], [self._front_cl[2], *colour_static]
+        _, density_front, colour_front = self._front_cl
+        return [density_front, *density_static], [colour_front, *colour_static]
 
-    def _march_accelerated(self, planes, origins, dirs, t0, t1, hit_rays, expression, eye, ray_shape):
+    def _march_accelerated(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, t0: torch.Tensor,
+                           t1: torch.Tensor, hit_rays: torch.Tensor, expression: np.ndarray, eye: np.ndarray | None,
+                           ray_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Density-only marching through occupied space in rounds with early termination; colour is
         then decoded once, only at the samples that carry weight."""
         grid, coarse = self.occupancy
@@ -403,7 +441,9 @@ class Renderer:
         offsets = step * torch.arange(SAMPLES_PER_ROUND, dtype=torch.float32, device=device)
         start = t_first.clone()
         last_optical = torch.zeros(n_rays, device=device)  # of each ray's previous sample
-        kept_ray, kept_t, kept_w = [], [], []
+        kept_ray: list[torch.Tensor] = []
+        kept_t: list[torch.Tensor] = []
+        kept_w: list[torch.Tensor] = []
         while len(active):
             ts = start[active, None] + offsets
             valid = ts <= t_last[active, None]
@@ -411,7 +451,8 @@ class Renderer:
             live = torch.nonzero(occupied[grid.cell_index(flat)] & valid.reshape(-1)).squeeze(1)
             dens = torch.zeros(len(flat), device=device)
             if len(live):
-                dens[live] = self.density_field(sum_static_planes(density_planes, flat[live], names=self.plane_names))[0]
+                summed = sum_static_planes(density_planes, flat[live], names=self.plane_names)
+                dens[live] = self.density_field(summed)[0]
             optical = dens.view(ts.shape) * step
             before = torch.cat([last_optical[active, None], optical[:, :-1]], 1)
             last_optical[active] = optical[:, -1]
@@ -442,7 +483,9 @@ class Renderer:
             acc_depth.index_add_(0, ray, w * t)
         return rgb, acc, torch.where(acc > 1e-6, acc_depth / acc.clamp(min=1e-6), torch.zeros_like(acc))
 
-    def _refine_surfaces(self, density_planes, origins, dirs, ts, optical, before, step):
+    def _refine_surfaces(self, density_planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor,
+                         ts: torch.Tensor, optical: torch.Tensor, before: torch.Tensor,
+                         step: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Each sample at depth t (R, S) stands for the step (t - step, t] and takes its density as
         constant over it. A light sample (optical depth `optical` at most REFINE_OPTICAL) is coloured
         at t; an opaque one at the mean depth of the light its step sends (`_light_centroid`). A sample
@@ -478,7 +521,9 @@ class Renderer:
             lit[rows, cols] = start - (t - step) + length * _light_centroid(optical[rows, cols])
         return optical, ts - step + lit
 
-    def _occupied_span(self, coarse, occupied, origins, dirs, t0, t1, hit_rays, ray_shape):
+    def _occupied_span(self, coarse: OccupancyGrid, occupied: torch.Tensor, origins: torch.Tensor,
+                       dirs: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, hit_rays: torch.Tensor,
+                       ray_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per ray, the depth range that can hold density: scanned on every other pixel of every other
         row, each pixel in between taking the widest span of the scanned rays around it."""
         h, w = ray_shape
@@ -498,7 +543,7 @@ class Renderer:
         first_s = torch.full((len(a_s),), big, device=device)
         last_s = torch.full((len(a_s),), -big, device=device)
         if len(ok):
-            n_steps = int(math.ceil(float((b_s[ok] - a_s[ok]).max()) / cell)) + 1
+            n_steps = math.ceil(float((b_s[ok] - a_s[ok]).max()) / cell) + 1
             t = a_s[ok, None] + cell * torch.arange(n_steps, dtype=torch.float32, device=device)
             inside = t <= b_s[ok, None]
             pts = o_s[ok, None] + d_s[ok, None] * t[..., None]

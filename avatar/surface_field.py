@@ -125,11 +125,12 @@ def surface_decoder() -> TriplaneDecoder:
             w2[1 + k, unit] += 1.0 / g_col
             w2[1 + k, gate_unit] += -1.0 / g_col
             unit += 1
+    first, second = dec.layers
     with torch.no_grad():
-        dec.net[0].weight.copy_(w1)
-        dec.net[0].bias.copy_(b1)
-        dec.net[2].weight.copy_(w2)
-        dec.net[2].bias.copy_(b2)
+        first.weight.copy_(w1)
+        first.bias.copy_(b1)
+        second.weight.copy_(w2)
+        second.bias.copy_(b2)
         mask = torch.zeros(CHANNELS)
         mask[[FRONT_WALL, *front_texture_channels()]] = 1.0
         dec.raster_channel_mask.copy_(mask)
@@ -160,7 +161,7 @@ class HeadWalls:
     px_rgb: np.ndarray
     nx_rgb: np.ndarray
     split: np.ndarray          # (R,) z_split per column x
-    owned: dict                # (side, half) -> (R, R) bool on the zy grid
+    owned: dict[tuple[str, str], np.ndarray]  # (side, half) -> (R, R) bool on the zy grid
 
 
 def texel_centres(resolution: int, box_half: float = 0.5) -> np.ndarray:
@@ -256,7 +257,8 @@ def sync_texture(planes: torch.Tensor) -> None:
         planes[0, list(claim_channels(side, "front")[1])] = -planes[0, list(FRONT_RGB)]
 
 
-def mesh_wall(vertices: np.ndarray, faces: np.ndarray, view: str, resolution: int):
+def mesh_wall(vertices: np.ndarray, faces: np.ndarray, view: str, resolution: int
+              ) -> tuple[np.ndarray, torch.Tensor]:
     """One orthographic wall of a mesh: the first-surface coordinate along the view axis (R, R), NaN
     where empty, and the raster (for interpolating attributes). Views: "front" (+z), "back" (-z) on the
     xy grid; "px" (+x), "nx" (-x) on the zy grid."""

@@ -18,12 +18,14 @@ def box_intersection(origins: torch.Tensor, dirs: torch.Tensor, near: float, far
 
 
 def composite(density: torch.Tensor, colour: torch.Tensor, t: torch.Tensor,
-              transmittance_in: torch.Tensor | None = None):
+              transmittance_in: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Alpha-composite samples along rays (midpoint rule between consecutive samples, as EG3D).
 
     density (R, S), colour (R, S, C), t (R, S) sorted. Returns premultiplied colour (R, C), opacity
-    (R,), weighted depth sum (R,) and the transmittance left after the last interval (R,), so a ray
-    can be continued in further segments by passing it back as `transmittance_in`.
+    (R,), weighted depth sum (R,), the transmittance left after the last interval (R,), so a ray
+    can be continued in further segments by passing it back as `transmittance_in`, and the weight of
+    each interval (R, S - 1).
     """
     delta = t[:, 1:] - t[:, :-1]
     sigma = 0.5 * (density[:, 1:] + density[:, :-1])

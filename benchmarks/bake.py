@@ -26,6 +26,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from benchmarks.portraits import astronaut_png
@@ -73,11 +74,11 @@ def main() -> None:
             cluster.add_node()
             ray2, local, ray_seconds, local_seconds = [], [], [], []
             for i in range(args.rounds):
-                rate, report = per_minute(lambda: bake_folder_ray(tmp / "in", tmp / f"ray2_{i}", formats,
-                                                                  address=cluster.address))
+                rate, report = per_minute(partial(bake_folder_ray, tmp / "in", tmp / f"ray2_{i}", formats,
+                                                  address=cluster.address))
                 ray2.append(rate)
                 ray_seconds += [r.seconds for r in report.results]
-                rate, report = per_minute(lambda: bake_folder(tmp / "in", tmp / f"local_{i}", formats, workers=2))
+                rate, report = per_minute(partial(bake_folder, tmp / "in", tmp / f"local_{i}", formats, workers=2))
                 local.append(rate)
                 local_seconds += [r.seconds for r in report.results]
             ray2_median, local_median = statistics.median(ray2), statistics.median(local)

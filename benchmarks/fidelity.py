@@ -34,13 +34,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the renderer runs best on one OpenMP thread (benchmarks.render)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import cv2
+import numpy as np
+from PIL import Image
 
-from benchmarks import fidelity_metrics as fm  # noqa: E402
-from benchmarks.observe import MESH_POINTS, from_prepared, observe  # noqa: E402
-from benchmarks.reenact import ClipError, run_clip  # noqa: E402
+from benchmarks import fidelity_metrics as fm
+from benchmarks.observe import MESH_POINTS, from_prepared, observe
+from benchmarks.reenact import ClipError, run_clip
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 FRONTAL_SIZE = 512

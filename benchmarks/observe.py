@@ -24,7 +24,7 @@ class Observation:
     points: np.ndarray   # (478, 2) x, y pixels
     yaw_deg: float       # the head's turn measured from the mesh's depth (avatar.portrait.face_mesh.yaw_degrees)
 
-    def scaled(self, factor: float) -> "Observation":
+    def scaled(self, factor: float) -> Observation:
         return Observation(self.points * factor, self.yaw_deg)
 
     @property

@@ -35,13 +35,13 @@ import time
 # OpenMP reads this once, when torch loads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from avatar import camera, raster  # noqa: E402
-from avatar.asset import load_avatar, save_avatar  # noqa: E402
-from avatar.render import Renderer  # noqa: E402
-from avatar.synthetic import synthetic_avatar  # noqa: E402
+from avatar import camera, raster
+from avatar.asset import load_avatar, save_avatar
+from avatar.render import Renderer
+from avatar.synthetic import synthetic_avatar
 
 FRAMES = 12
 REFERENCE_FRAMES = 3
@@ -150,7 +150,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "faces": int(len(head.faces)),
+        "faces": len(head.faces),
     }))
 
 

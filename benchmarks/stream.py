@@ -27,7 +27,7 @@ from pathlib import Path
 # once, when torch loads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 2

@@ -38,13 +38,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from scipy.ndimage import gaussian_filter1d, median_filter, percentile_filter  # noqa: E402
+import numpy as np
+from scipy.ndimage import gaussian_filter1d, median_filter, percentile_filter
 
-from avatar import camera as cam  # noqa: E402
-from avatar.expressions import index_of  # noqa: E402
-from avatar.fit import model_points  # noqa: E402
-from avatar.track import Clip, track_frames  # noqa: E402
+from avatar import camera as cam
+from avatar.expressions import index_of
+from avatar.fit import model_points
+from avatar.track import Clip, track_frames
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "videos"
 MESH = 468

@@ -16,12 +16,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Any, TypeAlias
 
 from avatar.generators import DEFAULT_GENERATOR
 from exporter.api import normalise_formats
@@ -31,6 +32,10 @@ RECORD = "bake.json"
 REPORT = "report.json"
 DEFAULT_FORMATS = ("glb", "tables")
 DEFAULT_MAX_ATTEMPTS = 3
+
+# A job's bake.json content, as JSON: input, sha256, generator, generator_version, formats, options,
+# attempts, retryable, status, seconds, and avatar_id + outputs (ok) or error.
+Record: TypeAlias = dict[str, Any]
 
 
 @dataclass
@@ -89,7 +94,7 @@ def output_names(inputs: list[Path]) -> dict[Path, str]:
     return {p: (p.stem if stems[p.stem] == 1 else p.name.replace(".", "_")) for p in inputs}
 
 
-def _job_key(sha256: str, formats: list[str], options: ExportOptions, generator_name: str) -> dict:
+def _job_key(sha256: str, formats: list[str], options: ExportOptions, generator_name: str) -> Record:
     from avatar.generators import get_generator
 
     generator = get_generator(generator_name)
@@ -97,11 +102,12 @@ def _job_key(sha256: str, formats: list[str], options: ExportOptions, generator_
             "formats": formats, "options": {k: getattr(options, k) for k in sorted(vars(options))}}
 
 
-def _read_record(out: Path) -> dict | None:
+def _read_record(out: Path) -> Record | None:
     try:
-        return json.loads((out / RECORD).read_text())
+        record = json.loads((out / RECORD).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def _is_input_error(exc: BaseException) -> bool:
@@ -110,7 +116,7 @@ def _is_input_error(exc: BaseException) -> bool:
     return isinstance(exc, ValueError)
 
 
-def write_record(out: Path, record: dict) -> None:
+def write_record(out: Path, record: Record) -> None:
     """`out/bake.json`, replaced in one rename."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (RECORD + ".partial")
@@ -119,7 +125,7 @@ def write_record(out: Path, record: dict) -> None:
 
 
 def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptions, torch_threads: int = 0,
-             attempt: int = 1, generator: str = DEFAULT_GENERATOR) -> dict:
+             attempt: int = 1, generator: str = DEFAULT_GENERATOR) -> Record:
     """Create + export one portrait (try number `attempt`); never raises for a failed job, returns the
     record it wrote (`retryable` says whether the failure was transient)."""
     import torch
@@ -152,15 +158,15 @@ def bake_one(source: str, out_dir: str, formats: list[str], options: ExportOptio
     return record
 
 
-def _still_valid(record: dict | None, key: dict, out: Path) -> bool:
-    if record is None or any(record.get(k) != v for k, v in key.items()):
+def _still_valid(record: Record, key: Record, out: Path) -> bool:
+    if any(record.get(k) != v for k, v in key.items()):
         return False
     if record.get("status") == "ok":
         return all((out / rel).is_file() for rel in record.get("outputs", []))
     return record.get("status") == "error" and not record.get("retryable", False)
 
 
-def _result(record: dict, out: Path, skipped: bool) -> BakeResult:
+def _result(record: Record, out: Path, skipped: bool) -> BakeResult:
     status = record.get("status", "error")
     return BakeResult(input=record.get("input", ""), status=f"skipped-{status}" if skipped else status,
                       output_dir=str(out), avatar_id=record.get("avatar_id", ""),
@@ -179,22 +185,21 @@ class BakeSpec:
 
 Job = tuple[Path, Path]  # (portrait file, its output folder)
 # One attempt at every job, calling finished(portrait, record) as each ends (record as bake_one returns it).
-JobRunner = Callable[[list[Job], BakeSpec, int, Callable[[Path, dict], None]], None]
+JobRunner = Callable[[list[Job], BakeSpec, int, Callable[[Path, Record], None]], None]
 
 
-def bake_folder(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
+def bake_folder(portraits_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                 formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
                 workers: int = 1, on_result: Callable[[BakeResult], None] | None = None,
                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, generator: str = DEFAULT_GENERATOR) -> BakeReport:
     """Bake every portrait not already done with the named generator, `workers` at a time on this
     machine; `on_result` is called once per input as it finishes (after its last attempt)."""
-    if not isinstance(workers, int) or workers < 1:
-        raise ExportError(f"workers must be a positive integer, got {workers!r}")
+    _check_positive("workers", workers)
     return run_bake(portraits_dir, out_dir, partial(_run_jobs, workers=workers), formats, options, on_result,
                     max_attempts, generator)
 
 
-def run_bake(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike, runner: JobRunner,
+def run_bake(portraits_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], runner: JobRunner,
              formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
              on_result: Callable[[BakeResult], None] | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
              generator: str = DEFAULT_GENERATOR) -> BakeReport:
@@ -207,8 +212,7 @@ def run_bake(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike, runne
     spec = BakeSpec(normalise_formats(formats), options or ExportOptions(), generator)
     if "animation" in spec.formats:
         raise ExportError("bake exports avatars only; the animation format needs a per-avatar animation source")
-    if not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ExportError(f"max_attempts must be a positive integer, got {max_attempts!r}")
+    _check_positive("max_attempts", max_attempts)
     src_dir, out_root = Path(portraits_dir), Path(out_dir)
     inputs = list_inputs(src_dir)
     names = output_names(inputs)
@@ -221,24 +225,24 @@ def run_bake(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike, runne
         out = out_root / names[p]
         key = _job_key(hashlib.sha256(p.read_bytes()).hexdigest(), spec.formats, spec.options, generator)
         record = _read_record(out)
-        if _still_valid(record, key, out):
+        if record is not None and _still_valid(record, key, out):
             results[p] = _result(record, out, skipped=True)
             notify(results[p])
         else:
             todo.append(p)
 
+    def finished(p: Path, record: Record, attempt: int, retry: list[Path]) -> None:
+        if record.get("status") != "ok" and record.get("retryable") and attempt < max_attempts:
+            retry.append(p)
+        else:
+            results[p] = _result(record, out_root / names[p], skipped=False)
+            notify(results[p])
+
     attempt = 1
     while todo:
         retry: list[Path] = []
-
-        def finished(p: Path, record: dict) -> None:
-            if record.get("status") != "ok" and record.get("retryable") and attempt < max_attempts:
-                retry.append(p)
-            else:
-                results[p] = _result(record, out_root / names[p], skipped=False)
-                notify(results[p])
-
-        runner([(p, out_root / names[p]) for p in todo], spec, attempt, finished)
+        runner([(p, out_root / names[p]) for p in todo], spec, attempt,
+               partial(finished, attempt=attempt, retry=retry))
         todo, attempt = sorted(retry), attempt + 1
 
     report = BakeReport([results[p] for p in inputs])
@@ -252,14 +256,20 @@ def run_bake(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike, runne
     return report
 
 
-def crashed(portrait: Path, attempt: int, exc: BaseException) -> dict:
+def _check_positive(name: str, value: object) -> None:
+    """Counts also come from callers no type checker sees (scripts, notebooks): a sentence, not a crash."""
+    if not isinstance(value, int) or value < 1:
+        raise ExportError(f"{name} must be a positive integer, got {value!r}")
+
+
+def crashed(portrait: Path, attempt: int, exc: BaseException) -> Record:
     """The record of a job whose worker died or could not run it: transient, so it is tried again."""
     first_line = next(iter(str(exc).strip().splitlines()), "")  # a scheduler's explanation can run to pages
     return {"input": portrait.name, "status": "error", "error": f"{type(exc).__name__}: {first_line}",
             "attempts": attempt, "retryable": True}
 
 
-def _run_jobs(jobs: list[Job], spec: BakeSpec, attempt: int, finished: Callable[[Path, dict], None],
+def _run_jobs(jobs: list[Job], spec: BakeSpec, attempt: int, finished: Callable[[Path, Record], None],
               workers: int) -> None:
     """One attempt at every job on this machine; a worker that dies takes its job(s) with it as a
     retryable error (a fresh pool serves the next attempt)."""

@@ -23,13 +23,27 @@ import os
 import socket
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Any
 
 from avatar.generators import DEFAULT_GENERATOR
-from exporter.bake import (DEFAULT_FORMATS, DEFAULT_MAX_ATTEMPTS, RECORD, BakeReport, BakeResult, BakeSpec, Job,
-                           bake_one, crashed, run_bake, write_record)
+from exporter.bake import (
+    DEFAULT_FORMATS,
+    DEFAULT_MAX_ATTEMPTS,
+    RECORD,
+    BakeReport,
+    BakeResult,
+    BakeSpec,
+    Job,
+    Record,
+    bake_one,
+    crashed,
+    run_bake,
+    write_record,
+)
 from exporter.options import ExportOptions
 
 RAY_TASK_RETRIES = 3
@@ -52,7 +66,7 @@ class ClusterInfo:
     cpus: int
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     """The `ray` module, or RayUnavailable naming the extra to install."""
     try:
         import ray
@@ -78,7 +92,8 @@ def check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
                              f"is its head running (ray start --head)?") from None
 
 
-def bake_task(name: str, portrait: bytes, out_dir: str, probe: str, spec: BakeSpec, attempt: int) -> dict:
+def bake_task(name: str, portrait: bytes, out_dir: str, probe: str, spec: BakeSpec, attempt: int
+              ) -> dict[str, Any]:
     """One portrait on a Ray worker. Returns {"record": the job's bake.json content}; when `out_dir` is
     not visible here (no file at `probe`), also {"files": {path relative to out_dir: bytes}}, everything
     the job wrote except bake.json, for the driver to write."""
@@ -95,7 +110,7 @@ def bake_task(name: str, portrait: bytes, out_dir: str, probe: str, spec: BakeSp
         return {"record": record, "files": files}
 
 
-def _write_returned(out: Path, files: dict[str, bytes], record: dict) -> dict:
+def _write_returned(out: Path, files: dict[str, bytes], record: Record) -> Record:
     """Write a task's returned files into `out`, then its record (last, so a record always describes
     files that are there); a failed write is a transient error of the job."""
     try:
@@ -113,14 +128,14 @@ class _RayRunner:
     """A `JobRunner` on a Ray cluster; connects at its first call (a bake with nothing left to do never
     does) and disconnects in `close`."""
 
-    def __init__(self, ray, address: str | None, out_root: Path, return_files: bool,
+    def __init__(self, ray: ModuleType, address: str | None, out_root: Path, return_files: bool,
                  on_connected: Callable[[ClusterInfo], None] | None):
         self._ray = ray
         self._address = address
         self._out_root = out_root
         self._return_files = return_files
         self._on_connected = on_connected
-        self._task = None
+        self._task: Any = None  # the remote `bake_task` once connected (a ray.RemoteFunction; Ray ships no types)
         self._probe = ""
         self._owns_connection = False
 
@@ -146,11 +161,13 @@ class _RayRunner:
             self._on_connected(ClusterInfo(ray.get_runtime_context().gcs_address, len(alive),
                                            int(ray.cluster_resources().get("CPU", 0))))
 
-    def __call__(self, jobs: list[Job], spec: BakeSpec, attempt: int, finished: Callable[[Path, dict], None]) -> None:
+    def __call__(self, jobs: list[Job], spec: BakeSpec, attempt: int, finished: Callable[[Path, Record], None]
+                 ) -> None:
         if self._task is None:
             self._connect()
         ray = self._ray
-        waiting, running = list(jobs), {}
+        waiting = list(jobs)
+        running: dict[object, Job] = {}  # Ray object ref -> its job
         while waiting or running:
             window = max(1, IN_FLIGHT_PER_CPU * int(ray.cluster_resources().get("CPU", 1)))
             while waiting and len(running) < window:
@@ -182,7 +199,7 @@ class _RayRunner:
             self._ray.shutdown()
 
 
-def bake_folder_ray(portraits_dir: str | os.PathLike, out_dir: str | os.PathLike,
+def bake_folder_ray(portraits_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                     formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, options: ExportOptions | None = None,
                     address: str | None = None, on_result: Callable[[BakeResult], None] | None = None,
                     max_attempts: int = DEFAULT_MAX_ATTEMPTS, generator: str = DEFAULT_GENERATOR,

@@ -30,7 +30,7 @@ def require_tools(*names: str) -> dict[str, str]:
     missing = [n for n, p in found.items() if p is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} on PATH (Debian: see the Makefile's APT_PACKAGES)")
-    return found  # type: ignore[return-value]
+    return {n: p for n, p in found.items() if p is not None}
 
 
 def build_cpp_client() -> Path:

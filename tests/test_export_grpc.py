@@ -21,7 +21,7 @@ def server(tmp_path_factory):
     server_helpers = pytest.importorskip("server_helpers")
     try:
         import avatar.render
-        import avatar.synthetic  # noqa: F401
+        import avatar.synthetic  # noqa: F401 - imported only to learn whether they are available
     except ImportError as exc:
         pytest.skip(f"the synthetic avatar and renderer are not available yet ({exc})")
     root = tmp_path_factory.mktemp("grpc_export")

@@ -138,7 +138,7 @@ def test_read_frames_rejects_a_file_that_is_not_a_video(tmp_path):
 
     bogus = tmp_path / "clip.mp4"
     bogus.write_bytes(b"not a video at all")
-    with pytest.raises(ClipError, match="clip.mp4"):
+    with pytest.raises(ClipError, match=r"clip\.mp4"):
         read_frames(bogus, step=1)
 
 
@@ -154,7 +154,7 @@ def test_a_clip_frame_gives_a_face_with_plausible_geometry():
     assert seen is not None and seen.points.shape == (478, 2)
     h, w = rgb.shape[:2]
     assert 0.1 * w < seen.interocular < 0.8 * w
-    chin, up = seen.chin_and_up()
+    _, up = seen.chin_and_up()
     assert up[1] < -0.8  # an upright talking head: the forehead is above the chin
     face = seen.face_mask((h, w))
     assert 0.03 < face.mean() < 0.6 and face[int(seen.points[1, 1]), int(seen.points[1, 0])]  # nose tip inside

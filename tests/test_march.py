@@ -28,7 +28,8 @@ CAMERAS = {
 }
 EXPRESSIONS = {"neutral": None, "talking": {"jawOpen": 0.8, "eyeBlinkLeft": 1.0, "mouthSmileRight": 0.6}}
 
-kernel_built = pytest.mark.skipif(march.load() is None, reason=f"march kernel unavailable: {march.unavailable_reason()}")
+kernel_built = pytest.mark.skipif(march.load() is None,
+                                  reason=f"march kernel unavailable: {march.unavailable_reason()}")
 
 
 def assert_same(a, b):

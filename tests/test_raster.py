@@ -353,7 +353,7 @@ def _nvdiffrast_ready() -> bool:
 
 @pytest.mark.skipif(_nvdiffrast_ready(), reason="nvdiffrast is usable here")
 def test_nvdiffrast_backend_reports_what_is_missing():
-    with pytest.raises(RasterizerUnavailable, match="nvdiffrast|CUDA"):
+    with pytest.raises(RasterizerUnavailable, match=r"nvdiffrast|CUDA"):
         rasterize(clip2d([[0, 0], [1, 0], [0, 1]]), faces_of([0, 1, 2]), 8, 8, backend="nvdiffrast")
 
 

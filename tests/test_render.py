@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from avatar import camera, raster
-from avatar.expressions import to_expression
 from avatar.decoder import RenderField, TriplaneDecoder, sample_static_planes
+from avatar.expressions import to_expression
 from avatar.render import Renderer, render_device
 
 SIZE = 128

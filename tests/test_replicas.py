@@ -13,13 +13,14 @@ import json
 import queue
 import signal
 import threading
+from functools import partial
 
 import grpc
 import numpy as np
 import pytest
+from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 from grpc_server.client import ClientError
-from server_helpers import SERVING, ServerProcess, put_synthetic_avatar, store_listing
 
 pytestmark = pytest.mark.timeout(900)
 GUARD_S = 300.0  # for calls that run a create; a guard, never a speed check
@@ -68,7 +69,7 @@ def _serving(server) -> bool:
 
 
 def test_created_on_a_is_served_by_b(replicas, astronaut_png, tmp_path):
-    store, a, b = replicas
+    _, a, b = replicas
     with a.client() as ca, b.client() as cb:
         avatar_id = ca.create(astronaut_png, timeout=GUARD_S)
         info = cb.get(avatar_id, include_thumbnail=True)
@@ -141,8 +142,8 @@ def test_delete_on_a_while_b_streams(replicas, tmp_path):
         assert list(stream) == []
 
         for client in (cb, ca):
-            assert "does not exist" in _not_found(lambda: client.get(avatar_id))
-            _not_found(lambda: client.export(avatar_id, ["tables"], tmp_path / "x"))
+            assert "does not exist" in _not_found(partial(client.get, avatar_id))
+            _not_found(partial(client.export, avatar_id, ["tables"], tmp_path / "x"))
         _not_found(lambda: ca.render(avatar_id, size=32))
         _not_found(lambda: list(ca.stream(avatar_id, [{"yaw": 0}], size=32)))
         assert ca.delete(avatar_id) is False and cb.delete(avatar_id) is False

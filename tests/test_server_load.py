@@ -60,7 +60,7 @@ def test_concurrent_streams_with_a_create_meanwhile_then_restart(store):
             with srv.client() as c:
                 started.wait(60)
                 created.append(c.create(portrait_variant(1)))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
             errors.append(e)
 
     try:

@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from avatar.decoder import SIDE_PLANES, TriplaneDecoder, sample_static_planes
-from avatar.surface_field import (FRONT_WALL, HeadWalls, front_texture_channels, split_depth,
-                                  surface_decoder, surface_planes, texel_centres)
+from avatar.surface_field import (
+    FRONT_WALL,
+    HeadWalls,
+    front_texture_channels,
+    split_depth,
+    surface_decoder,
+    surface_planes,
+    texel_centres,
+)
 
 R = 64
 FRONT, BACK, SIDE_P, SIDE_N = (0.9, 0.2, 0.2), (0.2, 0.2, 0.9), (0.2, 0.9, 0.2), (0.9, 0.9, 0.2)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from bindings_helpers import astronaut_png, build_cpp_client, run, running_server
+from PIL import Image
 
 _FACE = re.compile(r"^face seq=(\d+) found=(\d) confidence=([\d.]+) yaw=(\S+) pitch=(\S+) roll=(\S+) "
                    r"jawOpen=(\S+) eyeBlinkLeft=(\S+) eyeBlinkRight=(\S+) dropped=(\d+)$", re.M)

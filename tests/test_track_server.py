@@ -9,7 +9,6 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
-
 from server_helpers import ServerProcess, put_synthetic_avatar
 
 MAX_PORTRAIT_BYTES = 200_000
@@ -144,7 +143,7 @@ def test_render_stream_driven_by_an_image(stub, server, face_jpeg, grey_jpeg):
         for seq, image in enumerate(driving):
             yield pb.RenderStreamRequest(frame=pb.FrameRequest(seq=seq, driving_image=image))
 
-    neutral = list(stub.RenderStream(frames([b""]), timeout=120))[0]
+    neutral, *_ = list(stub.RenderStream(frames([b""]), timeout=120))
     driven = list(stub.RenderStream(frames([face_jpeg, grey_jpeg]), timeout=120))
     assert [f.seq for f in driven] == [0, 1]
     image = lambda f: np.frombuffer(f.data, np.uint8).reshape(64, 64, 4).astype(int)  # noqa: E731

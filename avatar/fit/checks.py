@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avatar.fit.correspondence import MESH_POINTS, NUM_POINTS
 from avatar.head_model import HeadModel
@@ -15,7 +16,7 @@ class LandmarkFitError(ValueError):
     """Landmarks (or a prior) that cannot be fitted; the message says why."""
 
 
-def check_size(image_size) -> float:
+def check_size(image_size: float) -> float:
     try:
         size = float(image_size)
     except (TypeError, ValueError):
@@ -25,7 +26,7 @@ def check_size(image_size) -> float:
     return size
 
 
-def check_landmarks(landmarks, size: float) -> np.ndarray:
+def check_landmarks(landmarks: ArrayLike, size: float) -> np.ndarray:
     try:
         pts = np.asarray(landmarks, dtype=np.float64)
     except (TypeError, ValueError):
@@ -47,17 +48,18 @@ def check_landmarks(landmarks, size: float) -> np.ndarray:
     return pts
 
 
-def check_identity(head: HeadModel, identity) -> np.ndarray:
+def check_identity(head: HeadModel, identity: ArrayLike) -> np.ndarray:
     ident = np.asarray(identity, dtype=np.float64).reshape(-1)
     k = len(head.identity_names)
     if ident.shape != (k,) or not np.all(np.isfinite(ident)):
         raise LandmarkFitError(f"identity must be {k} finite values for head model {head.model_id!r}, "
                                f"got shape {np.shape(identity)}")
     lo, hi = head.identity_range
-    return np.clip(ident, lo, hi)
+    clipped: np.ndarray = np.clip(ident, lo, hi)
+    return clipped
 
 
-def check_neutral(neutral) -> np.ndarray | None:
+def check_neutral(neutral: ArrayLike | None) -> np.ndarray | None:
     if neutral is None:
         return None
     out = np.asarray(neutral, dtype=np.float64)

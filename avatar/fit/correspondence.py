@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,8 @@ class Correspondence:
     def interpolate(self, head: HeadModel, values: np.ndarray) -> np.ndarray:
         """Per-vertex values (..., N, D) -> the same at the 478 points (..., 478, D)."""
         corners = np.asarray(values)[..., head.faces[self.triangles], :]       # (..., 478, 3, D)
-        return np.einsum("...pcd,pc->...pd", corners, self.bary)
+        at_points: np.ndarray = np.einsum("...pcd,pc->...pd", corners, self.bary)
+        return at_points
 
     def points(self, head: HeadModel, vertices: np.ndarray) -> np.ndarray:
         """The 478 points (478, 3) float64 on a posed mesh, e.g. `head.posed(expression, identity, eye)`."""
@@ -115,12 +117,13 @@ class Correspondence:
 
 def canonical_face() -> np.ndarray:
     """MediaPipe's canonical face (478, 3) float64 in centimetres, +y up, +z out of the face."""
-    return _canonical_face().copy()
+    face: np.ndarray = _canonical_face().copy()
+    return face
 
 
 @functools.lru_cache(maxsize=1)
 def _canonical_face() -> np.ndarray:
-    pts = np.load(DATA_FILE).astype(np.float64)
+    pts: np.ndarray = np.load(DATA_FILE).astype(np.float64)
     if pts.shape != (NUM_POINTS, 3):
         raise CorrespondenceError(f"{DATA_FILE} must hold (478, 3) points, got {pts.shape}")
     pts.setflags(write=False)
@@ -167,22 +170,27 @@ LOWER_LID_BELOW_PUPIL = 0.18
 PUPIL_ABOVE_CORNERS = 0.05
 
 
+def _corner_line_y(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y at `x` on the line through the eye corners `a` and `b` (xy)."""
+    y: np.ndarray = a[1] + (x - a[0]) * (b[1] - a[1]) / (b[0] - a[0])
+    return y
+
+
 def _open_eyes(canon: np.ndarray) -> np.ndarray:
     """The canonical face with its lid margins and irises moved to the relaxed open eye above."""
-    out = canon.copy()
+    out: np.ndarray = canon.copy()
     eyes = ((33, 133, _RIGHT_EYE_UPPER, _RIGHT_EYE_LOWER, RIGHT_IRIS, IRIS_RINGS[0]),
             (263, 362, _LEFT_EYE_UPPER, _LEFT_EYE_LOWER, LEFT_IRIS, IRIS_RINGS[1]))
     for outer, inner, upper, lower, iris, ring in eyes:
         a, b = canon[outer], canon[inner]
         width = float(np.linalg.norm((b - a)[:2]))
-        line_y = lambda x: a[1] + (x - a[0]) * (b[1] - a[1]) / (b[0] - a[0])  # noqa: E731
-        pupil = line_y(canon[iris, 0]) + PUPIL_ABOVE_CORNERS * width
+        pupil = _corner_line_y(a, b, canon[iris, 0]) + PUPIL_ABOVE_CORNERS * width
         out[[iris, *ring], 1] += pupil - canon[iris, 1]
         for idx, height in ((list(upper), (PUPIL_ABOVE_CORNERS + UPPER_LID_ABOVE_PUPIL) * width),
                             (list(lower), (PUPIL_ABOVE_CORNERS - LOWER_LID_BELOW_PUPIL) * width)):
-            rise = canon[idx, 1] - line_y(canon[idx, 0])
+            rise = canon[idx, 1] - _corner_line_y(a, b, canon[idx, 0])
             peak = rise[np.argmax(np.abs(rise))]
-            out[idx, 1] = line_y(canon[idx, 0]) + rise * (height / peak)
+            out[idx, 1] = _corner_line_y(a, b, canon[idx, 0]) + rise * (height / peak)
     return out
 
 
@@ -195,7 +203,7 @@ def _closed_lips(canon: np.ndarray) -> np.ndarray:
     """The canonical face with its lips meeting. Its lips are parted (the inner gap is 0.11 of the mouth's
     width); a neutral face's are closed, and the parted mean face read every closed mouth as a raised
     lower lip (mouthShrugLower 0.5-0.8 on neutral portraits). Each facing pair meets halfway."""
-    out = canon.copy()
+    out: np.ndarray = canon.copy()
     upper, lower = list(_INNER_UPPER_LIP), list(_INNER_LOWER_LIP)
     middle = 0.5 * (canon[upper, 1] + canon[lower, 1])
     out[upper, 1] = middle
@@ -225,11 +233,11 @@ def _register(head: HeadModel) -> Correspondence:
         triangles[idx], bary[idx] = _snap(head.vertices, head.faces, np.flatnonzero(allowed), targets)
     scale = np.cbrt(abs(np.linalg.det(affine[:, :3])))
     for side, (centre, ring) in enumerate(zip(IRIS_CENTRES, IRIS_RINGS)):
-        idx = [centre, *ring]
+        iris = [centre, *ring]
         eye_idx = 1 - side                               # IRIS_CENTRES is (right, left); eyes are (left, right)
         targets = _iris_targets(head, eye_idx, (canon[list(ring)] - canon[centre]) * scale)
         faces = np.flatnonzero(head.face_part == PART_ID[("eyeball_left", "eyeball_right")[eye_idx]])
-        triangles[idx], bary[idx] = _snap(head.vertices, head.faces, faces, targets)
+        triangles[iris], bary[iris] = _snap(head.vertices, head.faces, faces, targets)
     return _finish(head, triangles, bary)
 
 
@@ -245,7 +253,8 @@ _MARGINS = (
 )
 
 
-def _skin_groups(head: HeadModel, canon: np.ndarray, placed: np.ndarray):
+def _skin_groups(head: HeadModel, canon: np.ndarray, placed: np.ndarray
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (allowed faces mask, point indices, targets) per group: margins on the openings, lips and lids
     kept to their own side, every other point free on the skin."""
     skin = _open_skin(head)
@@ -259,24 +268,24 @@ def _skin_groups(head: HeadModel, canon: np.ndarray, placed: np.ndarray):
             targets = _along_margin(head, allowed, skin, canon, placed, corners, idx)
             taken.update(idx)
             yield allowed, np.asarray(idx, np.int64), targets
-    for allowed, idx in ((skin & ~jaw, upper_mouth), (skin & jaw, lower_mouth)):
-        idx = [i for i in idx if i not in taken]
-        taken.update(idx)
-        yield allowed, np.asarray(idx, np.int64), placed[idx]
+    for allowed, side_points in ((skin & ~jaw, upper_mouth), (skin & jaw, lower_mouth)):
+        untaken = [i for i in side_points if i not in taken]
+        taken.update(untaken)
+        yield allowed, np.asarray(untaken, np.int64), placed[untaken]
     free = np.asarray([i for i in range(MESH_POINTS) if i not in taken], np.int64)
     yield skin, free, placed[free]
 
 
 def _open_skin(head: HeadModel) -> np.ndarray:
     """(F,) bool: the outer skin, without the eye sacks (pockets of the skin behind the lids)."""
-    skin = head.face_part == PART_ID["skin"]
+    skin: np.ndarray = head.face_part == PART_ID["skin"]
     if head.part_masks is not None:
         skin = skin & ~head.part_masks.eye_sack_faces
     return skin
 
 
 def _along_margin(head: HeadModel, allowed: np.ndarray, skin: np.ndarray, canon: np.ndarray, placed: np.ndarray,
-                  corners: tuple[int, int], idx) -> np.ndarray:
+                  corners: tuple[int, int], idx: Sequence[int]) -> np.ndarray:
     """Targets (len(idx), 3) on the border of `skin` owned by `allowed` faces, between the two corners."""
     idx = list(idx)
     a, b = placed[corners[0]], placed[corners[1]]
@@ -295,7 +304,8 @@ def _along_margin(head: HeadModel, allowed: np.ndarray, skin: np.ndarray, canon:
     ca, cb = canon[corners[0]], canon[corners[1]]
     caxis = (cb - ca)[:2]
     t = (canon[idx] - ca)[:, :2] @ caxis / float(caxis @ caxis)
-    return np.stack([np.interp(t, s_sorted, pts[:, k]) for k in range(3)], axis=1)
+    targets: np.ndarray = np.stack([np.interp(t, s_sorted, pts[:, k]) for k in range(3)], axis=1)
+    return targets
 
 
 def _border_vertices(faces: np.ndarray, skin: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -303,7 +313,7 @@ def _border_vertices(faces: np.ndarray, skin: np.ndarray, allowed: np.ndarray) -
     tri = faces[skin]
     edges = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     owner_allowed = np.tile(allowed[skin], 3)
-    uniq, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
     single = counts[inverse.reshape(-1)] == 1
     return np.unique(edges[single & owner_allowed])
 
@@ -328,7 +338,8 @@ def _moves(head: HeadModel, blendshape: str) -> np.ndarray:
     peak = per_face[head.face_part == PART_ID["skin"]].max(initial=0.0)
     if peak <= 0:
         raise CorrespondenceError(f"head model {head.model_id!r}: blendshape {blendshape} moves no skin")
-    return per_face >= MOVES * peak
+    moving: np.ndarray = per_face >= MOVES * peak
+    return moving
 
 
 def _iris_targets(head: HeadModel, eye: int, ring_offsets: np.ndarray) -> np.ndarray:
@@ -390,11 +401,13 @@ def _fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """(3, 4) least-squares affine map taking src points onto dst points."""
     homog = np.hstack([src, np.ones((len(src), 1))])
     sol, *_ = np.linalg.lstsq(homog, dst, rcond=None)
-    return sol.T
+    affine: np.ndarray = sol.T
+    return affine
 
 
 def _apply_affine(affine: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return pts @ affine[:, :3].T + affine[:, 3]
+    moved: np.ndarray = pts @ affine[:, :3].T + affine[:, 3]
+    return moved
 
 
 def _snap(vertices: np.ndarray, faces: np.ndarray, allowed: np.ndarray, points: np.ndarray

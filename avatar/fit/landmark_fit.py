@@ -34,13 +34,30 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
 from avatar import camera as cam
 from avatar.expressions import NUM_EXPRESSIONS, index_of
 from avatar.fit.checks import LandmarkFitError, check_identity, check_landmarks, check_neutral, check_size
-from avatar.fit.correspondence import FACE_OVAL, IRIS_CENTRES, IRIS_RINGS, MESH_POINTS, NUM_POINTS, PERIOCULAR, REGIONS
-from avatar.fit.landmark_model import FITTED, LandmarkModel, eye_rotation, landmark_model, model_points, pose_points
+from avatar.fit.correspondence import (
+    FACE_OVAL,
+    IRIS_CENTRES,
+    IRIS_RINGS,
+    MESH_POINTS,
+    NUM_POINTS,
+    PERIOCULAR,
+    REGIONS,
+)
+from avatar.fit.landmark_model import (
+    FITTED,
+    EyePose,
+    LandmarkModel,
+    eye_rotation,
+    landmark_model,
+    model_points,
+    pose_points,
+)
 from avatar.head_model import HeadModel
 
 __all__ = ["FaceFit", "LandmarkFitError", "fit_landmarks", "model_points"]
@@ -84,11 +101,11 @@ class FaceFit:
     expression: np.ndarray      # (52,) float32 in [0, 1], canonical ARKit order
     eye: np.ndarray             # (4,) float32 FaceVerse eye vector (left down, left right, right down, right right)
     residual: float             # RMS over the mesh points and iris centres
-    errors: dict = field(default_factory=dict)  # region (eyes, brows, nose, mouth, contour) -> RMS
+    errors: dict[str, float] = field(default_factory=dict)  # region (eyes, brows, nose, mouth, contour) -> RMS
 
 
-def fit_landmarks(head: HeadModel, landmarks, image_size, *, identity=None, prior: FaceFit | None = None,
-                  neutral=None) -> FaceFit:
+def fit_landmarks(head: HeadModel, landmarks: ArrayLike, image_size: float, *, identity: ArrayLike | None = None,
+                  prior: FaceFit | None = None, neutral: ArrayLike | None = None) -> FaceFit:
     """Fit `head` to MediaPipe landmarks (478 or 468 rows of x, y[, z] pixels in a square crop).
 
     identity: hold the identity fixed at this (K,) vector (video tracking, one identity per clip).
@@ -112,7 +129,7 @@ def fit_landmarks(head: HeadModel, landmarks, image_size, *, identity=None, prio
     return problem.result(x)
 
 
-def _bounded_solve(problem: "_Problem", x0: np.ndarray, max_nfev: int) -> np.ndarray:
+def _bounded_solve(problem: _Problem, x0: np.ndarray, max_nfev: int) -> np.ndarray:
     """Least squares within the parameters' bounds by a two-pass active set.
 
     A bounded trust region crawls when most of the 52 weights sit at 0, and steep penalties wreck its
@@ -123,7 +140,7 @@ def _bounded_solve(problem: "_Problem", x0: np.ndarray, max_nfev: int) -> np.nda
     free = problem.free()
     # Plain least squares first: from a start far off, the robust loss's local model is poor and the
     # trust region shrinks to nothing; the robust pass then only has outliers to deal with.
-    x = _solve(problem, x0, free, LINEAR_ITERATIONS, loss="linear")
+    x: np.ndarray = _solve(problem, x0, free, LINEAR_ITERATIONS, loss="linear")
     x = _solve(problem, x, free, max_nfev)
     outside = (x < lo) | (x > hi)
     x = np.clip(x, lo, hi)
@@ -133,11 +150,11 @@ def _bounded_solve(problem: "_Problem", x0: np.ndarray, max_nfev: int) -> np.nda
     return x
 
 
-def _solve(problem: "_Problem", x0: np.ndarray, columns: np.ndarray, max_nfev: int, loss: str = "soft_l1"
+def _solve(problem: _Problem, x0: np.ndarray, columns: np.ndarray, max_nfev: int, loss: str = "soft_l1"
            ) -> np.ndarray:
     """Robust least squares over the parameters in `columns`, the others held at x0."""
-    def full(xs):
-        x = x0.copy()
+    def full(xs: np.ndarray) -> np.ndarray:
+        x: np.ndarray = x0.copy()
         x[columns] = xs
         return x
 
@@ -185,7 +202,7 @@ class _Problem:
         self.z_rows = mesh                                         # rows of self.rows with a depth
         self.log_f0 = math.log(cam.focal_from_fov(cam.DEFAULT_FOV_DEG if fixed_fov is None else fixed_fov))
 
-    def points(self, ident: np.ndarray, expr: np.ndarray, eye: np.ndarray):
+    def points(self, ident: np.ndarray, expr: np.ndarray, eye: np.ndarray) -> tuple[np.ndarray, list[EyePose]]:
         """pose_points plus the clip's neutral offsets on the mesh points (the irises turn with the gaze)."""
         p, eyes = pose_points(self.m, ident, expr, eye)
         if self.neutral is not None:
@@ -193,7 +210,8 @@ class _Problem:
         return p, eyes
 
     # parameter vector layout
-    def split(self, x: np.ndarray):
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(camera (7,), identity (K,), expression (52,), eye (4,)) of a parameter vector."""
         i = 7
         ident = self.fixed_identity if self.fixed_identity is not None else x[i:i + self.k]
         i += self.n_id
@@ -210,7 +228,7 @@ class _Problem:
         every = np.arange(self.size())
         return every[every != 6] if self.fixed_fov is not None else every
 
-    def bounds(self):
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.full(self.size(), -np.inf)
         hi = np.full(self.size(), np.inf)
         lo[:3], hi[:3] = (-MAX_YAW, -MAX_PITCH, -MAX_ROLL), (MAX_YAW, MAX_PITCH, MAX_ROLL)
@@ -232,10 +250,11 @@ class _Problem:
     def rotation(c: np.ndarray) -> np.ndarray:
         """cam2world rotation of the camera that sees the still head as a frontal camera sees the head
         turned by the head pose c[:3] (avatar.camera.apply_head_pose)."""
-        return cam.head_rotation(*c[:3]).T @ _FRONTAL
+        rot: np.ndarray = cam.head_rotation(*c[:3]).T @ _FRONTAL
+        return rot
 
     @staticmethod
-    def project(p: np.ndarray, rot: np.ndarray, c: np.ndarray):
+    def project(p: np.ndarray, rot: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Normalised image points (P, 2), camera-space points (P, 3) and the focal length."""
         a, b, log_s, log_f = c[3:7]
         f = math.exp(log_f)
@@ -256,7 +275,8 @@ class _Problem:
         depth = q[self.z_rows, 2]
         mean = depth.mean()
         z = f * (depth - mean) / mean
-        return z - z.mean()
+        centred: np.ndarray = z - z.mean()
+        return centred
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)
@@ -324,7 +344,7 @@ class _Problem:
             jac[-1, 5], jac[-1, 6] = -BOUND_PENALTY, BOUND_PENALTY
         return jac
 
-    def _point_derivatives(self, eyes, eye: np.ndarray) -> np.ndarray:
+    def _point_derivatives(self, eyes: list[EyePose], eye: np.ndarray) -> np.ndarray:
         """(n_id + n_ex + 4, 478, 3): derivatives of the world points by the non-camera parameters."""
         m = self.m
         parts = []

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avatar import camera as cam
 from avatar.expressions import ARKIT_NAMES, NUM_EXPRESSIONS
@@ -56,11 +57,12 @@ def landmark_model(head: HeadModel) -> LandmarkModel:
                         else np.zeros((k, 2, 3)))
         base = mean_face(head)
         eye_offset = base[[LEFT_IRIS, RIGHT_IRIS]] - corr.points(head, head.vertices)[[LEFT_IRIS, RIGHT_IRIS]]
-        arrays = (base, corr.interpolate(head, head.identity_basis.astype(np.float64)),
-                  corr.interpolate(head, head.expression_basis.astype(np.float64)))
-        found = LandmarkModel(head, *(np.ascontiguousarray(a) for a in arrays), corr.eye.astype(np.int64),
-                               np.ascontiguousarray(centre_basis, np.float64), eye_offset,
-                               _expression_prior(arrays[2]))
+        identity = corr.interpolate(head, head.identity_basis.astype(np.float64))
+        expression = corr.interpolate(head, head.expression_basis.astype(np.float64))
+        found = LandmarkModel(head, np.ascontiguousarray(base), np.ascontiguousarray(identity),
+                              np.ascontiguousarray(expression), corr.eye.astype(np.int64),
+                              np.ascontiguousarray(centre_basis, np.float64), eye_offset,
+                              _expression_prior(expression))
         _models[head.model_id] = found
     return found
 
@@ -68,11 +70,13 @@ def landmark_model(head: HeadModel) -> LandmarkModel:
 def _expression_prior(expression: np.ndarray) -> np.ndarray:
     """Prior strength per fitted blendshape from its landmark motion seen by the default camera."""
     pixels_per_unit = cam.focal_from_fov(cam.DEFAULT_FOV_DEG) / cam.DEFAULT_RADIUS
-    motion = np.linalg.norm(expression[FITTED][:, :MESH_POINTS, :2].reshape(len(FITTED), -1), axis=1) * pixels_per_unit
-    return EXPRESSION_PRIOR * np.clip(CLEAR_MOTION / np.maximum(motion, 1e-9), 1.0, 10.0)
+    motion = np.linalg.norm(expression[FITTED][:, :MESH_POINTS, :2].reshape(len(FITTED), -1), axis=1)
+    prior: np.ndarray = EXPRESSION_PRIOR * np.clip(CLEAR_MOTION / np.maximum(motion * pixels_per_unit, 1e-9), 1.0, 10.0)
+    return prior
 
 
-def model_points(head: HeadModel, identity=None, expression=None, eye=None) -> np.ndarray:
+def model_points(head: HeadModel, identity: ArrayLike | None = None, expression: ArrayLike | None = None,
+                 eye: ArrayLike | None = None) -> np.ndarray:
     """The fit's 478 model points (478, 3) in head coordinates for these parameters (see LandmarkModel).
 
     They differ from the head's own surface points (`correspondence(head).points(head, head.posed(...))`)
@@ -82,7 +86,8 @@ def model_points(head: HeadModel, identity=None, expression=None, eye=None) -> n
     ident = np.zeros(k) if identity is None else np.asarray(identity, np.float64)
     expr = np.zeros(NUM_EXPRESSIONS) if expression is None else np.asarray(expression, np.float64)
     gaze = np.zeros(4) if eye is None else np.asarray(eye, np.float64)
-    return pose_points(m, ident, expr, gaze)[0]
+    points, _ = pose_points(m, ident, expr, gaze)
+    return points
 
 
 def eye_rotation(down: float, right: float) -> np.ndarray:
@@ -90,17 +95,24 @@ def eye_rotation(down: float, right: float) -> np.ndarray:
     cp, sp, cy, sy = math.cos(down), math.sin(down), math.cos(right), math.sin(right)
     rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    return ry @ rx
+    rotation: np.ndarray = ry @ rx
+    return rotation
 
 
-def pose_points(m: LandmarkModel, identity: np.ndarray, expression: np.ndarray, eye: np.ndarray):
-    """Points (478, 3) and, per eye, (indices, rotation, offsets from the centre before rotating)."""
+# Per eye: (indices of its points, its rotation (3, 3), the points' offsets from its centre before rotating).
+EyePose = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def pose_points(m: LandmarkModel, identity: np.ndarray, expression: np.ndarray,
+                eye: np.ndarray) -> tuple[np.ndarray, list[EyePose]]:
+    """Points (478, 3) and, per eye, its EyePose."""
     k = len(identity)
-    flat = m.base.reshape(-1) + identity @ m.identity.reshape(k, -1) + expression @ m.expression.reshape(NUM_EXPRESSIONS, -1)
-    p = flat.reshape(-1, 3)
+    flat = (m.base.reshape(-1) + identity @ m.identity.reshape(k, -1)
+            + expression @ m.expression.reshape(NUM_EXPRESSIONS, -1))
+    p: np.ndarray = flat.reshape(-1, 3)
     centres = (m.head.eye_centers.astype(np.float64) + m.eye_offset
                + (identity @ m.eye_centre_identity.reshape(k, -1)).reshape(2, 3))
-    eyes = []
+    eyes: list[EyePose] = []
     for side in (0, 1):
         idx = np.flatnonzero(m.eye == side)
         rot = eye_rotation(eye[2 * side], eye[2 * side + 1])

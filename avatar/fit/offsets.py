@@ -14,7 +14,10 @@ tongue move rigidly (by the correction at their centre) and keep their shape.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
@@ -32,7 +35,7 @@ LID_REACH = 1.6           # skin within this many eyeball radii of an eyeball's 
 REST_QUANTILE = 0.1       # per channel, this quantile of a clip's frames' weights is the person's rest face
 
 
-def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.ndarray:
+def shape_offsets(head: HeadModel, fit: FaceFit, landmarks: ArrayLike, image_size: float) -> np.ndarray:
     """(N, 3) float32 offsets to add to `head.identity_vertices(fit.identity)` so that the head, posed
     with the fit's expression and seen by the fit's camera, lands on the photo's landmarks.
 
@@ -71,7 +74,8 @@ def shape_offsets(head: HeadModel, fit: FaceFit, landmarks, image_size) -> np.nd
     return offsets.astype(np.float32)
 
 
-def neutral_offsets(head: HeadModel, fits: list[FaceFit], landmarks: list, image_size) -> np.ndarray:
+def neutral_offsets(head: HeadModel, fits: list[FaceFit], landmarks: Sequence[ArrayLike],
+                    image_size: float) -> np.ndarray:
     """(478, 3) float64 head-unit offsets for `fit_landmarks(..., neutral=)`: per mesh point, the median
     over the frames of the landmark's miss (moved into the head's frame along each frame's image plane at
     the point's depth) plus the motion of the rest expression (zero for the iris rows). `fits` were made
@@ -90,7 +94,7 @@ def neutral_offsets(head: HeadModel, fits: list[FaceFit], landmarks: list, image
     rest = np.quantile([fit.expression for fit in fits], REST_QUANTILE, axis=0)
     identity = fits[0].identity
     shared = model_points(head, identity, rest) - model_points(head, identity)
-    out = np.zeros_like(shared)
+    out: np.ndarray = np.zeros_like(shared)
     out[mesh] = np.median(misses, axis=0) + shared[mesh]
     return out
 
@@ -100,7 +104,8 @@ def _fade(tree: cKDTree, x: np.ndarray) -> np.ndarray:
     a distance to the nearest point would dimple the surface between points)."""
     pairs = cKDTree(x).sparse_distance_matrix(tree, 3 * FADE_WIDTH, output_type="coo_matrix")
     density = np.bincount(pairs.row, weights=np.exp(-0.5 * (pairs.data / FADE_WIDTH) ** 2), minlength=len(x))
-    return 1.0 - np.exp(-2.0 * density)
+    fade: np.ndarray = 1.0 - np.exp(-2.0 * density)
+    return fade
 
 
 def _back_project(uv: np.ndarray, points: np.ndarray, camera_vector: np.ndarray) -> np.ndarray:
@@ -109,4 +114,5 @@ def _back_project(uv: np.ndarray, points: np.ndarray, camera_vector: np.ndarray)
     c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
     _, depth = cam.project(points, v)
     cam_pts = np.stack([(uv[:, 0] - k[0, 2]) / k[0, 0] * depth, (uv[:, 1] - k[1, 2]) / k[1, 1] * depth, depth], 1)
-    return cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
+    world: np.ndarray = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
+    return world

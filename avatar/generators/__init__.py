@@ -1,9 +1,13 @@
 """Generators turn a portrait into an Avatar. Each registers under a name; `projective` is the default."""
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from numpy.typing import ArrayLike
 
 from avatar.asset import Avatar
+from avatar.portrait import PortraitLimits
 
 ProgressFn = Callable[[str, float, str], None]
 DEFAULT_GENERATOR = "projective"
@@ -17,12 +21,16 @@ class Generator(Protocol):
     name: str
     version: str
     description: str
-    settings: dict
+    settings: dict[str, Any]
 
-    def create(self, portrait_bytes: bytes, face_box=None, landmarks=None, progress: ProgressFn | None = None,
-               display_name: str = "", limits=None) -> Avatar: ...
+    def create(self, portrait_bytes: bytes, face_box: Sequence[float] | None = None,
+               landmarks: ArrayLike | None = None, progress: ProgressFn | None = None,
+               display_name: str = "", limits: PortraitLimits | None = None) -> Avatar:
+        """`face_box` is (x, y, width, height) pixels of the portrait; `landmarks` (N, 2) pixel x, y."""
+        ...
 
-    def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str: ...
+    def avatar_id(self, portrait_bytes: bytes, face_box: Sequence[float] | None = None,
+                  landmarks: ArrayLike | None = None) -> str: ...
 
     def unavailable_reason(self) -> str:
         """Empty when `create` can run here; otherwise what is missing (models, weights) and how to fix it."""

@@ -1,6 +1,7 @@
 """Projecting a portrait onto the fitted head (neural texture) and its silhouette (static planes)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -57,7 +58,7 @@ def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
         c, w = levels[-1]
         levels.append((cv2.pyrDown(c), cv2.pyrDown(w)))
     c, w = levels[-1]
-    out = c / np.maximum(w, 1e-6)[..., None]
+    out: np.ndarray = c / np.maximum(w, 1e-6)[..., None]
     for c, w in reversed(levels[:-1]):
         coarse = cv2.resize(out, (w.shape[1], w.shape[0]), interpolation=cv2.INTER_LINEAR)
         trust = np.clip(w, 0, 1)[..., None]
@@ -72,11 +73,15 @@ def view_depth(vertices: np.ndarray, faces: np.ndarray, camera_vec: np.ndarray, 
     rast = raster.rasterize(raster.perspective_clip(verts, camera_vec), tri, size, size)
     _, depth = cam.project(vertices, camera_vec)
     d = raster.interpolate(torch.from_numpy(depth.astype(np.float32))[:, None], rast, tri)[..., 0].numpy()
-    return np.where(rast[..., 3].numpy() > 0, d, np.inf)
+    depth_map: np.ndarray = np.where(rast[..., 3].numpy() > 0, d, np.inf)
+    return depth_map
 
 
-def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int):
-    """Per UV texel: the 3D surface point, its normal and whether a triangle covers it."""
+def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per UV texel (R = resolution, rows = v): the 3D surface point (R, R, 3) float32, its unit normal
+    (R, R, 3) float32, whether a triangle covers it (R, R) bool and its part id (R, R) int64 (PART_ID, or
+    EYE_SACK)."""
     rast = raster.rasterize(raster.uv_clip(head.uv), torch.from_numpy(head.faces_uv.astype(np.int32)),
                             resolution, resolution)
     tri = torch.from_numpy(head.faces.astype(np.int32))
@@ -88,11 +93,13 @@ def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int):
     # an eyeball. Eye sacks are skin by part but never seen like skin: they get an id of their own here.
     face = np.maximum(rast[..., 3].numpy().astype(np.int64) - 1, 0)
     part = head.face_part[face].astype(np.int64)
-    part[head.part_masks.eye_sack_faces[face]] = EYE_SACK
+    if head.part_masks is not None:
+        part[head.part_masks.eye_sack_faces[face]] = EYE_SACK
     return pts, nrm, rast[..., 3].numpy() > 0, part
 
 
-def _observe(points, normals, covered, image, matte, camera_vec, depth_map):
+def _observe(points: np.ndarray, normals: np.ndarray, covered: np.ndarray, image: np.ndarray, matte: np.ndarray,
+             camera_vec: np.ndarray, depth_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Colour and confidence of surface points as the photo shows them."""
     uv, depth = cam.project(points, camera_vec)
     origin = np.asarray(camera_vec, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
@@ -109,7 +116,9 @@ def _observe(points, normals, covered, image, matte, camera_vec, depth_map):
 
 
 def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, matte: np.ndarray,
-                    camera_vec: np.ndarray, resolution: int, skin_fallback=None, behind_fill=None) -> Projection:
+                    camera_vec: np.ndarray, resolution: int,
+                    skin_fallback: tuple[float, float, float] | None = None,
+                    behind_fill: Callable[[np.ndarray], np.ndarray] | None = None) -> Projection:
     """Neural-texture colours: the photo where the surface is seen, its mirror image where only the
     other side is seen, and region priors (skin tone from the photo) elsewhere. `behind_fill(points)`
     colours unseen skin behind the ears (the back of the skull and neck), where the nearest seen texel
@@ -125,7 +134,10 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
     m_weight = m_weight * (part == PART_ID["skin"]) * (1 - weight)
 
     skin_texels = (weight > 0.5) & (part == PART_ID["skin"])
-    skin = np.median(colour[skin_texels], axis=0) if skin_texels.sum() > 50 else np.asarray(skin_fallback or (0.75, 0.6, 0.5))
+    if skin_texels.sum() > 50:
+        skin = np.median(colour[skin_texels], axis=0)
+    else:
+        skin = np.asarray(skin_fallback or (0.75, 0.6, 0.5))
     prior = np.asarray(prior_texture(head, skin, resolution, background=tuple(skin)), dtype=np.float32)
 
     total = weight + m_weight

@@ -12,23 +12,34 @@ photo does not show (the back, a hidden side) is continued from what it does sho
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from avatar import camera as cam
 from avatar import portrait as portrait_prep
 from avatar.asset import Avatar, avatar_id_for
 from avatar.decoder import SIDE_PLANES
-from avatar.fit import fit_landmarks, shape_offsets
+from avatar.fit import FaceFit, fit_landmarks, shape_offsets
+from avatar.generators import ProgressFn
 from avatar.generators.projection import project_texture, sample_image
 from avatar.generators.whole_head import PortraitView, build_walls, head_outline
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.portrait.landmarks import face_hull_mask
 from avatar.portrait.models import missing_models, model_dir
 from avatar.render import Renderer
-from avatar.surface_field import (COLOUR_OFFSET, FRONT_RGB, LOGIT_LIMIT, SEMANTICS, surface_decoder,
-                                  surface_planes, sync_texture)
+from avatar.surface_field import (
+    COLOUR_OFFSET,
+    FRONT_RGB,
+    LOGIT_LIMIT,
+    SEMANTICS,
+    surface_decoder,
+    surface_planes,
+    sync_texture,
+)
 
 RESOLUTION = 256
 REFINE_PASSES = 2
@@ -44,14 +55,18 @@ def _no_progress(stage: str, fraction: float, message: str) -> None:
 class ProjectiveGenerator:
     name = "projective"
     version = "3"
-    description = "CPU fit-and-project generator: head model fitted to the face, photo projected onto it (no learned prior)"
+    description = ("CPU fit-and-project generator: head model fitted to the face, photo projected onto it "
+                   "(no learned prior)")
 
     def __init__(self, head: HeadModel | None = None, refine_passes: int = REFINE_PASSES):
         self.head = head or embedded_head_model()
-        self.settings = {"resolution": RESOLUTION, "refine_passes": refine_passes, "head_model": self.head.model_id}
+        self.refine_passes = refine_passes
+        self.settings: dict[str, Any] = {"resolution": RESOLUTION, "refine_passes": refine_passes,
+                                         "head_model": self.head.model_id}
 
-    def create(self, portrait_bytes: bytes, face_box=None, landmarks=None, progress=None,
-               display_name: str = "", limits=None) -> Avatar:
+    def create(self, portrait_bytes: bytes, face_box: Sequence[float] | None = None,
+               landmarks: ArrayLike | None = None, progress: ProgressFn | None = None,
+               display_name: str = "", limits: portrait_prep.PortraitLimits | None = None) -> Avatar:
         report = progress or _no_progress
         report("decode", 0.02, "decoding and validating the portrait")
         prepared = portrait_prep.prepare(portrait_bytes, limits or portrait_prep.PortraitLimits(),
@@ -78,7 +93,7 @@ class ProjectiveGenerator:
         walls = build_walls(head, fit.identity, proj.texture, view, outline, RESOLUTION)
         planes = surface_planes(proj.texture, walls)
 
-        report("decoder", 0.65, "fitting the decoder to re-render the portrait")
+        report("decoder", 0.65, "refining the texture to re-render the portrait")
         decoder = surface_decoder()
         settings = self._request_settings(face_box, landmarks)
         avatar = Avatar(
@@ -103,8 +118,8 @@ class ProjectiveGenerator:
         texel_uv, _ = cam.project(proj.points, fit.camera)
         photo = sample_image(prepared.image.astype(np.float32) / 255.0, _pixel_uv(REFINE_RENDER_SIZE))
         renderer = Renderer(avatar, head=self.head, neural_resolution=REFINE_RENDER_SIZE)
-        for k in range(self.settings["refine_passes"]):
-            report("decoder", 0.65 + 0.25 * k / max(1, self.settings["refine_passes"]), f"residual pass {k + 1}")
+        for k in range(self.refine_passes):
+            report("decoder", 0.65 + 0.25 * k / max(1, self.refine_passes), f"residual pass {k + 1}")
             # Only texels the photo shows themselves: a mirrored texel's own projection lands elsewhere.
             self._refine_texture(avatar, renderer, photo, texel_uv, proj.direct * proj.covered, fit)
             renderer.planes_changed(geometry=False)
@@ -115,7 +130,8 @@ class ProjectiveGenerator:
         report("done", 1.0, "avatar ready")
         return avatar
 
-    def avatar_id(self, portrait_bytes: bytes, face_box=None, landmarks=None) -> str:
+    def avatar_id(self, portrait_bytes: bytes, face_box: Sequence[float] | None = None,
+                  landmarks: ArrayLike | None = None) -> str:
         """The id `create` will give this request, known without generating (requests are idempotent)."""
         return avatar_id_for(portrait_bytes, self.name, self.version, self._request_settings(face_box, landmarks))
 
@@ -126,7 +142,7 @@ class ProjectiveGenerator:
         return (f"MediaPipe face models missing from {model_dir()}: {', '.join(missing)}; run `make models` "
                 f"(or set AVATARFORGE_MODEL_DIR to a folder that holds them)")
 
-    def _request_settings(self, face_box, landmarks) -> dict:
+    def _request_settings(self, face_box: Sequence[float] | None, landmarks: ArrayLike | None) -> dict[str, Any]:
         # Caller-supplied geometry changes the avatar, so it is part of the content address.
         marks = None
         if landmarks is not None:
@@ -136,7 +152,7 @@ class ProjectiveGenerator:
 
     @staticmethod
     def _refine_texture(avatar: Avatar, renderer: Renderer, photo: np.ndarray, texel_uv: np.ndarray,
-                        weight: np.ndarray, fit) -> None:
+                        weight: np.ndarray, fit: FaceFit) -> None:
         """Move each seen texel's colour by the re-render's error (in logit space) where that texel
         lands in the photo: a fixed-point fit of the texture to the portrait."""
         result = renderer.render(avatar.portrait_camera, expression=fit.expression, eye=fit.eye,
@@ -153,7 +169,8 @@ class ProjectiveGenerator:
 
 def _logit(c: np.ndarray, eps: float = 1e-3) -> np.ndarray:
     c = np.clip(c, eps, 1 - eps)
-    return np.log(c / (1 - c))
+    logit: np.ndarray = np.log(c / (1 - c))
+    return logit
 
 
 def _pixel_uv(size: int) -> np.ndarray:

@@ -19,4 +19,4 @@ def frontal_psnr(avatar: Avatar, region: np.ndarray, size: int = 256, renderer: 
     photo = cv2.resize(avatar.portrait, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     inside = cv2.resize(region.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0.5
     mse = float(((rendered - photo) ** 2)[inside].mean())
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))

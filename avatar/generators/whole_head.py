@@ -18,6 +18,7 @@ What it does, plainly:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import cv2
 import numpy as np
@@ -36,7 +37,8 @@ MATTE_MIN = 0.5
 HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
 CHEST_HALF_WIDTH = 0.12      # clothing is sampled this far (x image size) either side of the face's centre
 MIN_SEED = 200               # pixels a colour model needs
-SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels beside the head count
+SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) only hair-coloured pixels
+                             # beside the head count
 HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
 SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the ears
@@ -49,6 +51,9 @@ FILL_DETAIL_DEPTH = 0.3      # the fill turns from the strip's detail to its mea
 FILL_FROM_DEG = 60.0         # round the head from this angle on, the fill reads deeper into the side strips
 EDGE_FEATHER = 0.03          # the photo's colours fade out over this far (x image size) inside the silhouette
 VISIBILITY_EPS = 0.02        # depth tolerance of the photo's visibility test (world units)
+
+# Per image row, a side strip the fill reads: (source row int64, first column float, width float), each (S,).
+Strips: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -82,12 +87,14 @@ class EdgeFill:
                                       sigmaY=FILL_ROW_BLUR * view.image.shape[0])
         s = self.image.shape[0]
         free = silhouette & ~_dilate(avoid, s // 100)
-        self.left = _strips(silhouette, free, EDGE_BAND * s)
-        self.right = _strips(silhouette[:, ::-1], free[:, ::-1], EDGE_BAND * s)
-        if self.left is None and self.right is None:
-            raise ValueError("the head silhouette shows nothing but the face")
-        self.left = self.left or self.right
-        self.right = self.right or self.left
+        left = _strips(silhouette, free, EDGE_BAND * s)
+        right = _strips(silhouette[:, ::-1], free[:, ::-1], EDGE_BAND * s)
+        if left is None:
+            if right is None:
+                raise ValueError("the head silhouette shows nothing but the face")
+            left = right
+        self.left: Strips = left
+        self.right: Strips = right or left
         rows = np.arange(s)
         lo, hi = np.full(s, np.nan), np.full(s, np.nan)
         for row in range(s):
@@ -103,7 +110,7 @@ class EdgeFill:
         self.mean_left = self._strip_means(self.left, from_right=False)
         self.mean_right = self._strip_means(self.right, from_right=True)
 
-    def _strip_means(self, strips, from_right: bool) -> np.ndarray:
+    def _strip_means(self, strips: Strips, from_right: bool) -> np.ndarray:
         """(S, 3): each row's strip averaged across its width, smoothed down the rows."""
         rows, start, width = strips
         s = self.size
@@ -113,7 +120,8 @@ class EdgeFill:
             b = max(a + 1, int(start[r] + width[r]))
             cols = slice(s - b, s - a) if from_right else slice(a, b)
             means[r] = self.image[rows[r], cols].mean(axis=0)
-        return ndimage.gaussian_filter1d(means, FILL_MEAN_BLUR * s, axis=0)
+        smoothed: np.ndarray = ndimage.gaussian_filter1d(means, FILL_MEAN_BLUR * s, axis=0)
+        return smoothed
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         flat = points.reshape(-1, 3).astype(np.float64)
@@ -133,7 +141,7 @@ class EdgeFill:
         lo, hi = self.lo[r], self.hi[r]
         t = np.clip((uv[:, 0] * self.size - lo) / np.maximum(hi - lo, 1.0), 0, 1)[:, None]
         t = t * t * (3 - 2 * t)
-        colour = left * (1 - t) + right * t
+        colour: np.ndarray = left * (1 - t) + right * t
         return colour.reshape(*points.shape[:-1], 3).astype(np.float32)
 
     def _sample(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -141,7 +149,7 @@ class EdgeFill:
         return sample_image(self.image, uv)
 
 
-def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float):
+def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float) -> Strips | None:
     """Per row, the strip at the silhouette's left edge clear of the face: (source row, first column,
     width), each (S,); rows whose edge is face borrow the nearest row's strip. None if no row has one."""
     s = silhouette.shape[0]
@@ -161,8 +169,8 @@ def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float):
     nearest = valid[np.clip(np.searchsorted(valid, rows), 0, len(valid) - 1)]
     before = valid[np.clip(np.searchsorted(valid, rows) - 1, 0, len(valid) - 1)]
     nearest = np.where(np.abs(before - rows) < np.abs(nearest - rows), before, nearest)
-    width = ndimage.gaussian_filter1d(width[nearest], 0.01 * s)
-    return nearest, start[nearest], width
+    smooth_width: np.ndarray = ndimage.gaussian_filter1d(width[nearest], 0.01 * s)
+    return nearest, start[nearest], smooth_width
 
 
 def _run_length(mask: np.ndarray) -> int:
@@ -182,7 +190,9 @@ def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
     above = person & (rows < view.chin_row)
     hair_seed = _hair_seed(view, above)
     if hair_seed.sum() < MIN_SEED:
-        return above | (person & mesh_mask)  # no hair to follow: the head ends at the chin and neck
+        # No hair to follow: the head ends at the chin and neck.
+        head_only: np.ndarray = above | (person & mesh_mask)
+        return head_only
     # Hair is told from the clothing at the bottom of the frame under the neck (beside it long hair
     # may fall), or, with no clothing in the frame, from the face's skin.
     face_cols = np.flatnonzero(view.face_mask.any(axis=0))
@@ -203,14 +213,17 @@ def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
     spread = np.ones(2 * HAIR_SPREAD + 1, bool)
     for row in range(start, s):
         hanging[row] = hair_like[row] & ndimage.binary_dilation(hanging[row - 1], spread)
-    return (person & (rows < start)) | (person & mesh_mask) | hanging
+    with_hair: np.ndarray = (person & (rows < start)) | (person & mesh_mask) | hanging
+    return with_hair
 
 
 def _hair_seed(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
     """Where the hair most surely is: the silhouette above the face mesh (whose top follows the
     hairline), away from the face."""
     s = silhouette.shape[0]
-    return silhouette & ~_dilate(view.face_mask, s // 64) & (np.arange(s)[:, None] < _top_row(view.face_mask))
+    above_face = np.arange(s)[:, None] < _top_row(view.face_mask)
+    seed: np.ndarray = silhouette & ~_dilate(view.face_mask, s // 64) & above_face
+    return seed
 
 
 def _top_row(mask: np.ndarray) -> float:
@@ -225,12 +238,13 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def _closer_to(lab: np.ndarray, where: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pixels in `where` whose colour is likelier under a Gaussian fitted to `a` than to `b`."""
-    def loglik(samples):
+    def loglik(samples: np.ndarray) -> np.ndarray:
         mean = samples.mean(axis=0)
         cov = np.cov(samples.T) + np.eye(3) * 25.0
         inv = np.linalg.inv(cov)
         d = lab[where] - mean
-        return -0.5 * np.einsum("ij,jk,ik->i", d, inv, d) - 0.5 * np.log(np.linalg.det(cov))
+        ll: np.ndarray = -0.5 * np.einsum("ij,jk,ik->i", d, inv, d) - 0.5 * np.log(np.linalg.det(cov))
+        return ll
     out = np.zeros(where.shape, bool)
     out[where] = loglik(a) > loglik(b)
     return out
@@ -276,7 +290,8 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     hair = ndimage.binary_dilation(hair, np.ones((1, 1, 2 * MIN_HAIR_DEPTH + 1), bool),
                                    origin=(0, 0, MIN_HAIR_DEPTH)) & ~inside
     factor = resolution // n
-    return hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
+    fine: np.ndarray = hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
+    return fine
 
 
 def _row_reach(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:
@@ -287,7 +302,8 @@ def _row_reach(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray
     reach = ndimage.gaussian_filter1d(reach, s / 200)
     c2w = np.asarray(view.camera, dtype=np.float64)[:16].reshape(4, 4)
     world_per_pixel = np.linalg.norm(c2w[:3, 3]) / (np.asarray(view.camera)[16] * s)
-    return np.minimum(reach * world_per_pixel, HAIR_MAX_THICKNESS)
+    thickness: np.ndarray = np.minimum(reach * world_per_pixel, HAIR_MAX_THICKNESS)
+    return thickness
 
 
 def skin_pixels(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:
@@ -300,9 +316,11 @@ def skin_pixels(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarra
     neck = mesh_mask & silhouette & (np.arange(s)[:, None] > view.chin_row)
     hair_seed = _hair_seed(view, silhouette)
     if hair_seed.sum() < MIN_SEED or face.sum() < MIN_SEED:
-        return face | neck
+        skin: np.ndarray = face | neck
+        return skin
     lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    return face | _closer_to(lab, neck, lab[face], lab[hair_seed])
+    skin = face | _closer_to(lab, neck, lab[face], lab[hair_seed])
+    return skin
 
 
 class SurfaceColour:
@@ -330,9 +348,10 @@ class SurfaceColour:
         total = weight + m_weight
         seen = np.clip(total, 0, 1)[..., None]
         blended = (colour * weight[..., None] + m_colour * m_weight[..., None]) / np.maximum(total, 1e-6)[..., None]
-        return (blended * seen + self.fill(points) * (1 - seen)).astype(np.float32)
+        colour_or_fill: np.ndarray = blended * seen + self.fill(points) * (1 - seen)
+        return colour_or_fill.astype(np.float32)
 
-    def _observe(self, points, normals):
+    def _observe(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         uv, depth = cam.project(points, self.view.camera)
         origin = np.asarray(self.view.camera, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
         to_cam = origin - points

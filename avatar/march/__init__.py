@@ -16,6 +16,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Protocol, TypedDict, cast
 
 import torch
 
@@ -24,7 +25,29 @@ BUILD_DIR = Path(__file__).with_name("_build")
 MODULE_NAME = "avatarforge_march"
 DISABLE_ENV = "AVATARFORGE_MARCH"  # "torch" forces the pure-torch march
 
-_state: dict = {}
+
+class MarchKernel(Protocol):
+    """The compiled module's functions, as march.cpp declares them (see there for the arguments)."""
+
+    def density(self, points: torch.Tensor, planes: list[torch.Tensor], axes: torch.Tensor, w1: torch.Tensor,
+                b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, box_half: float, density_shift: float,
+                threads: int) -> torch.Tensor: ...
+
+    def march(self, origins: torch.Tensor, dirs: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, height: int,
+              width: int, density_planes: list[torch.Tensor], colour_planes: list[torch.Tensor], axes: torch.Tensor,
+              dw1: torch.Tensor, db1: torch.Tensor, dw2: torch.Tensor, db2: torch.Tensor, cw1: torch.Tensor,
+              cb1: torch.Tensor, cw2: torch.Tensor, cb2: torch.Tensor, fine: torch.Tensor, coarse: torch.Tensor,
+              box_half: float, samples_per_round: int, transmittance_eps: float, weight_eps: float,
+              density_shift: float, sigmoid_widen: float, refine_optical: float, refine_bisections: int,
+              threads: int) -> list[torch.Tensor]: ...
+
+
+class _Outcome(TypedDict, total=False):
+    module: MarchKernel | None
+    reason: str | None
+
+
+_state: _Outcome = {}
 
 
 def build_stamp() -> str:
@@ -54,7 +77,7 @@ def build(verbose: bool = False) -> Path:
     return _library()
 
 
-def load():
+def load() -> MarchKernel | None:
     """The compiled module, or None (see `unavailable_reason`). The outcome is cached per process."""
     if "module" not in _state:
         _state["module"], _state["reason"] = _load()
@@ -66,7 +89,7 @@ def unavailable_reason() -> str | None:
     return _state["reason"]
 
 
-def _load():
+def _load() -> tuple[MarchKernel | None, str | None]:
     if os.environ.get(DISABLE_ENV, "").lower() == "torch":
         return None, f"{DISABLE_ENV}=torch"
     stamp = BUILD_DIR / "stamp.txt"
@@ -77,8 +100,11 @@ def _load():
     try:
         loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(_library()))
         spec = importlib.util.spec_from_file_location(MODULE_NAME, str(_library()), loader=loader)
+        if spec is None:
+            return None, f"the march kernel at {_library()} is not a loadable module"
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
     except ImportError as e:
         return None, f"the march kernel does not load: {e}"
-    return module, None
+    # The extension carries no type information: MarchKernel mirrors the signatures march.cpp binds.
+    return cast(MarchKernel, module), None

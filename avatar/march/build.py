@@ -14,7 +14,7 @@ def main() -> int:
     t = time.perf_counter()
     try:
         path = march.build(verbose="-v" in sys.argv)
-    except Exception as e:  # a compiler error, no compiler, no ninja: all mean "use the torch path"
+    except Exception as e:  # noqa: BLE001 - a compiler error, no compiler, no ninja: all mean "use the torch path"
         print(f"march kernel: build failed, the renderer will use its pure-torch march ({e})", file=sys.stderr)
         return 0
     print(f"march kernel: built {path} in {time.perf_counter() - t:.0f} s")

@@ -103,7 +103,7 @@ class _Triangles:
         if live:
             self._tables(faces.index_select(0, self.tri))
 
-    def _corners(self, faces: torch.Tensor, which) -> list[torch.Tensor]:
+    def _corners(self, faces: torch.Tensor, which: tuple[int, ...]) -> list[torch.Tensor]:
         # (corner, face) rows: corner k of every face is one contiguous row.
         index = faces.t().reshape(-1)
         return [self._vertex[a].index_select(0, index).view(3, -1) for a in which]

@@ -26,15 +26,15 @@ def missing_requirement() -> str | None:
     return None
 
 
-def _context(device: torch.device):
+def _context(device: torch.device) -> object:
+    """The rasterizer context of a CUDA device with an index."""
     import nvdiffrast.torch as dr
 
-    index = device.index if device.index is not None else torch.cuda.current_device()
     # Creating a context allocates CUDA buffers; one per device is reused across calls.
     with _contexts_lock:
-        if index not in _contexts:
-            _contexts[index] = dr.RasterizeCudaContext(device=torch.device("cuda", index))
-        return _contexts[index]
+        if device.index not in _contexts:
+            _contexts[device.index] = dr.RasterizeCudaContext(device=device)
+        return _contexts[device.index]
 
 
 def rasterize_nvdiffrast(pos: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -45,12 +45,14 @@ def rasterize_nvdiffrast(pos: torch.Tensor, faces: torch.Tensor, height: int, wi
     try:
         import nvdiffrast.torch as dr
     except ImportError as exc:
-        raise RasterizerUnavailable(f"the nvdiffrast rasterizer backend is unavailable: importing nvdiffrast.torch failed ({exc})") from exc
+        raise RasterizerUnavailable("the nvdiffrast rasterizer backend is unavailable: importing nvdiffrast.torch "
+                                    f"failed ({exc})") from exc
 
-    device = pos.device if pos.device.type == "cuda" else torch.device("cuda")
+    # A CUDA tensor's device always carries its index; anything else goes to the current device.
+    device = pos.device if pos.device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
     if faces.shape[0] == 0:
         return torch.zeros(height, width, 4, dtype=torch.float32, device=pos.device)
     gpu_pos = pos.to(device=device, dtype=torch.float32).contiguous().unsqueeze(0)
     gpu_tri = faces.to(device=device, dtype=torch.int32).contiguous()
-    rast, _ = dr.rasterize(_context(device), gpu_pos, gpu_tri, resolution=[height, width])
+    rast: torch.Tensor = dr.rasterize(_context(device), gpu_pos, gpu_tri, resolution=[height, width])[0]
     return rast[0].to(pos.device)

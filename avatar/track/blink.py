@@ -29,13 +29,14 @@ HISTORY = 150
 def closure(aperture: np.ndarray, open_aperture: np.ndarray) -> np.ndarray:
     """(2,) blink weights in [0, 1] from apertures against the open ones."""
     fraction = np.asarray(aperture) / np.maximum(open_aperture, 1e-9)
-    return np.clip((SQUINT_APERTURE - fraction) / (SQUINT_APERTURE - CLOSED_APERTURE), 0.0, 1.0)
+    weights: np.ndarray = np.clip((SQUINT_APERTURE - fraction) / (SQUINT_APERTURE - CLOSED_APERTURE), 0.0, 1.0)
+    return weights
 
 
 class BlinkReader:
     """Blink weights per frame, with the open aperture learnt from the frames seen so far."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._history: deque[np.ndarray] = deque(maxlen=HISTORY)
 
     def __call__(self, current: np.ndarray) -> np.ndarray:

@@ -10,17 +10,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
     tau = 1.0 / (2.0 * math.pi * cutoff)
-    return 1.0 / (1.0 + tau / dt)
+    alpha: np.ndarray = 1.0 / (1.0 + tau / dt)
+    return alpha
 
 
 class OneEuroFilter:
     """Filters (C,) vectors arriving at increasing times (seconds)."""
 
-    def __init__(self, min_cutoff, beta, d_cutoff):
+    def __init__(self, min_cutoff: ArrayLike, beta: ArrayLike, d_cutoff: ArrayLike) -> None:
         self.min_cutoff = np.asarray(min_cutoff, np.float64)
         self.beta = np.asarray(beta, np.float64)
         self.d_cutoff = np.asarray(d_cutoff, np.float64)
@@ -31,17 +33,16 @@ class OneEuroFilter:
     def reset(self) -> None:
         self._x = self._dx = self._t = None
 
-    def __call__(self, x, t: float) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if self._x is None or self._t is None or t <= self._t:
-            # First sample, or time did not advance (a repeated timestamp): nothing to smooth against.
-            if self._x is None or self._t is None:
-                self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
-            return self._x.copy()
-        dt = t - self._t
-        dx = (x - self._x) / dt
-        self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
-        self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
-        self._t = float(t)
-        return self._x.copy()
+    def __call__(self, sample: ArrayLike, t: float) -> np.ndarray:
+        x = np.asarray(sample, np.float64)
+        if self._x is None or self._dx is None or self._t is None:  # the first sample
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
+        elif t > self._t:  # else time did not advance (a repeated timestamp): nothing to smooth against
+            dt = t - self._t
+            dx = (x - self._x) / dt
+            self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
+            cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+            self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
+            self._t = float(t)
+        out: np.ndarray = self._x.copy()
+        return out

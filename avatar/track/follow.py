@@ -11,7 +11,13 @@ import numpy as np
 
 from avatar.portrait.detector import KEYPOINTS, detect_faces
 from avatar.portrait.face_mesh import (
-    MESH_POINTS, OUTER_EYE_LEFT, OUTER_EYE_RIGHT, ROI_SCALE, face_mesh, roi_around_box,
+    MESH_POINTS,
+    OUTER_EYE_LEFT,
+    OUTER_EYE_RIGHT,
+    ROI_SCALE,
+    FaceMesh,
+    face_mesh,
+    roi_around_box,
 )
 from avatar.portrait.locate import MIN_PRESENCE
 from avatar.portrait.roi import line_angle, roi_from_points
@@ -42,7 +48,7 @@ class MeshObservation:
 class MeshFollower:
     """Per-frame 478 landmarks of one face; `reset()` forgets the face (a new clip)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._last: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -63,6 +69,6 @@ class MeshFollower:
                 return self._found(mesh)
         return MeshObservation(None, 0.0)
 
-    def _found(self, mesh) -> MeshObservation:
+    def _found(self, mesh: FaceMesh) -> MeshObservation:
         self._last = mesh.points
         return MeshObservation(mesh.points, mesh.presence, mesh.eye_contours)

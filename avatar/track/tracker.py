@@ -5,7 +5,8 @@ it (avatar.track.filters, parameters below); `avatar.fit.fit_landmarks` solves A
 pose, gaze and the camera on it with the identity held fixed, warm-started from the previous frame.
 The lids the fit sees are the iris model's eye contours (avatar.track.eyelids), so the fit reads
 blinks; the eyeBlink channels also read the contours' apertures against the clip's open eye
-(avatar.track.blink), for eyes squeezed shut or winking, which the fit under-reads. A frame without a face, or whose fit fails, is marked `found=False` and holds the last values.
+(avatar.track.blink), for eyes squeezed shut or winking, which the fit under-reads. A frame without a
+face, or whose fit fails, is marked `found=False` and holds the last values.
 
 Identity and neutral are one per clip (`estimate_face`): the identity is the median of free fits, the
 neutral (`avatar.fit.neutral_offsets`) what fits with that identity leave over, so the person's own
@@ -22,19 +23,23 @@ FaceVerse eye 4-vector.
 """
 from __future__ import annotations
 
+import math
+import os
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from avatar import camera as cam
 from avatar.expressions import NUM_EXPRESSIONS
 from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks, neutral_offsets
 from avatar.fit.correspondence import REGIONS
 from avatar.head_model import HeadModel, embedded_head_model
-from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS, BlinkReader
+from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS
+from avatar.track.blink import BlinkReader
 from avatar.track.eyelids import LID_RING
 from avatar.track.filters import OneEuroFilter
 from avatar.track.follow import MeshFollower, MeshObservation
@@ -64,7 +69,7 @@ FEATURE_POINTS = np.unique(np.r_[np.ravel(LID_RING), REGIONS["mouth"]])
 _FRONTAL = cam.orbit_to_cam2world(cam.Orbit())[:3, :3]
 
 
-def camera_for(head_pose, position, fov_deg: float) -> np.ndarray:
+def camera_for(head_pose: ArrayLike, position: ArrayLike, fov_deg: float) -> np.ndarray:
     """(25,) float32 EG3D camera that sees the still head as a camera at `position` (world units, as in
     FaceFit.camera) sees the head turned by `head_pose` (the fit's convention)."""
     c2w = np.eye(4)
@@ -94,8 +99,8 @@ class FaceTracker:
     """Tracks one face through consecutive frames (a clip or a live stream). `smooth=False` fits each
     frame's mesh as found (the raw per-frame fit, e.g. for comparisons)."""
 
-    def __init__(self, head: HeadModel | None = None, identity=None, frame_rate: float = 30.0,
-                 smooth: bool = True, neutral=None):
+    def __init__(self, head: HeadModel | None = None, identity: ArrayLike | None = None, frame_rate: float = 30.0,
+                 smooth: bool = True, neutral: ArrayLike | None = None):
         self.head = head if head is not None else embedded_head_model()
         self.frame_rate = float(frame_rate)
         self.smooth = smooth
@@ -127,10 +132,10 @@ class FaceTracker:
         self._count += 1
         size, offset = square_frame(shape)
         fit = None
-        if observation.points is not None:
-            landmarks = observation.points.copy()
+        points, seen = observation.points, observation.fit_points()
+        if points is not None and seen is not None:  # both or neither
+            landmarks = points.copy()
             landmarks[:, :2] += offset
-            seen = observation.fit_points()
             seen[:, :2] += offset
             fit = self._fit(self._smoothed_landmarks(seen, t) if self.smooth else seen, size)
         if fit is None:
@@ -234,7 +239,7 @@ class Track:
     eye: np.ndarray                 # (T, 4) float32
     cameras: np.ndarray             # (T, 25) float32
     landmarks: np.ndarray           # (T, 478, 3) float64 square-frame pixels, NaN where lost
-    fits: list                      # (T,) the frames' own unsmoothed FaceFit, None where lost
+    fits: list[FaceFit | None]      # (T,) the frames' own unsmoothed FaceFit, None where lost
 
     @property
     def num_frames(self) -> int:
@@ -247,9 +252,9 @@ Progress = Callable[[int, int], None]   # (frames tracked, frames in the clip or
 IDENTITY_WINDOW = 60
 
 
-def track_clip(path, head: HeadModel | None = None, limits: ClipLimits = ClipLimits(),
+def track_clip(path: str | os.PathLike[str], head: HeadModel | None = None, limits: ClipLimits = ClipLimits(),
                progress: Progress | None = None, name: str | None = None, smooth: bool = True,
-               identity=None) -> Track:
+               identity: ArrayLike | None = None) -> Track:
     """Track a video file (see avatar.track.video for what is refused and how)."""
     with Clip(path, limits, name=name) as clip:
         return track_frames(clip.frames(), clip.info.frame_rate, head, progress,
@@ -258,7 +263,7 @@ def track_clip(path, head: HeadModel | None = None, limits: ClipLimits = ClipLim
 
 def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadModel | None = None,
                  progress: Progress | None = None, total: int = 0, name: str = "the clip",
-                 smooth: bool = True, identity=None) -> Track:
+                 smooth: bool = True, identity: ArrayLike | None = None) -> Track:
     """Track a sequence of RGB frames at `frame_rate` frames per second.
 
     The frames are decoded and meshed on a second thread while this one fits (the mesh model runs
@@ -279,16 +284,18 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
             raise ClipError(f"{name}: the clip has no frames")
         if all(o.points is None for o in buffer):  # the whole clip was read
             raise ClipError(f"{name}: no face was found in any of its {len(buffer)} frames")
-        size, offset = square_frame(meshes.shape)
-        seen = [o.fit_points() + np.r_[offset, 0.0] for o in buffer if o.points is not None]
+        shape = meshes.shape
+        assert shape is not None  # the mesh pass sets it before it queues the first observation
+        size, offset = square_frame(shape)
+        seen = [points + np.r_[offset, 0.0] for points in (o.fit_points() for o in buffer) if points is not None]
         found = estimate_face(head, seen, size, identity)
         if found is None:
             raise ClipError(f"{name}: the faces found in its first frames could not be fitted")
-        identity, neutral = found
-        tracker = FaceTracker(head, identity=identity, frame_rate=frame_rate, smooth=smooth, neutral=neutral)
-        rows = []
+        clip_identity, neutral = found
+        tracker = FaceTracker(head, identity=clip_identity, frame_rate=frame_rate, smooth=smooth, neutral=neutral)
+        rows: list[TrackedFrame] = []
         for obs in _chain(buffer, observed):
-            rows.append(tracker.update(obs, meshes.shape, len(rows) / frame_rate))
+            rows.append(tracker.update(obs, shape, len(rows) / frame_rate))
             report(len(rows), total)
     finally:
         meshes.stop()
@@ -296,10 +303,10 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
         raise ClipError(f"{name}: the clip has no frames")
     if not any(r.found for r in rows):
         raise ClipError(f"{name}: no face was found in any of its {len(rows)} frames")
-    return _assemble(rows, frame_rate, meshes.shape, identity, neutral)
+    return _assemble(rows, frame_rate, shape, clip_identity, neutral)
 
 
-def _chain(first: list, rest: Iterable):
+def _chain(first: list[MeshObservation], rest: Iterable[MeshObservation]) -> Iterator[MeshObservation]:
     yield from first
     yield from rest
 
@@ -308,35 +315,35 @@ class _MeshPass:
     """Decodes and meshes frames on a thread of its own; `results()` yields the observations in order
     and re-raises the thread's failure (a bad clip) where it happened."""
 
-    _END = object()
-
     def __init__(self, frames: Iterable[np.ndarray], name: str):
         self.shape: tuple[int, int] | None = None
-        self._queue: queue.Queue = queue.Queue()
+        # Observations in order, then None at the end of the clip or the thread's failure.
+        self._queue: queue.Queue[MeshObservation | BaseException | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(frames, name), daemon=True, name="track-mesh")
         self._thread.start()
 
-    def _run(self, frames, name: str) -> None:
+    def _run(self, frames: Iterable[np.ndarray], name: str) -> None:
         follower = MeshFollower()
         try:
             for frame in frames:
                 if self._stop.is_set():
                     return
                 if self.shape is None:
-                    self.shape = frame.shape[:2]
+                    height, width = frame.shape[:2]
+                    self.shape = (height, width)
                 elif frame.shape[:2] != self.shape:
                     raise ClipError(f"{name}: a frame is {frame.shape[1]}x{frame.shape[0]}, the clip started at "
                                     f"{self.shape[1]}x{self.shape[0]}")
                 self._queue.put(follower(frame))
-            self._queue.put(self._END)
+            self._queue.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._queue.put(exc)
 
-    def results(self):
+    def results(self) -> Iterator[MeshObservation]:
         while True:
             item = self._queue.get()
-            if item is self._END:
+            if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
@@ -347,7 +354,7 @@ class _MeshPass:
         self._thread.join()
 
 
-def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, identity=None
+def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, identity: ArrayLike | None = None
                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """The clip's (identity (K,), neutral (478, 3)) from landmarks of its frames (square-frame pixels, in
     order): the median identity of free fits on IDENTITY_FRAMES of them spread over the list (unless
@@ -357,11 +364,11 @@ def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, ident
         picks = np.unique(np.linspace(0, len(landmarks) - 1, min(count, len(landmarks))).round().astype(int))
         return [landmarks[k] for k in picks]
 
-    def fits(chosen, **fixed) -> list[tuple[FaceFit, np.ndarray]]:
-        out = []
+    def fits(chosen: list[np.ndarray], identity: np.ndarray | None = None) -> list[tuple[FaceFit, np.ndarray]]:
+        out: list[tuple[FaceFit, np.ndarray]] = []
         for lm in chosen:
             try:
-                out.append((fit_landmarks(head, lm, size, **fixed), lm))
+                out.append((fit_landmarks(head, lm, size, identity=identity), lm))
             except LandmarkFitError:
                 continue
         return out
@@ -371,14 +378,15 @@ def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, ident
         if not free:
             return None
         identity = np.median([f.identity for f, _ in free], axis=0)
-    identity = np.asarray(identity, np.float32)
-    held = fits(spread(NEUTRAL_FRAMES), identity=identity)
+    chosen = np.asarray(identity, np.float32)
+    held = fits(spread(NEUTRAL_FRAMES), identity=chosen)
     if not held:
         return None
-    return identity, neutral_offsets(head, [f for f, _ in held], [lm for _, lm in held], size)
+    return chosen, neutral_offsets(head, [f for f, _ in held], [lm for _, lm in held], size)
 
 
-def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity, neutral) -> Track:
+def _assemble(rows: list[TrackedFrame], frame_rate: float, shape: tuple[int, int], identity: np.ndarray,
+              neutral: np.ndarray) -> Track:
     found = np.array([r.found for r in rows])
     if not found.any():
         raise ClipError("no frame of the clip could be fitted")
@@ -386,7 +394,7 @@ def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity, neut
 
     def filled(values: np.ndarray) -> np.ndarray:
         """Lost rows linearly interpolated between the nearest found rows (held at the ends)."""
-        out = values.astype(np.float64).copy()
+        out: np.ndarray = values.astype(np.float64).copy()
         idx = np.arange(len(rows))
         flat = out.reshape(len(rows), -1)
         for c in range(flat.shape[1]):
@@ -396,18 +404,19 @@ def _assemble(rows: list[TrackedFrame], frame_rate: float, shape, identity, neut
     pose = filled(np.stack([r.head_pose for r in rows]))
     position = filled(np.stack([r.position for r in rows]))
     seen = np.flatnonzero(found)
+    fov = [math.nan if r.fit is None else r.fit.fov_deg for r in rows]  # a found frame has its fit
     cameras = []
     for i, r in enumerate(rows):
         if r.found:
             cameras.append(r.camera)
         else:  # the field of view of the nearest frame with a face
             nearest = seen[np.argmin(np.abs(seen - i))]
-            cameras.append(camera_for(pose[i], position[i], rows[nearest].fit.fov_deg))
+            cameras.append(camera_for(pose[i], position[i], fov[nearest]))
     landmarks = np.full((len(rows), 478, 3), np.nan)
     for i, r in enumerate(rows):
         if r.landmarks is not None:
             landmarks[i] = r.landmarks
-    return Track(frame_rate=float(frame_rate), frame_shape=tuple(int(v) for v in shape), image_size=size,
+    return Track(frame_rate=float(frame_rate), frame_shape=(int(shape[0]), int(shape[1])), image_size=size,
                  identity=np.asarray(identity, np.float32), neutral=np.asarray(neutral, np.float64),
                  times=np.array([r.time for r in rows]),
                  found=found, confidence=np.array([r.confidence for r in rows], np.float32),

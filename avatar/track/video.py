@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -65,7 +65,7 @@ class ClipInfo:
 class Clip:
     """An open clip: `info`, then `frames()` once (RGB uint8 (H, W, 3), in order). Use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike, limits: ClipLimits = ClipLimits(), name: str | None = None):
+    def __init__(self, path: str | os.PathLike[str], limits: ClipLimits = ClipLimits(), name: str | None = None):
         self.path = Path(path)
         self.name = name or self.path.name  # what error messages call the clip (an upload's own name)
         self.limits = limits
@@ -113,10 +113,10 @@ class Clip:
     def close(self) -> None:
         self._capture.release()
 
-    def __enter__(self) -> "Clip":
+    def __enter__(self) -> Clip:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--formats", default="glb,tables", help="comma-separated: glb, tables, triplane")
     parser.add_argument("--texture-size", type=int, default=0, help="baked texture size (power of two, 256..4096)")
     parser.add_argument("--no-static", action="store_true", help="leave out the static parts (hair, ears, neck)")
-    parser.add_argument("--generator", default="", help="generator: projective (default) or avatarartist (needs its weights folder)")
+    parser.add_argument("--generator", default="",
+                        help="generator: projective (default) or avatarartist (needs its weights folder)")
     parser.set_defaults(func=run)
 
 
