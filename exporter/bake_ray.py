@@ -34,6 +34,7 @@ from exporter.bake import (
     DEFAULT_FORMATS,
     DEFAULT_MAX_ATTEMPTS,
     RECORD,
+    THREAD_ENV,
     BakeReport,
     BakeResult,
     BakeSpec,
@@ -47,7 +48,7 @@ from exporter.bake import (
 from exporter.options import ExportOptions
 
 RAY_TASK_RETRIES = 3
-TASK_ENV = {"OMP_NUM_THREADS": "1"}
+TASK_ENV = dict.fromkeys(THREAD_ENV, "1")
 PROBE_PREFIX = ".ray-probe-"
 # Tasks submitted ahead of the free CPUs: enough to keep every CPU busy between two completions, few
 # enough that thousands of portraits do not all sit in the object store at once.
