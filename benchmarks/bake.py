@@ -11,10 +11,8 @@ start-up included), in portraits per minute:
   a second after it starts; seconds from the kill to that portrait's result (Ray's retry: a new worker,
   its imports, the whole create again), with the node(s) that task was seen on;
 - ray_task_median_s / local_task_median_s: the median time of one portrait inside a worker, by mode.
-The machine's 1-minute load average before and after says how much else was running. On a machine
-shared with other sessions, Linux's autogroup scheduling gives each session a fair share of the CPUs:
-every Ray worker runs in a session of its own, the local pool's workers share the driver's, so there
-ray_vs_local overstates Ray (compare ray_task_median_s with local_task_median_s).
+The machine's 1-minute load average before and after says how much else was running; on a shared
+machine compare ray_task_median_s with local_task_median_s before reading ray_vs_local.
 """
 from __future__ import annotations
 
