@@ -40,7 +40,7 @@ from PIL import Image
 
 from benchmarks import fidelity_metrics as fm
 from benchmarks.observe import MESH_POINTS, from_prepared, observe
-from benchmarks.reenact import ClipError, run_clip
+from benchmarks.reenact import run_clips
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 FRONTAL_SIZE = 512
@@ -222,16 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     step, max_targets = QUICK if args.quick else FULL
     clips = sorted(args.videos.glob("*.mp4")) if args.videos.is_dir() else []
-    ours, base, clip_summaries = [], [], {}
-    for clip in clips:
-        try:
-            summary, a, b = run_clip(clip, generator, generator.head, step, max_targets, args.dump)
-        except (ClipError, ValueError) as e:
-            clip_summaries[clip.stem] = {"error": str(e)}
-            continue
-        clip_summaries[clip.stem] = summary
-        ours += a
-        base += b
+    ours, base, clip_summaries = run_clips(clips, generator, step, max_targets, args.dump)
     if clips:
         avatar_bins, base_bins = fm.summarise_bins(ours, REENACT_KEYS), fm.summarise_bins(base, REENACT_KEYS)
         out["reenactment"] = {"avatar": avatar_bins, "baseline": base_bins,

@@ -270,3 +270,23 @@ def run_clip(path: Path, generator, head, step: int, max_targets: int, dump: Pat
                "targets_scored": len(ours), "left_out": left_out,
                "render_face_found": round(float(np.mean([r["render_face_found"] for r in ours])), 3) if ours else None}
     return summary, ours, base
+
+
+def run_clips(clips: list[Path], generator, step: int, max_targets: int, dump: Path | None = None
+              ) -> tuple[list[dict], list[dict], dict]:
+    """`run_clip` over several clips: every clip's avatar and baseline records pooled, and per clip its
+    summary (or the error that left it out)."""
+    ours: list[dict] = []
+    base: list[dict] = []
+    per_clip: dict = {}
+    for clip in clips:
+        try:
+            summary, a, b = run_clip(clip, generator, generator.head, step, max_targets, dump)
+        except (ClipError, ValueError) as e:
+            per_clip[clip.stem] = {"error": str(e)}
+            continue
+        per_clip[clip.stem] = summary
+        ours += a
+        base += b
+    return ours, base, per_clip
+

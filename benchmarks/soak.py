@@ -21,9 +21,7 @@ import argparse
 import io
 import json
 import os
-import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,22 +33,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import grpc
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.stream import start_server
+
 SAMPLE_EVERY_S = 5.0
 WARM_UP_FRACTION = 0.2
 WINDOW = 2  # requests in flight per stream
-
-
-def start_server(store: Path, max_streams: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "grpc_server.cli", "serve", "--port", "0", "--store", str(store),
-                             "--log-level", "WARNING", "--max-streams", str(max_streams)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    for line in proc.stdout:
-        m = re.search(rb"avatarforge listening on (\S+)", line)
-        if m:
-            threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
-            return proc, m.group(1).decode()
-    raise RuntimeError("the server exited before listening")
 
 
 def process_sample(pid: int) -> tuple[float, int]:
@@ -221,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-store-") as store:
         avatar = synthetic_avatar(0)
         save_avatar(avatar, store)
-        proc, address = start_server(Path(store), max_streams=args.streams + 4)
+        proc, address = start_server(Path(store), "--max-streams", str(args.streams + 4))
         try:
             soak = Soak(address, avatar.avatar_id, args.seconds, args.size)
             workers = [threading.Thread(target=soak.stream, args=(i,), daemon=True) for i in range(args.streams)]

@@ -43,9 +43,11 @@ def frame_params(count: int, offset: int = 0) -> list[dict]:
     return out
 
 
-def start_server(store: Path) -> tuple[subprocess.Popen, str]:
+def start_server(store: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`avatarforge serve` on a free port with extra command-line `options`: the process and its address."""
     proc = subprocess.Popen([sys.executable, "-m", "grpc_server.cli", "serve", "--port", "0", "--store", str(store),
-                             "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                             "--log-level", "WARNING", *options], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
     for line in proc.stdout:
         m = re.search(rb"avatarforge listening on (\S+)", line)
         if m:

@@ -200,19 +200,9 @@ def round_trip(clips: list[Path]) -> dict:
     from avatar.generators import get_generator
     from benchmarks import fidelity_metrics as fm
     from benchmarks.fidelity import QUICK
-    from benchmarks.reenact import ClipError, run_clip
+    from benchmarks.reenact import run_clips
 
-    generator = get_generator("projective")
-    ours, base, per_clip = [], [], {}
-    for clip in clips:
-        try:
-            summary, a, b = run_clip(clip, generator, generator.head, *QUICK)
-        except (ClipError, ValueError) as e:
-            per_clip[clip.stem] = {"error": str(e)}
-            continue
-        per_clip[clip.stem] = summary
-        ours += a
-        base += b
+    ours, base, per_clip = run_clips(clips, get_generator("projective"), *QUICK)
     return {"avatar": fm.summarise_bins(ours, ROUND_TRIP_KEYS), "baseline": fm.summarise_bins(base, ROUND_TRIP_KEYS),
             "clips": per_clip}
 

@@ -15,7 +15,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import grpc
@@ -157,6 +158,28 @@ class _Session(ABC):
     def _serve(self) -> Iterator:
         """The stream's answers, after the first request."""
 
+    @abstractmethod
+    def _read(self, mailbox: Mailbox) -> None:
+        """The reader thread: every request after the first into `mailbox`, then close it."""
+
+    def _queued(self, mailbox: Mailbox, reader_name: str) -> Generator[tuple[_Pending, int], None, None]:
+        """Starts the reader thread and yields (request, dropped before it) as the handler takes them,
+        until the requests end or the caller goes away. While the server stops, what is already queued
+        is answered and the client is then told to reconnect elsewhere."""
+        threading.Thread(target=self._read, args=(mailbox,), daemon=True, name=reader_name).start()
+        try:
+            while not self._cancelled():
+                if self._app.stopping.is_set():
+                    mailbox.close(ShuttingDown())
+                got = mailbox.get(_POLL_S)
+                if got is _END:
+                    return
+                if got is not None:
+                    yield got
+        finally:
+            self._stop.set()
+            mailbox.close()
+
     def _reader_failed(self, mailbox, error: Exception) -> None:
         """A failure reading requests ends the stream with its status, unless the caller already left."""
         if self._context.is_active() and not self._stop.is_set():
@@ -178,33 +201,15 @@ class StreamSession(_Session):
         start = first.start
         spec = frame_spec(start.options, app.limits)
         stream = app.open_stream(start.avatar_id, render_options(start.options, spec))
-        latest_wins = start.mode == pb.LATEST_WINS
-        mailbox = Mailbox(latest_wins)
-        reader = threading.Thread(target=self._read, args=(mailbox,), daemon=True,
-                                  name=f"stream-reader-{start.avatar_id[:8]}")
-        reader.start()
-        try:
-            while True:
-                if self._cancelled():
-                    return
-                if app.stopping.is_set():
-                    # Answer what is already queued, then tell the client to reconnect elsewhere.
-                    mailbox.close(ShuttingDown())
-                got = mailbox.get(_POLL_S)
-                if got is None:
-                    continue
-                if got is _END:
-                    return
-                item, dropped = got
+        mailbox = Mailbox(start.mode == pb.LATEST_WINS)
+        with closing(self._queued(mailbox, f"stream-reader-{start.avatar_id[:8]}")) as queued:
+            for item, dropped in queued:
                 assert isinstance(item.inputs, FrameInputs)
                 try:
                     rendered = stream.render(item.inputs, item.driving, self._cancelled)
                 except Cancelled:
                     return
                 yield frames.message(rendered, spec, app.limits.max_message_bytes, item.received, item.seq, dropped)
-        finally:
-            self._stop.set()
-            mailbox.close()
 
     def _read(self, mailbox: Mailbox) -> None:
         try:
@@ -248,21 +253,10 @@ class TrackSession(_Session):
             raise InvalidRequest(f"frame_rate {rate:g} is outside 0..{MAX_TRACK_RATE:g} frames per second")
         tracker = FaceTracker(frame_rate=rate, smooth=not start.without_smoothing)
         mailbox = Mailbox(start.mode == pb.LATEST_WINS)
-        reader = threading.Thread(target=self._read, args=(mailbox,), daemon=True, name="track-reader")
-        reader.start()
-        yield pb.TrackFaceResponse(header=pb.TrackHeader(channel_names=list(ARKIT_NAMES), eye_names=list(EYE_NAMES)))
-        try:
-            while True:
-                if self._cancelled():
-                    return
-                if self._app.stopping.is_set():
-                    mailbox.close(ShuttingDown())
-                got = mailbox.get(_POLL_S)
-                if got is None:
-                    continue
-                if got is _END:
-                    return
-                item, dropped = got
+        with closing(self._queued(mailbox, "track-reader")) as queued:
+            yield pb.TrackFaceResponse(header=pb.TrackHeader(channel_names=list(ARKIT_NAMES),
+                                                             eye_names=list(EYE_NAMES)))
+            for item, dropped in queued:
                 begin = time.perf_counter()
                 frame = item.inputs
                 assert isinstance(frame, pb.TrackFrame)
@@ -271,9 +265,6 @@ class TrackSession(_Session):
                 result = tracker.track(rgb, t)
                 yield pb.TrackFaceResponse(face=tracked_face(item.seq, result, dropped,
                                                              (time.perf_counter() - begin) * 1e3))
-        finally:
-            self._stop.set()
-            mailbox.close()
 
     def _read(self, mailbox: Mailbox) -> None:
         limits = self._app.limits
