@@ -201,3 +201,31 @@ def test_side_views_are_faces_where_the_model_says(astronaut_avatar, renderer, y
     ocular = np.linalg.norm(front[0] - front[1])
     error = np.linalg.norm(found - uv, axis=1) / ocular
     assert np.median(error) < 0.05
+
+
+def test_fill_reads_hair_past_a_skin_coloured_matte_edge():
+    """The unseen back of a head continues the hair at the silhouette's sides. A matte's edge blends hair
+    with a pale background into a thin skin-coloured rim, and a highlight in the hair can read as skin:
+    neither may stop the fill from reading the hair (it would paint the back of the head with the neck)."""
+    from avatar.generators.whole_head import EdgeFill, PortraitView
+
+    s = 256
+    rows, cols = np.mgrid[:s, :s]
+    hair, skin = np.array([90, 50, 30]), np.array([225, 190, 165])
+    head = ((cols - 128) / 80.0) ** 2 + ((rows - 120) / 100.0) ** 2 <= 1
+    face = ((cols - 128) / 45.0) ** 2 + ((rows - 135) / 60.0) ** 2 <= 1
+    neck = (abs(cols - 128) < 30) & (rows > 190)
+    silhouette = head | neck
+    rim = silhouette & ~ndimage.binary_erosion(silhouette, iterations=2)
+    highlight = (abs(cols - 70) < 3) & (abs(rows - 100) < 3)
+    image = np.full((s, s, 3), 200, np.uint8)
+    image[head] = hair
+    image[face | neck | rim | highlight] = skin
+    chin_row = 195.0
+    avoid = (face | rim | highlight) & (rows <= chin_row)
+    view = PortraitView(image=image, matte=silhouette.astype(np.float32), camera=camera.camera_vector(),
+                        face_mask=face, chin_row=chin_row)
+    fill = EdgeFill(view, silhouette, avoid, centre_z=0.0)
+    back_of_head = np.array([[x, -0.05, -0.15] for x in (-0.1, 0.0, 0.1)])
+    colour = fill(back_of_head) * 255
+    assert np.all(np.linalg.norm(colour - hair, axis=1) < 0.25 * np.linalg.norm(skin - hair))

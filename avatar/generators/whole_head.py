@@ -86,9 +86,14 @@ class EdgeFill:
         self.image = cv2.GaussianBlur(view.image.astype(np.float32) / 255.0, (0, 0), sigmaX=1.0,
                                       sigmaY=FILL_ROW_BLUR * view.image.shape[0])
         s = self.image.shape[0]
-        free = silhouette & ~_dilate(avoid, s // 100)
-        left = _strips(silhouette, free, EDGE_BAND * s)
-        right = _strips(silhouette[:, ::-1], free[:, ::-1], EDGE_BAND * s)
+        # The matte's edge blends hair with the background, and highlights in hair can read as skin:
+        # neither is a face to avoid. Only skin in patches wider than the edge's blend counts, and
+        # strips start inside the blend.
+        edge = max(1, s // 100)
+        inner = _erode(silhouette, edge)
+        free = inner & ~_dilate(_open(avoid, edge), edge)
+        left = _strips(inner, free, EDGE_BAND * s)
+        right = _strips(inner[:, ::-1], free[:, ::-1], EDGE_BAND * s)
         if left is None:
             if right is None:
                 raise ValueError("the head silhouette shows nothing but the face")
@@ -231,9 +236,22 @@ def _top_row(mask: np.ndarray) -> float:
     return float(rows[0]) if len(rows) else 0.0
 
 
+def _morph(mask: np.ndarray, radius: int, op: int) -> np.ndarray:
+    """A morphological operation (cv2.MORPH_*) of a bool mask by a disc."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.morphologyEx(mask.astype(np.uint8), op, disc) > 0
+
+
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.astype(np.uint8), k) > 0
+    return _morph(mask, radius, cv2.MORPH_DILATE)
+
+
+def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    return _morph(mask, radius, cv2.MORPH_ERODE)
+
+
+def _open(mask: np.ndarray, radius: int) -> np.ndarray:
+    return _morph(mask, radius, cv2.MORPH_OPEN)
 
 
 def _closer_to(lab: np.ndarray, where: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
