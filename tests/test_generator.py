@@ -229,3 +229,30 @@ def test_fill_reads_hair_past_a_skin_coloured_matte_edge():
     back_of_head = np.array([[x, -0.05, -0.15] for x in (-0.1, 0.0, 0.1)])
     colour = fill(back_of_head) * 255
     assert np.all(np.linalg.norm(colour - hair, axis=1) < 0.25 * np.linalg.norm(skin - hair))
+
+
+def test_silhouette_keeps_an_earring_inside_the_hair():
+    """Below the jaw only hair-coloured pixels hanging from the head count as head; an earring inside the
+    hanging hair is not hair-coloured but is enclosed by it, and must not leave a notch through the hair."""
+    from avatar.generators.whole_head import PortraitView, head_silhouette
+
+    s = 256
+    rows, cols = np.mgrid[:s, :s]
+    hair, skin, cloth, yellow = (40, 30, 35), (225, 190, 165), (40, 60, 160), (230, 200, 40)
+    head = ((cols - 128) / 70.0) ** 2 + ((rows - 110) / 90.0) ** 2 <= 1
+    face = ((cols - 128) / 40.0) ** 2 + ((rows - 120) / 55.0) ** 2 <= 1
+    neck = (abs(cols - 128) < 25) & (rows > 150) & (rows < 215)
+    hanging = (abs(cols - 128) < 70) & (rows > 110) & (rows < 220) & ~neck & ~face
+    body = rows >= 215
+    earring = (abs(cols - 175) < 6) & (abs(rows - 185) < 8)
+    person = head | neck | hanging | body
+    image = np.full((s, s, 3), 230, np.uint8)
+    image[person] = hair
+    image[face | neck] = skin
+    image[body] = cloth
+    image[earring] = yellow
+    view = PortraitView(image=image, matte=person.astype(np.float32), camera=camera.camera_vector(),
+                        face_mask=face, chin_row=175.0)
+    silhouette = head_silhouette(view, mesh_mask=face | neck)
+    assert silhouette[earring].all()
+    assert not silhouette[body & (abs(cols - 128) > 100)].any()  # the shoulders stay out

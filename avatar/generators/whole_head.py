@@ -218,8 +218,11 @@ def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
     spread = np.ones(2 * HAIR_SPREAD + 1, bool)
     for row in range(start, s):
         hanging[row] = hair_like[row] & ndimage.binary_dilation(hanging[row - 1], spread)
-    with_hair: np.ndarray = (person & (rows < start)) | (person & mesh_mask) | hanging
-    return with_hair
+    with_hair = (person & (rows < start)) | (person & mesh_mask) | hanging
+    # What the colour test drops inside the head's outline (an earring, a hair clip against the hair) is
+    # still the person: left out, it would be a notch through the hair.
+    enclosed: np.ndarray = with_hair | (ndimage.binary_fill_holes(with_hair) & person)
+    return enclosed
 
 
 def _hair_seed(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
