@@ -1,7 +1,8 @@
 """Self-reenactment on a talking-head clip: an avatar made from one frame, driven to the others, scored.
 
 Protocol (issue 9): frames are sampled every `step`; each is prepared (aligned crop, matte, landmarks) and
-fitted. The source is the most frontal frame with the mouth closed; the avatar is created from it. The
+fitted. The source is the most frontal frame with the mouth closed and the eyes open (a neutral face: an
+avatar cannot be given the eyes a closed-eyed source never showed); the avatar is created from it. The
 whole clip is then tracked with the avatar's identity held (avatar.track, the code path of `avatarforge
 track`, TrackFace and `export --anim CLIP`). Every other sampled frame is a target: the avatar is
 rendered with the pose, expression and gaze the tracker gives for it, aligned to it by a similarity
@@ -29,6 +30,8 @@ RENDER_BACKGROUND = (0.5, 0.5, 0.5)  # renders are shown to the face mesh over g
 # A source frame's mouth counts as closed below this jawOpen (fit) and this lip gap / inter-ocular (landmarks).
 CLOSED_JAW = 0.15
 CLOSED_LIP_GAP = 0.05
+# A source frame's eyes count as open below this eyeBlink (fit) on both eyes.
+OPEN_EYE_BLINK = 0.15
 SOURCE_TRIES = 3  # source frames tried, best first, before a clip counts as failed
 
 
@@ -45,6 +48,7 @@ class Drive:
     eye: np.ndarray                 # (4,) FaceVerse eye rotation
     yaw_deg: float                  # the head's yaw before a frontal camera
     jaw_open: float                 # the fitted jawOpen weight
+    blink: float                    # the larger fitted eyeBlink weight of the two eyes
 
 
 @dataclass
@@ -94,10 +98,11 @@ def fit_frame(head, prepared, identity: np.ndarray | None = None) -> Drive:
     from avatar.expressions import index_of
     from avatar.fit.landmark_fit import fit_landmarks
 
-    fit = fit_landmarks(head, prepared.landmarks, prepared.image.shape[0], identity=identity)
+    fit = fit_landmarks(head, prepared.landmarks_with_lids(), prepared.image.shape[0], identity=identity)
     return Drive(camera=fit.camera, expression=np.asarray(fit.expression, np.float32),
                  eye=np.asarray(fit.eye, np.float32), yaw_deg=math.degrees(float(fit.head_pose[0])),
-                 jaw_open=float(fit.expression[index_of("jawOpen")]))
+                 jaw_open=float(fit.expression[index_of("jawOpen")]),
+                 blink=float(max(fit.expression[index_of("eyeBlinkLeft")], fit.expression[index_of("eyeBlinkRight")])))
 
 
 def prepare_frames(head, raw: list[tuple[int, np.ndarray]]) -> tuple[list[Frame], dict]:
@@ -122,11 +127,13 @@ def prepare_frames(head, raw: list[tuple[int, np.ndarray]]) -> tuple[list[Frame]
 
 
 def source_candidates(frames: list[Frame]) -> list[Frame]:
-    """Frames in order of preference as the source: mouth closed first, then the most frontal."""
-    def closed(f: Frame) -> bool:
-        return f.drive.jaw_open < CLOSED_JAW and f.observation.mouth_open() < CLOSED_LIP_GAP
+    """Frames in order of preference as the source: mouth closed and eyes open first, then the most
+    frontal."""
+    def neutral(f: Frame) -> bool:
+        return (f.drive.jaw_open < CLOSED_JAW and f.observation.mouth_open() < CLOSED_LIP_GAP
+                and f.drive.blink < OPEN_EYE_BLINK)
 
-    return sorted(frames, key=lambda f: (not closed(f), abs(f.drive.yaw_deg)))
+    return sorted(frames, key=lambda f: (not neutral(f), abs(f.drive.yaw_deg)))
 
 
 def _scaled_crop(prepared) -> tuple[np.ndarray, np.ndarray, float]:

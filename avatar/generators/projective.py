@@ -73,9 +73,10 @@ class ProjectiveGenerator:
                                          face_box=face_box, landmarks=landmarks)
         report("fit", 0.25, "fitting the head model to the face")
         size = prepared.image.shape[0]
-        fit = fit_landmarks(self.head, prepared.landmarks, size)
+        lidded = prepared.landmarks_with_lids()
+        fit = fit_landmarks(self.head, lidded, size)
         # The identity basis is small: a smooth correction makes the mesh land on the person's landmarks.
-        offsets = shape_offsets(self.head, fit, prepared.landmarks, size)
+        offsets = shape_offsets(self.head, fit, lidded, size)
         head = self.head.personalised(offsets)
         posed = head.posed(fit.expression, fit.identity, fit.eye)
         view = PortraitView(image=prepared.image, matte=prepared.matte, camera=fit.camera,

@@ -35,6 +35,11 @@ SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454))
 # Eye-contour points around each eye (the mesh's own ring), whose mean depth anchors the iris depth.
 EYE_RING = {False: [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246],
             True: [362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398]}
+# The first 16 of the iris model's 71 eye-contour points are these mesh points (EYE_CORNERS order: subject's
+# right eye, then left): the outer corner, the lower lid, the inner corner, then the upper lid from the
+# outer side.
+LID_RING = ((33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173),
+            (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398))
 # Model outputs address pixel areas (0..size, pixel centre at i + 0.5); OpenCV's sampling puts pixel
 # centres on integers.
 HALF_PIXEL = 0.5
@@ -64,6 +69,21 @@ def face_mesh(rgb: np.ndarray, roi: Roi, passes: int = 2) -> FaceMesh:
         points, presence = _mesh(rgb, roi)
     points, contours = _with_eyes(rgb, points)
     return FaceMesh(points=points, presence=presence, roi=roi, eye_contours=contours)
+
+
+def refined_lids(points: np.ndarray, contours: np.ndarray) -> np.ndarray:
+    """A copy of 478 face-mesh points (x, y, z) with the lid rings' x and y taken from the (2, 71, 3) eye
+    contours; the mesh's own depth is kept (the iris model's depth is relative to its own crop).
+
+    The 468-point mesh model (the one without attention, which LiteRT runs) barely closes its lids: on a
+    closed eye its lid gap shrinks by a fifth to a half, so a fit would call a closed or downcast eye open
+    and bake it into the neutral face. The iris model's contour follows the lids (MediaPipe's own refined
+    landmarks take the lids from it), so fits read it. It is not the mesh's own output: on a face turned
+    45 degrees its far eye's contour is less sure than the mesh's lids."""
+    out = np.array(points, dtype=np.float64, copy=True)
+    for ring, contour in zip(LID_RING, np.asarray(contours)):
+        out[list(ring), :2] = contour[:len(ring), :2]
+    return out
 
 
 def with_irises(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:

@@ -36,6 +36,8 @@ class LocatedFace:
     landmarks: np.ndarray   # (478, 3) float64 image pixels x, y, relative depth z (same scale)
     source: str             # where the face position came from: "detector" | "face_box" | "landmarks"
     landmarks_source: str   # "face_mesh" (computed here) | "landmarks" (the caller's own)
+    eye_contours: np.ndarray | None = None  # (2, 71, 3) the iris model's eye contours (image pixels) with
+                                            # the computed mesh; None with the caller's landmarks
 
 
 def locate_face(rgb: np.ndarray, face_box: ArrayLike | None = None, landmarks: ArrayLike | None = None
@@ -55,12 +57,13 @@ def locate_face(rgb: np.ndarray, face_box: ArrayLike | None = None, landmarks: A
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         mesh = face_mesh(rgb, roi_around_box(np.r_[lo, hi - lo], angle))
         check_turn(mesh)
-        return LocatedFace(mesh.points, "landmarks", "face_mesh")
+        return LocatedFace(mesh.points, "landmarks", "face_mesh", mesh.eye_contours)
     if face_box is not None:
         mesh = face_mesh(rgb, roi_around_box(validate_face_box(face_box, width, height)))
         check_turn(mesh)
-        return LocatedFace(mesh.points, "face_box", "face_mesh")
-    return LocatedFace(_detected_mesh(rgb).points, "detector", "face_mesh")
+        return LocatedFace(mesh.points, "face_box", "face_mesh", mesh.eye_contours)
+    mesh = _detected_mesh(rgb)
+    return LocatedFace(mesh.points, "detector", "face_mesh", mesh.eye_contours)
 
 
 def _detected_mesh(rgb: np.ndarray) -> FaceMesh:

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike
 from .align import CROP_SIZE, alignment_affine, apply_affine, box_through_affine, warp
 from .decode import decode_image_with_alpha
 from .errors import PortraitError, PortraitLimits
+from .face_mesh import refined_lids
 from .geometry import FEATURE_NAMES
 from .landmarks import geometry_from_landmarks, validate_face_box
 from .locate import locate_face
@@ -37,6 +38,15 @@ class PreparedPortrait:
     source: str = "detector"    # where the face position came from: "detector" | "face_box" | "landmarks"
     landmarks_source: str = "face_mesh"  # "face_mesh" (MediaPipe models) | "landmarks" (caller-supplied)
     matte_source: str = "segmentation"   # "segmentation" | "alpha" (the file's own transparency)
+    eye_contours: np.ndarray | None = None  # (2, 71, 3) crop pixels: the iris model's eye contours
+                                            # (avatar.portrait.face_mesh), None with caller landmarks
+
+    def landmarks_with_lids(self) -> np.ndarray:
+        """(478, 3) `landmarks` with the lids taken from the eye contours (face_mesh.refined_lids): what a
+        fit reads, so a closed or downcast eye is not fitted as an open one."""
+        if self.eye_contours is None:
+            return self.landmarks
+        return refined_lids(self.landmarks, self.eye_contours)
 
     def to_original(self, points: ArrayLike) -> np.ndarray:
         """Crop pixels -> original pixels, (N, 2)."""
@@ -66,8 +76,12 @@ def prepare(data: bytes, limits: PortraitLimits = PortraitLimits(), face_box: Ar
 
     affine = alignment_affine(geom, CROP_SIZE)
     crop = warp(rgb, affine, CROP_SIZE)
-    points = np.c_[apply_affine(affine, face.landmarks[:, :2]),
-                   face.landmarks[:, 2] * np.sqrt(abs(np.linalg.det(affine[:, :2])))]
+    depth_scale = np.sqrt(abs(np.linalg.det(affine[:, :2])))
+    points = np.c_[apply_affine(affine, face.landmarks[:, :2]), face.landmarks[:, 2] * depth_scale]
+    contours = None
+    if face.eye_contours is not None:
+        flat = face.eye_contours.reshape(-1, 3)
+        contours = np.c_[apply_affine(affine, flat[:, :2]), flat[:, 2] * depth_scale].reshape(face.eye_contours.shape)
     features = {name: apply_affine(affine, point)[0] for name, point in geom.points().items()}
     features["face_box"] = box_through_affine(affine, geom.face_box)
     features["detected"] = {name: bool(geom.detected.get(name, False)) for name in FEATURE_NAMES}
@@ -81,7 +95,8 @@ def prepare(data: bytes, limits: PortraitLimits = PortraitLimits(), face_box: Ar
 
     return PreparedPortrait(image=crop, matte=matte, features=features, landmarks=points, affine=affine,
                             original_size=(width, height), source_sha256=digest, source=face.source,
-                            landmarks_source=face.landmarks_source, matte_source=matte_source)
+                            landmarks_source=face.landmarks_source, matte_source=matte_source,
+                            eye_contours=contours)
 
 
 __all__ = ["PortraitError", "PortraitLimits", "PreparedPortrait", "prepare"]
