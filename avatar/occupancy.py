@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from avatar import march
 from avatar.camera import BOX_HALF
 
 DENSITY_THRESHOLD = 0.05
@@ -73,7 +74,11 @@ class OccupancyGrid:
         """The static grid plus the (dilated) cells that contain any of these points, flattened.
 
         Only the block of cells the points span is dilated, so a face's worth of moving vertices
-        costs a fraction of the whole grid."""
+        costs a fraction of the whole grid; the march kernel, when built, marks the same cells."""
+        kernel = march.load()
+        if kernel is not None and points.device.type == "cpu" and points.dtype == torch.float32:
+            grid = kernel.occupancy_with_points(self.static.contiguous(), points.contiguous(), self.box_half)
+            return grid.reshape(-1)
         out = self.static.clone()
         if len(points) == 0:
             return out.reshape(-1)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avatar import raster
+from avatar import march, raster
 from avatar.decoder import TriplaneDecoder
 from avatar.head_model import HeadModel
 
@@ -56,6 +56,7 @@ class FrontPlaneComposer:
         self.uv = torch.from_numpy(head.uv.astype(np.float32)).to(self.device)
         self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
+        self._posed: tuple[bytes, np.ndarray] | None = None  # the last expression's posed vertices
         # Triangles no expression or gaze can move are rasterized once; each frame rasterizes only the
         # others, and only those facing the front view: every part is a closed surface, so a triangle
         # facing away is always hidden behind one facing the viewer.
@@ -65,6 +66,7 @@ class FrontPlaneComposer:
         face_moves = moving[head.faces].any(axis=1)
         self.moving_faces = torch.from_numpy(np.flatnonzero(face_moves))
         self._moving = self.moving_faces.to(self.device)
+        self._moving_corners = self.faces[self._moving].long().t().reshape(-1)  # corner k of every face, then k+1
         fixed = torch.from_numpy(np.flatnonzero(~face_moves)).to(self.device)
         height, width = self.static.shape[-2:]
         verts = torch.from_numpy(head.identity_vertices(self.identity)).to(self.device)
@@ -77,7 +79,12 @@ class FrontPlaneComposer:
         self._compose(self.still_front, verts, rast, rast[..., 3].reshape(-1) > 0)
 
     def vertices(self, expression: np.ndarray | None, eye: np.ndarray | None) -> np.ndarray:
-        return self.head.posed(expression, self.identity, eye)
+        """(N, 3) posed head vertices; the last expression's are kept (the renderer asks twice per
+        frame), so do not write to them."""
+        key = _key(expression, eye)
+        if self._posed is None or self._posed[0] != key:
+            self._posed = key, self.head.posed(expression, self.identity, eye)
+        return self._posed[1]
 
     def planes(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None) -> torch.Tensor:
         """(3, C', H, W) static planes with the xy plane composed for this expression (a new tensor)."""
@@ -86,8 +93,7 @@ class FrontPlaneComposer:
     def front(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None) -> torch.Tensor:
         """(C', H, W) front plane composed for this expression, channels-last in memory (cached; do not
         write to it)."""
-        key = b"".join(np.asarray(a, dtype=np.float32).tobytes() if a is not None else b"-"
-                       for a in (expression, eye))
+        key = _key(expression, eye)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -107,16 +113,19 @@ class FrontPlaneComposer:
         """Front-view raster (H, W, 4) of the posed moving part, ids into the full face list, and
         (H, W) where it is nearer than the still part."""
         h, w = self.fixed_raster.shape[:2]
-        tri = self.faces[self._moving].long()
-        a, b, c = verts[tri[:, 0], :2], verts[tri[:, 1], :2], verts[tri[:, 2], :2]
-        facing = ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]) > 0
+        x, y = verts[:, 0].index_select(0, self._moving_corners), verts[:, 1].index_select(0, self._moving_corners)
+        a_x, b_x, c_x = x.view(3, -1)
+        a_y, b_y, c_y = y.view(3, -1)
+        facing = ((b_x - a_x) * (c_y - a_y) - (b_y - a_y) * (c_x - a_x)) > 0
         sub = self._moving[facing]
         rast = raster.rasterize(raster.orthographic_clip(verts, "xy"), self.faces[sub], h, w, backend=self.backend)
-        ids = rast[..., 3].long()
-        fixed = self.fixed_raster
-        nearer = (ids > 0) & ((fixed[..., 3] == 0) | (rast[..., 2] < fixed[..., 2]))
-        rast[..., 3] = torch.where(ids > 0, sub[(ids - 1).clamp(min=0)] + 1, 0).float()
-        return rast, nearer
+        flat = rast.view(-1, 4)
+        covered = torch.nonzero(flat[:, 3]).squeeze(1)
+        fixed = self.fixed_raster.view(-1, 4)[covered]
+        nearer = torch.zeros(h * w, dtype=torch.bool, device=rast.device)
+        nearer[covered] = (fixed[:, 3] == 0) | (flat[covered, 2] < fixed[:, 2])
+        flat[covered, 3] = (sub[flat[covered, 3].long() - 1] + 1).float()
+        return rast, nearer.view(h, w)
 
     def front_raster(self, verts: torch.Tensor) -> torch.Tensor:
         """Orthographic front-view raster of the posed mesh, ids into the full face list."""
@@ -126,8 +135,21 @@ class FrontPlaneComposer:
     def _compose(self, front: torch.Tensor, verts: torch.Tensor, rast: torch.Tensor, where: torch.Tensor) -> None:
         """Write into `front` (C', H, W), channels-last, the texels `where` (H*W,) of the raster `rast`
         of the mesh at `verts`, over the static front plane."""
+        if not len(self.dynamic):
+            return
+        kernel = march.load() if self.device.type == "cpu" and verts.dtype == torch.float32 else None
+        if kernel is not None:  # the same operations compiled, around the same grid_sample
+            texels, grid, depth = kernel.front_texels(rast, where, self.uv, self.faces_uv, verts[:, 2].contiguous(),
+                                                      self.faces)
+            if len(texels):
+                texture = F.grid_sample(self.texture, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="border",
+                                        align_corners=False)[0, :, 0].contiguous()
+                kernel.blend_front(front.permute(1, 2, 0).view(-1, front.shape[0]), texels, texture, depth,
+                                   self.static[0].reshape(self.static.shape[1], -1), self.dynamic, self.mask.view(-1),
+                                   self.depth_weight.view(-1), -1 if self.depth_channel is None else self.depth_channel)
+            return
         texels = torch.nonzero(where).squeeze(1)
-        if not len(texels) or not len(self.dynamic):
+        if not len(texels):
             return
         flat = rast.reshape(-1, 4)[texels].view(1, -1, 4)
         uv = raster.interpolate(self.uv, flat, self.faces_uv)[0]
@@ -144,3 +166,8 @@ class FrontPlaneComposer:
             mask = mask * (~static_nearer).float().view(1, -1)
         texel_rows = front.permute(1, 2, 0).view(-1, front.shape[0])  # (H*W, C') over the same memory
         texel_rows[texels.unsqueeze(1), self.dynamic.unsqueeze(0)] = (sel * (1 - mask) + dynamic * mask).t()
+
+
+def _key(expression: np.ndarray | None, eye: np.ndarray | None) -> bytes:
+    """What identifies a pose: the expression and gaze as float32 bytes."""
+    return b"".join(np.asarray(a, dtype=np.float32).tobytes() if a is not None else b"-" for a in (expression, eye))

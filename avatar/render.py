@@ -223,7 +223,8 @@ class Renderer:
 
     # --- fields -------------------------------------------------------------------------------
     def head_vertices(self, expression: ExpressionInput = None, eye: np.ndarray | None = None) -> np.ndarray:
-        return self.composer.vertices(to_expression(expression), eye)
+        posed: np.ndarray = self.composer.vertices(to_expression(expression), eye).copy()  # the composer keeps its own
+        return posed
 
     @torch.no_grad()
     def _field(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,7 +380,8 @@ class Renderer:
     def _moving_points(self, expression: np.ndarray, eye: np.ndarray | None) -> torch.Tensor:
         """Points of the posed moving part of the mesh (vertices and face centres), for the occupancy."""
         verts = torch.from_numpy(self.composer.vertices(expression, eye)).to(self.device)
-        return torch.cat([verts[self._moving_vertices], verts[self._moving_faces].mean(dim=1)])
+        corners = verts.index_select(0, self._moving_faces.view(-1)).view(-1, 3, 3)
+        return torch.cat([verts.index_select(0, self._moving_vertices), corners.mean(dim=1)])
 
     def _march_kernel(self, kernel: MarchKernel, front: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor,
                       t0: torch.Tensor, t1: torch.Tensor, expression: np.ndarray, eye: np.ndarray | None,
@@ -414,7 +416,11 @@ class Renderer:
             self._front_cl = None
         if self._front_cl is None or self._front_cl[0] is not front:
             colour = front.permute(1, 2, 0)
-            self._front_cl = (front, colour[..., positions].contiguous(), colour.contiguous())
+            first, count = int(positions[0]), len(positions)
+            # A run of channels (the usual case) copies as a slice, several times faster than a gather.
+            run = torch.equal(positions, torch.arange(first, first + count, device=positions.device))
+            density = colour.narrow(2, first, count).contiguous() if run else colour[..., positions].contiguous()
+            self._front_cl = (front, density, colour.contiguous())
         _, density_static, colour_static = self._static_cl
         _, density_front, colour_front = self._front_cl
         return [density_front, *density_static], [colour_front, *colour_static]

@@ -14,7 +14,9 @@ case: no cache hits), medians over the frames:
                           samples leave thin parts to chance, so it is the less exact of the two
   psnr_512_vs_native      512² frames (128² neural, edge-aware upsampler) against a native 512²-neural
                           render of the same frame (min); psnr_512_bilinear_vs_native with plain
-                          bilinear upsampling; fps_512_over_256 = fps_512 / fps_256
+                          bilinear upsampling; fps_512_over_256 = fps_512 / fps_256, and the same
+                          ratio in CPU time (cpu_512_over_256 = cpu_ms_256 / cpu_ms_512), which a
+                          loaded machine disturbs less; 256² and 512² frames are timed alternately
   first_frame_s           an avatar not loaded yet: load from disk + renderer + occupancy grid + the
                           first 256² frame (median of 3 avatars, in a warm process); first_frame_parts_s
                           splits it
@@ -71,6 +73,23 @@ def _timed(renderer: Renderer, n: int, size: int, **kwargs) -> tuple[float, floa
     return 1.0 / statistics.median(wall), 1000 * statistics.median(cpu), out
 
 
+def _timed_sizes(renderer: Renderer, n: int, sizes: tuple[int, ...]) -> list[tuple[float, float]]:
+    """(median fps, median CPU ms) per size over n frames, each frame rendered at every size in turn, so
+    a change in the machine's load falls on all sizes alike."""
+    wall: dict[int, list[float]] = {size: [] for size in sizes}
+    cpu: dict[int, list[float]] = {size: [] for size in sizes}
+    for cam, expr in _frames(n):
+        for k, size in enumerate(sizes):
+            # Later sizes nudge one weight: the composer's cache must not serve them the first one's plane.
+            e = expr.copy()
+            e[0] += 1e-3 * k
+            w, c = time.perf_counter(), time.process_time()
+            renderer.render(cam, e, size=size)
+            wall[size].append(time.perf_counter() - w)
+            cpu[size].append(time.process_time() - c)
+    return [(1.0 / statistics.median(wall[size]), 1000 * statistics.median(cpu[size])) for size in sizes]
+
+
 def _psnr(a, b) -> float:
     mse = float(((a.over() - b.over()) ** 2).mean())
     return 10 * math.log10(1 / max(mse, 1e-12))
@@ -100,8 +119,7 @@ def main() -> None:
     torch_march = Renderer(avatar, march="torch")
     for r in (renderer, torch_march):
         r.render(camera.camera_vector(), size=64)  # builds the per-avatar occupancy grid once
-    fps_256, cpu_256, _ = _timed(renderer, FRAMES, 256)
-    fps_512, _, _ = _timed(renderer, FRAMES, 512)
+    (fps_256, cpu_256), (fps_512, cpu_512) = _timed_sizes(renderer, FRAMES, (256, 512))
     torch_fps_256, torch_cpu_256, _ = _timed(torch_march, FRAMES, 256)
     reference_fps_256, reference_cpu_256, reference = _timed(renderer, REFERENCE_FRAMES, 256, reference=True)
     _, _, fast = _timed(renderer, REFERENCE_FRAMES, 256)
@@ -141,6 +159,8 @@ def main() -> None:
         "psnr_vs_dense": round(min(_psnr(a, b) for a, b in zip(fast, dense)), 2),
         "reference_psnr_vs_dense": round(min(_psnr(a, b) for a, b in zip(reference, dense)), 2),
         "fps_512_over_256": round(fps_512 / fps_256, 3),
+        "cpu_ms_512": round(cpu_512, 1),
+        "cpu_512_over_256": round(cpu_256 / cpu_512, 3),
         "psnr_512_vs_native": round(min(_psnr(a, b) for a, b in zip(edge, native)), 2),
         "psnr_512_bilinear_vs_native": round(min(_psnr(a, b) for a, b in zip(bilinear, native)), 2),
         "first_frame_s": round(first_frame, 3),

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from avatar import camera, march
+from avatar.expressions import to_expression
 from avatar.render import Renderer
 
 SIZE = 64
@@ -140,3 +141,36 @@ def test_kernel_occupancy_equals_torch(synthetic_pair):
         mismatch = int((a.static != b.static).sum())
         assert mismatch <= a.static.numel() * 1e-6, f"{mismatch} cells differ"  # threshold ties only
         assert bool(a.static.any())
+
+
+@kernel_built
+def test_kernel_occupancy_with_points_equals_torch(synthetic_pair, monkeypatch):
+    """The kernel marks a frame's moving points into the grids exactly as OccupancyGrid.with_points
+    does in torch (the cells holding a point and their neighbours, clamped at the grid's faces)."""
+    kernel, _ = synthetic_pair
+    points = torch.cat([kernel._moving_points(np.full(52, 0.5, np.float32), None),
+                        torch.tensor([[-0.5, -0.5, -0.5], [0.49, 0.5, -0.2], [0.0, 0.0, 0.0]])])
+    compiled = [grid.with_points(points) for grid in kernel.occupancy]
+    monkeypatch.setattr(march, "_state", {"module": None, "reason": "switched off for the comparison"})
+    for grid, got in zip(kernel.occupancy, compiled):
+        assert torch.equal(got, grid.with_points(points))
+        assert int(got.sum()) > int(grid.static.sum())
+
+
+@kernel_built
+def test_kernel_composes_the_front_plane_as_torch_does(synthetic, monkeypatch):
+    """The composer's compiled steps around its grid_sample give the torch composer's planes to the bit."""
+    from avatar.planes import FrontPlaneComposer
+
+    def fronts(composer):
+        return [composer.front(to_expression(e), eye) for e, eye in
+                ((None, None), ({"jawOpen": 0.9, "mouthSmileLeft": 0.7}, np.array([0.3, -0.2, 0.1, 0.2])))]
+
+    kernel = Renderer(synthetic, march="kernel")
+    compiled = fronts(kernel.composer)
+    monkeypatch.setattr(march, "_state", {"module": None, "reason": "switched off for the comparison"})
+    reference = fronts(FrontPlaneComposer(kernel.head, synthetic.identity, synthetic.planes, kernel._decoder,
+                                          channels=kernel.field.channels))
+    for a, b in zip(compiled, reference):
+        assert torch.equal(a, b)
+    assert not torch.equal(compiled[0], compiled[1])

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from avatar import march
 from avatar.camera import camera_vector, generate_rays, project
 from avatar.raster import (
     RasterError,
@@ -319,12 +320,50 @@ def test_chunking_and_row_bands_do_not_change_the_result(monkeypatch):
     rng = np.random.default_rng(11)
     ndc = rng.uniform(-1.5, 1.5, size=(90, 2))
     pos = clip2d(ndc, rng.uniform(-0.9, 0.9, size=90))
-    faces = faces_of(np.arange(90).reshape(-1, 3))
-    whole = rasterize(pos, faces, 37, 50)
+    faces = faces_of(np.arange(90).reshape(-1, 3)).long()
+    whole = cpu.rasterize_torch(pos, faces, 37, 50)
     # Smaller than any triangle's candidate grid: every chunk is one triangle, split into row bands.
     monkeypatch.setattr(cpu, "MAX_CANDIDATES_PER_CHUNK", 3)
-    assert torch.equal(rasterize(pos, faces, 37, 50), whole)
+    assert torch.equal(cpu.rasterize_torch(pos, faces, 37, 50), whole)
     assert (whole[..., 3] > 0).sum() > 1000
+
+
+def _triangle_soups():
+    """Clip-space soups that reach every branch of the rasterizer: corners on pixel centres and edges
+    (ties), w <= 0 (culled), degenerate triangles, boxes cut by every border, perspective w."""
+    rng = np.random.default_rng(7)
+    for trial in range(12):
+        n = 240
+        xy = rng.uniform(-1.6, 1.6, size=(n, 2))
+        if trial % 3 == 0:
+            xy = np.round(xy * 8) / 8  # on pixel centres and edges of a 16-pixel grid
+        w = rng.uniform(0.3, 2.0, size=(n, 1)) if trial % 2 else np.ones((n, 1))
+        pos = np.concatenate([xy * w, rng.uniform(-1.1, 1.1, size=(n, 1)) * w, w], axis=1)
+        if trial % 4 == 1:
+            pos[::9, 3] = -0.5
+        faces = rng.integers(0, n, size=(160, 3))
+        faces[::13, 2] = faces[::13, 1]  # degenerate
+        yield torch.tensor(pos, dtype=torch.float32), torch.tensor(faces), int(rng.integers(1, 70)), \
+            int(rng.integers(1, 70))
+
+
+@pytest.mark.skipif(march.load() is None, reason=f"march kernel unavailable: {march.unavailable_reason()}")
+def test_the_compiled_cpu_rasterizer_is_the_torch_one_to_the_bit(synthetic):
+    """The "cpu" backend runs the compiled rasterizer when it is built; it must give exactly the torch
+    implementation's raster (which the other tests here also hold to brute-force references)."""
+    import avatar.raster.cpu as cpu
+    from avatar.head_registry import head_for_avatar
+
+    cases = list(_triangle_soups())
+    head = head_for_avatar(synthetic)
+    verts = torch.from_numpy(head.posed(np.full(52, 0.4, np.float32), synthetic.identity))
+    faces = torch.from_numpy(head.faces.astype(np.int64))
+    cases += [(orthographic_clip(verts, "xy"), faces, 256, 256), (orthographic_clip(verts, "zy"), faces, 64, 80),
+              (perspective_clip(verts, camera_vector(yaw_deg=30)), faces, 97, 131)]
+    for pos, tri, h, w in cases:
+        compiled = rasterize(pos, tri, h, w)
+        assert torch.equal(compiled, cpu.rasterize_torch(pos, tri, h, w))
+    assert (compiled[..., 3] > 0).sum() > 3000
 
 
 def test_backend_listing_and_bad_input_errors():

@@ -1,4 +1,6 @@
-"""The fused ray-march kernel: a C++ torch extension, built once at `make venv` (`make march`).
+"""The fused ray-march kernel: a C++ torch extension, built once at `make venv` (`make march`). It also
+compiles the renderer's other per-frame CPU steps (rasterizer, occupancy marking, front-plane blend),
+each giving exactly its torch version's result.
 
 `load()` returns the compiled module, or None with `unavailable_reason()` saying why (not built, built
 for another source/torch/Python, failed to import, or switched off with AVATARFORGE_MARCH=torch); the
@@ -23,7 +25,10 @@ import torch
 SOURCE = Path(__file__).with_name("march.cpp")
 BUILD_DIR = Path(__file__).with_name("_build")
 MODULE_NAME = "avatarforge_march"
-DISABLE_ENV = "AVATARFORGE_MARCH"  # "torch" forces the pure-torch march
+DISABLE_ENV = "AVATARFORGE_MARCH"  # "torch" forces the pure-torch march and the other steps' torch versions
+# No floating-point contraction: a product and a sum that torch rounds separately must not be fused,
+# or the kernel's arithmetic (and the rasterizer's, which is exact to the bit) departs from torch's.
+CFLAGS = ("-O3", "-ffp-contract=off")
 
 
 class MarchKernel(Protocol):
@@ -32,6 +37,17 @@ class MarchKernel(Protocol):
     def density(self, points: torch.Tensor, planes: list[torch.Tensor], axes: torch.Tensor, w1: torch.Tensor,
                 b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, box_half: float, density_shift: float,
                 threads: int) -> torch.Tensor: ...
+
+    def occupancy_with_points(self, grid: torch.Tensor, points: torch.Tensor, box_half: float) -> torch.Tensor: ...
+
+    def front_texels(self, rast: torch.Tensor, where: torch.Tensor, uv: torch.Tensor, faces_uv: torch.Tensor,
+                     z: torch.Tensor, faces: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def blend_front(self, front: torch.Tensor, texels: torch.Tensor, texture: torch.Tensor, depth: torch.Tensor,
+                    static0: torch.Tensor, dynamic: torch.Tensor, mask: torch.Tensor, depth_weight: torch.Tensor,
+                    depth_channel: int) -> None: ...
+
+    def rasterize(self, pos: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> torch.Tensor: ...
 
     def march(self, origins: torch.Tensor, dirs: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, height: int,
               width: int, density_planes: list[torch.Tensor], colour_planes: list[torch.Tensor], axes: torch.Tensor,
@@ -51,9 +67,9 @@ _state: _Outcome = {}
 
 
 def build_stamp() -> str:
-    """What a build depends on: the source, torch's version and the Python ABI."""
+    """What a build depends on: the source, the compiler flags, torch's version and the Python ABI."""
     h = hashlib.sha256(SOURCE.read_bytes())
-    h.update(f"{torch.__version__}|{sys.implementation.cache_tag}".encode())
+    h.update(f"{torch.__version__}|{sys.implementation.cache_tag}|{' '.join(CFLAGS)}".encode())
     return h.hexdigest()
 
 
@@ -72,7 +88,7 @@ def build(verbose: bool = False) -> Path:
     stamp = BUILD_DIR / "stamp.txt"
     stamp.unlink(missing_ok=True)
     cpp_extension.load(name=MODULE_NAME, sources=[str(SOURCE)], build_directory=str(BUILD_DIR),
-                       extra_cflags=["-O3"], verbose=verbose)
+                       extra_cflags=list(CFLAGS), verbose=verbose)
     stamp.write_text(build_stamp())
     return _library()
 

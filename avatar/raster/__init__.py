@@ -9,7 +9,8 @@ id on exactly equal depth; fragments with z/w outside [-1, 1] are dropped (near/
 triangles with a corner at w <= 0 are culled whole (no clipping against the camera plane); no backface
 culling.
 
-Backends: "cpu" (vectorized torch, the reference the tests run) and "nvdiffrast" (CUDA).
+Backends: "cpu" (compiled with the march kernel when it is built, else vectorized torch: the same raster
+either way; avatar.raster.cpu) and "nvdiffrast" (CUDA).
 """
 from __future__ import annotations
 
