@@ -24,7 +24,7 @@ from avatar.expressions import ARKIT_NAMES, index_of
 from avatar.head_model.base import PART_ID, HeadModel
 from exporter.animation import Animation
 from exporter.avatar_surface import AvatarSurface
-from exporter.head_mesh import GltfMesh, head_gltf_mesh, resolve_head_model, vertex_normals
+from exporter.head_mesh import GltfMesh, head_gltf_mesh, motion_bound, resolve_head_model, vertex_normals
 from exporter.options import ExportOptions
 from exporter.static_mesh import StaticMesh, extract_static_mesh, half_opaque_level
 from exporter.texture_bake import BakeLayer, ColourFn, bake_layers, bake_texture, png_bytes
@@ -217,7 +217,7 @@ def build_glb(avatar: Avatar, options: ExportOptions = ExportOptions(), head: He
         grid = density_grid(options.density_resolution)
         static = extract_static_mesh(grid, half_opaque_level(options.density_resolution), world_positions,
                                      head.faces, options.static_triangle_budget,
-                                     atlas_resolution=options.static_texture_size)
+                                     atlas_resolution=options.static_texture_size, head_motion=motion_bound(head))
         if static is not None:
             report("glb", 0.7, "baking the static texture")
             # A marching-cubes surface only approximates the opaque wall: colour it as seen from outside.

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import sparse
 
 from avatar.asset import Avatar
-from avatar.head_model.base import HeadModel
+from avatar.head_model.base import PART_ID, HeadModel
 from exporter.options import ExportError
 
 
@@ -98,6 +98,14 @@ def normal_deltas(neutral: np.ndarray, faces: np.ndarray, basis: np.ndarray) -> 
         new_sums = sums[rows] + incidence[rows][:, touched] @ change
         deltas[k, rows] = _normalise(new_sums) - base[rows]
     return base, deltas
+
+
+def motion_bound(head: HeadModel) -> np.ndarray:
+    """(N,) world units: the farthest any ARKit-52 expression (weights in [0, 1]) can move each vertex
+    (the sum of its targets' displacement lengths); infinite for every part but skin (eyeballs turn
+    with the gaze, the mouth's inside opens with the jaw)."""
+    bound = np.linalg.norm(head.expression_basis, axis=2).sum(axis=0)
+    return np.where(head.vertex_part == PART_ID["skin"], bound, np.inf)
 
 
 def head_gltf_mesh(head: HeadModel, identity: np.ndarray | None, with_normals: bool = True,

@@ -196,6 +196,44 @@ def test_static_parts_mesh():
     assert uv.min() >= 0 and uv.max() <= 1
 
 
+def _hair_thinning_to_the_crown(resolution: int) -> np.ndarray:
+    """The small head's ball with hair over its upper half: 0.05 thick at the sides, nothing on the crown."""
+    c = (np.arange(resolution) + 0.5) / resolution - 0.5
+    x, y, z = np.meshgrid(c, c, c, indexing="ij")
+    head = x ** 2 + y ** 2 + z ** 2 < 0.3 ** 2
+    hair = (x ** 2 + (y + 0.05) ** 2 + z ** 2 < 0.35 ** 2) & (y > 0)
+    return np.where(head | hair, 300.0, 0.0)
+
+
+def test_hair_thinning_to_the_crown_covers_it_without_a_rim():
+    """Hair that thins out to the still scalp stays one surface over the crown: no cut rim there, which
+    from above shows as a ring-shaped crater round the crown."""
+    import dataclasses
+
+    import trimesh
+
+    head = small_head_model()
+    # As on a real head, expressions move the face and leave the crown still: here the lower half moves.
+    basis = head.expression_basis.copy()
+    basis[:, head.vertices[:, 1] > 0] = 0.0
+    head = dataclasses.replace(head, expression_basis=basis, expression_regions=np.linalg.norm(basis, axis=2) > 0)
+    avatar = small_avatar(head)
+    data = build_glb(avatar, OPTIONS, head=head, colour=position_colour, density_grid=_hair_thinning_to_the_crown)
+    gltf, blob = load_glb(data)
+    static = next(m for m in gltf.meshes if m.name == "static").primitives[0]
+    mpu = gltf.extras["metres_per_unit"]
+    merged = trimesh.Trimesh(read_accessor(gltf, blob, static.attributes.POSITION) / mpu,
+                             read_accessor(gltf, blob, static.indices).reshape(-1, 3), process=True)
+    edges, counts = np.unique(merged.edges_sorted, axis=0, return_counts=True)
+    rim = merged.vertices[np.unique(edges[counts == 1])]
+    skin = head.posed(None, avatar.identity)[head.vertex_part == 0]
+    apex = skin[np.argmax(skin[:, 1])]
+    assert np.linalg.norm(rim - apex, axis=1).min() > 0.2, "the static mesh ends in a rim round the crown"
+    crown = merged.vertices[(np.linalg.norm(merged.vertices[:, [0, 2]] - apex[[0, 2]], axis=1) < 0.03)
+                            & (merged.vertices[:, 1] > 0)]
+    assert len(crown) and crown[:, 1].min() > apex[1], "the crown is not covered by the static surface"
+
+
 def test_head_model_mismatch_is_a_clear_error():
     head = small_head_model()
     avatar = small_avatar(head)
