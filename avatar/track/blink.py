@@ -1,10 +1,10 @@
 """Eye closure read from the eye apertures (avatar.track.eyelids), calibrated against the same eye open.
 
-The fit reads blinks from the lids it sees (the iris model's contours, avatar.track.eyelids), but not an
-eye squeezed shut under a frown or a wink, where the contour's gap stays near the open one (measured on
-talking-head clips: the fit's eyeBlink 0.2-0.35 there). So the tracker also reads each eye's aperture
-against the clip's open aperture (a high quantile of the recent apertures), a per-clip calibration, and
-maps the drop to a blink weight; the eyeBlink channel is the larger of that and the fit's own weight.
+The fit reads the lids it sees (the iris model's contours, avatar.track.eyelids) in its own model's units:
+its eyeBlink reaches 0.5 on an eye still 60 % open and stays at 0.2-0.35 on an eye squeezed shut (a
+wink, a frown), whose contour keeps the lashes' width. So the eyeBlink channels are read instead from each
+eye's aperture against the clip's open aperture (a high quantile of the recent apertures), a per-clip
+calibration: 0.5 when the eye is half shut, the criterion benchmarks.track's reference counts blinks by.
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from avatar.expressions import index_of
 
 BLINK_CHANNELS = (index_of("eyeBlinkRight"), index_of("eyeBlinkLeft"))   # the apertures' order
 # Apertures as fractions of the open aperture, from the iris model's contour (measured on talking-head
-# clips and on renders of an avatar blinking): a closed eye reads 0.05-0.35 (thick lashes and the
-# contour's own width keep it above 0), a smile's squint 0.6-0.75. The blink weight rises from 0 at
-# SQUINT_APERTURE to 1 at CLOSED_APERTURE, so squints stay the fit's eyeSquint and below half a blink.
+# clips and on renders of an avatar blinking): a closed eye reads 0.05-0.35 (0.4-0.5 squeezed shut: thick
+# lashes and the contour's own width keep it above 0), eyes looking down 0.55-0.6, a smile's squint
+# 0.6-0.75. The blink weight rises linearly from 0 at SQUINT_APERTURE to 1 at CLOSED_APERTURE, through 0.5
+# at half the open aperture.
 SQUINT_APERTURE = 0.75
-CLOSED_APERTURE = 0.35
+CLOSED_APERTURE = 0.25
 # The open aperture: this quantile of the last HISTORY frames' apertures (eyes are open most of the time).
 OPEN_QUANTILE = 0.9
 HISTORY = 150

@@ -3,7 +3,8 @@
 Still signals are smoothed hard (cutoff `min_cutoff` Hz), fast ones barely (cutoff grows by `beta` Hz per
 unit/s of the smoothed speed), so a blink or a head turn is not delayed while the jitter of a still face
 is removed. The speed itself is smoothed with cutoff `d_cutoff` Hz. Vectorised: one filter per channel,
-each channel with its own parameters.
+each channel with its own parameters; channels marked `shared` open on one speed, the mean of theirs (the
+points of a rigid body: one point's noise does not open its filter, the body's motion opens them all).
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
 class OneEuroFilter:
     """Filters (C,) vectors arriving at increasing times (seconds)."""
 
-    def __init__(self, min_cutoff: ArrayLike, beta: ArrayLike, d_cutoff: ArrayLike) -> None:
+    def __init__(self, min_cutoff: ArrayLike, beta: ArrayLike, d_cutoff: ArrayLike,
+                 shared: ArrayLike | None = None) -> None:
+        """Parameters: scalars or (C,) per channel; `shared`: (C,) bool, the channels with one speed."""
+        self.shared = None if shared is None else np.asarray(shared, bool)
         self.min_cutoff = np.asarray(min_cutoff, np.float64)
         self.beta = np.asarray(beta, np.float64)
         self.d_cutoff = np.asarray(d_cutoff, np.float64)
@@ -41,7 +45,10 @@ class OneEuroFilter:
             dt = t - self._t
             dx = (x - self._x) / dt
             self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
-            cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+            speed = np.abs(self._dx)
+            if self.shared is not None and self.shared.any():
+                speed[self.shared] = speed[self.shared].mean()
+            cutoff = self.min_cutoff + self.beta * speed
             self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
             self._t = float(t)
         out: np.ndarray = self._x.copy()

@@ -17,11 +17,12 @@ from avatar.portrait.face_mesh import (
     ROI_SCALE,
     FaceMesh,
     face_mesh,
+    refined_lids,
     roi_around_box,
 )
 from avatar.portrait.locate import MIN_PRESENCE
 from avatar.portrait.roi import line_angle, roi_from_points
-from avatar.track.eyelids import apertures, refined_lids
+from avatar.track.eyelids import apertures
 
 # Detector candidates tried, largest first, when the face is (re)acquired.
 MAX_CANDIDATES = 3

@@ -3,10 +3,10 @@
 Per frame (`FaceTracker`): the mesh follows the face (avatar.track.follow); a One-Euro filter smooths
 it (avatar.track.filters, parameters below); `avatar.fit.fit_landmarks` solves ARKit-52 weights, head
 pose, gaze and the camera on it with the identity held fixed, warm-started from the previous frame.
-The lids the fit sees are the iris model's eye contours (avatar.track.eyelids), so the fit reads
-blinks; the eyeBlink channels also read the contours' apertures against the clip's open eye
-(avatar.track.blink), for eyes squeezed shut or winking, which the fit under-reads. A frame without a
-face, or whose fit fails, is marked `found=False` and holds the last values.
+The lids the fit sees are the iris model's eye contours (avatar.track.eyelids); the eyeBlink channels are
+read from the contours' apertures against the clip's open eye (avatar.track.blink), 0.5 when an eye is
+half shut, per eye (winks), through a One-Euro filter of their own. A frame without a face, or whose fit
+fails, is marked `found=False` and holds the last values.
 
 Identity and neutral are one per clip (`estimate_face`): the identity is the median of free fits, the
 neutral (`avatar.fit.neutral_offsets`) what fits with that identity leave over, so the person's own
@@ -38,9 +38,9 @@ from avatar.expressions import NUM_EXPRESSIONS
 from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks, neutral_offsets
 from avatar.fit.correspondence import REGIONS
 from avatar.head_model import HeadModel, embedded_head_model
+from avatar.portrait.face_mesh import CONTOUR_POINTS, LID_RING
 from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS
 from avatar.track.blink import BlinkReader
-from avatar.track.eyelids import LID_RING
 from avatar.track.filters import OneEuroFilter
 from avatar.track.follow import MeshFollower, MeshObservation
 from avatar.track.video import Clip, ClipError, ClipLimits
@@ -57,15 +57,26 @@ WORST_RELATIVE_ERROR = 0.15
 # smoothed before the fit, in inter-ocular distances: smoothing the fit's outputs instead separates
 # head rotation from camera position, which the fit trades against each other frame by frame, and
 # moves the face more than it steadies it (measured). The points that carry expression (lid margins,
-# lips) move fast and far while the head is still: a blink closes in 2-3 frames, so they keep a high
-# floor and the filter never holds them back; the rest follow the head and are smoothed hard. Measured
-# for the rest (benchmarks.track on two talking-head clips; jitter reduction, accuracy in % IOD): min_cutoff
-# 0.5, beta 0.5: 2.5-3.0x, 3.7-5.4; 1.0, 1.0: 2.1-2.2x, 3.0-3.6; 1.0, 1.5: 2.0x, 2.8-3.2; 1.0, 2.0:
-# 1.9-2.0x, 2.7-3.0; 1.5, 2.0: 1.8-1.9x, 2.5-2.7 (raw fit: 1.4-1.7). Jitter and lag trade one for the
-# other; this keeps the accuracy goal and sits just under the 2x jitter goal.
-LANDMARK_FILTER = (1.0, 2.0, 1.0)
+# lips) move fast and far while the head is still, so they keep a high floor and the filter never holds
+# them back; the rest follow the head and are smoothed hard. Those open their filters on one speed, the
+# mean over their channels (filters.OneEuroFilter's `shared`): a point's own noise then does not open its
+# filter while the head is still, and the whole face follows at once when the head moves. Measured
+# (benchmarks.track on the two reference clips; jitter reduction, accuracy in % IOD; raw fit 1.4-1.5):
+# per-point speed 1.0, 2.0, 1.0: 1.88-1.96x, 2.64-2.92; shared 1.0, 4.0, 1.0: 1.87-1.91x, 2.54-2.73;
+# shared 0.5, 3.0, 4.0: 1.95-2.12x, 2.55-3.19; shared 0.5, 4.0, 1.0: 1.99-2.01x, 2.75-2.90; shared 0.5,
+# 2.0, 1.0: 2.21-2.42x, 3.2-3.8. Jitter and lag trade one for the other; this keeps the accuracy goal
+# at the jitter goal.
+LANDMARK_FILTER = (0.5, 4.0, 1.0)
 FEATURE_FILTER = (6.0, 10.0, 8.0)
+# The blink weights: smoothed as hard as the head while an eye stays shut or open (the aperture of a shut
+# eye wavers about half open on some faces, and a blink must not break in two), but followed at once when
+# the lid moves (a step 0 -> 1 is at 0.94 on its first frame, 0 -> 0.4 at 0.87). Measured on the
+# reference clips (benchmarks.track): onset lag 0-0.7 frames against the unsmoothed reading; beta 2.0 held
+# a smaller step back (0.77) and 10.0 let a shut eye's waver split its blink.
+BLINK_FILTER = (1.0, 4.0, 8.0)
 FEATURE_POINTS = np.unique(np.r_[np.ravel(LID_RING), REGIONS["mouth"]])
+# The landmark filter's (478 * 3,) channels (x, y, z per point) of the points that move with the head.
+HEAD_CHANNELS = np.repeat(~np.isin(np.arange(478), FEATURE_POINTS), 3)
 _FRONTAL = cam.orbit_to_cam2world(cam.Orbit())[:3, :3]
 
 
@@ -93,6 +104,8 @@ class TrackedFrame:
     landmarks: np.ndarray | None    # (478, 3) the face mesh as found (unsmoothed), square-frame pixels;
                                     # None when not found
     fit: FaceFit | None             # the frame's fit (to the smoothed mesh when smoothing), None when not found
+    eye_contours: np.ndarray | None = None  # (2, 71, 3) the iris model's eye contours as found (FaceMesh's),
+                                            # square-frame pixels; None when not found or not observed
 
 
 class FaceTracker:
@@ -109,9 +122,9 @@ class FaceTracker:
         self._neutral = None if neutral is None else np.asarray(neutral, np.float64)
         self._samples: list[np.ndarray] = []   # landmarks of the first faces, until the neutral is fixed
         self._prior: FaceFit | None = None
-        self._landmark_filter = OneEuroFilter(*landmark_filter_parameters())
+        self._landmark_filter = OneEuroFilter(*landmark_filter_parameters(), shared=HEAD_CHANNELS)
         self._blinks = BlinkReader()
-        self._blink_filter = OneEuroFilter(*FEATURE_FILTER)
+        self._blink_filter = OneEuroFilter(*BLINK_FILTER)
         self._scale: float | None = None
         self._last: TrackedFrame | None = None
         self._count = 0
@@ -136,6 +149,10 @@ class FaceTracker:
         if points is not None and seen is not None:  # both or neither
             landmarks = points.copy()
             landmarks[:, :2] += offset
+            contours = None
+            if observation.eye_contours is not None:
+                contours = observation.eye_contours.copy()
+                contours[..., :2] += offset
             seen[:, :2] += offset
             fit = self._fit(self._smoothed_landmarks(seen, t) if self.smooth else seen, size)
         if fit is None:
@@ -151,13 +168,13 @@ class FaceTracker:
             blinks = self._blinks(observation.apertures)
             if self.smooth:
                 blinks = self._blink_filter(blinks, t)
-            expression[list(EYE_BLINKS)] = np.maximum(expression[list(EYE_BLINKS)], blinks)
+            expression[list(EYE_BLINKS)] = blinks
         self._last = TrackedFrame(
             time=t, found=True, confidence=observation.presence * _fit_quality(fit, landmarks, size),
             weights=np.clip(expression, 0.0, 1.0).astype(np.float32), head_pose=fit.head_pose.copy(),
             eye=np.asarray(fit.eye, np.float32).copy(),
             position=np.asarray(fit.camera[:16], np.float64).reshape(4, 4)[:3, 3].copy(),
-            camera=np.asarray(fit.camera, np.float32).copy(), landmarks=landmarks, fit=fit)
+            camera=np.asarray(fit.camera, np.float32).copy(), landmarks=landmarks, fit=fit, eye_contours=contours)
         return self._last
 
     def _smoothed_landmarks(self, landmarks: np.ndarray, t: float) -> np.ndarray:
@@ -240,6 +257,9 @@ class Track:
     cameras: np.ndarray             # (T, 25) float32
     landmarks: np.ndarray           # (T, 478, 3) float64 square-frame pixels, NaN where lost
     fits: list[FaceFit | None]      # (T,) the frames' own unsmoothed FaceFit, None where lost
+    eye_contours: np.ndarray        # (T, 2, 71, 3) float64 the iris model's eye contours as found (subject's
+                                    # right eye, then left; FaceMesh.eye_contours), square-frame pixels, NaN
+                                    # where lost
 
     @property
     def num_frames(self) -> int:
@@ -413,9 +433,12 @@ def _assemble(rows: list[TrackedFrame], frame_rate: float, shape: tuple[int, int
             nearest = seen[np.argmin(np.abs(seen - i))]
             cameras.append(camera_for(pose[i], position[i], fov[nearest]))
     landmarks = np.full((len(rows), 478, 3), np.nan)
+    contours = np.full((len(rows), 2, CONTOUR_POINTS, 3), np.nan)
     for i, r in enumerate(rows):
         if r.landmarks is not None:
             landmarks[i] = r.landmarks
+        if r.eye_contours is not None:
+            contours[i] = r.eye_contours
     return Track(frame_rate=float(frame_rate), frame_shape=(int(shape[0]), int(shape[1])), image_size=size,
                  identity=np.asarray(identity, np.float32), neutral=np.asarray(neutral, np.float64),
                  times=np.array([r.time for r in rows]),
@@ -423,4 +446,4 @@ def _assemble(rows: list[TrackedFrame], frame_rate: float, shape: tuple[int, int
                  weights=np.clip(filled(np.stack([r.weights for r in rows])), 0, 1).astype(np.float32),
                  head_pose=pose, eye=filled(np.stack([r.eye for r in rows])).astype(np.float32),
                  cameras=np.stack(cameras).astype(np.float32),
-                 landmarks=landmarks, fits=[r.fit for r in rows])
+                 landmarks=landmarks, fits=[r.fit for r in rows], eye_contours=contours)
