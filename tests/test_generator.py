@@ -256,3 +256,15 @@ def test_silhouette_keeps_an_earring_inside_the_hair():
     silhouette = head_silhouette(view, mesh_mask=face | neck)
     assert silhouette[earring].all()
     assert not silhouette[body & (abs(cols - 128) > 100)].any()  # the shoulders stay out
+
+
+def test_visibility_allows_a_pixel_of_slope_but_not_occlusion():
+    """A texel may land anywhere in its pixel: on a surface turning away from the camera it may lie as deep
+    as the neighbouring pixel's surface and still be seen; a surface behind an occluder stays unseen."""
+    from avatar.generators.projection import VISIBILITY_EPS, _visibility_depth
+
+    depth = np.full((8, 8), np.inf)
+    depth[2:6, 2:6] = np.linspace(1.0, 1.3, 4)[None, :]   # a flank turning away, 0.1 deeper per pixel
+    limit = _visibility_depth(depth)
+    assert limit[3, 3] >= 1.2 and limit[3, 3] + VISIBILITY_EPS < 1.2 + 0.05   # its neighbour's depth, no more
+    assert np.isinf(limit[0, 0]) and np.isinf(limit[7, 7])                   # nothing there to be seen
