@@ -17,7 +17,7 @@ from scipy import ndimage
 from avatar import raster
 from avatar.expressions import to_expression
 from avatar.head_model import HeadModel
-from avatar.surface_field import HeadWalls, mesh_wall, split_depth, texel_centres
+from avatar.surface_field import HeadWalls, mesh_wall, split_depth, texel_centres, texel_index
 
 ColourFn = Callable[[np.ndarray], np.ndarray]   # (..., 3) world points -> (..., 3) RGB in [0, 1]
 OWN_DEPTH = 0.015          # a point within this of a wall is seen by that wall's view (world units)
@@ -126,7 +126,7 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
                                                    align_corners=False)[0].permute(1, 2, 0).numpy()
         move = raster.interpolate(torch.from_numpy(moving.astype(np.float32))[:, None], rast, tri)[..., 0].numpy()
         rgb = np.where(on_mesh[..., None], mesh_rgb, colour(pts))
-        idx = _texel_index(pts, resolution)
+        idx = texel_index(pts, resolution)
         on_extra = np.isfinite(walls[name]) & extra[idx[..., 0], idx[..., 1], idx[..., 2]]
         # What is neither the neutral mesh nor `extra` is room kept for the moving mesh (an open jaw):
         # no surface at rest, so no view colours it.
@@ -134,7 +134,11 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
                         np.where(on_mesh, mesh_coord, walls[name]))
 
     front_static = volume_walls(extra)["front"]
-    front_rgb = colour(wall_points("front", front_static))
+    front = wall_colour("front")
+    # The front colour at rest: the hair's where static hair is the first surface, elsewhere the
+    # texture's (under the mesh the texture is rasterized each frame; the back gate reads this one).
+    static_front = np.isfinite(front_static) & (np.nan_to_num(front_static, nan=-1.0) >= front.coord - 0.5 / resolution)
+    front_rgb = np.where(static_front[..., None], colour(wall_points("front", front_static)), front.rgb)
     back = wall_colour("back")
     split = split_depth(walls["front"], walls["back"])
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
@@ -142,7 +146,7 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         view = wall_colour(side)
         pts, moving_face, real, side_wall[side] = view.points, view.moving_face, view.real, view.coord
         n = normals(pts)
-        front_half = pts[..., 2] > split[_texel_index(pts[..., 0], resolution)]
+        front_half = pts[..., 2] > split[texel_index(pts[..., 0], resolution)]
         default_wall = np.where(front_half, _sample_xy(walls["front"], pts), _sample_xy(walls["back"], pts))
         on_default = np.abs(np.nan_to_num(default_wall, nan=9.0) - pts[..., 2]) < OWN_DEPTH
         default_score = np.where(front_half, n[..., 2], -n[..., 2])
@@ -153,23 +157,18 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         # of its way, or its voxel terraces would cut the cheek into scales.
         clearance[side] = np.where(front_face, FACE_CLEARANCE / resolution, 0.0)
         owns &= ~(on_default & (default_score + FRONT_PREFERENCE >= axis_sign * n[..., 0]))
-        owned[(side, "front")] = owns & front_half
-        owned[(side, "back")] = owns & ~front_half
+        owned[side] = owns
         side_rgb[side] = view.rgb
     # The back and side walls stand one voxel out: where they meet the front wall's outline at a graze,
     # a voxel's rounding must not carve a slit the front view would see through.
     voxel = 1.0 / resolution
     return HeadWalls(front_static=front_static, back=back.coord - voxel, px=side_wall["px"] + voxel + clearance["px"],
                      nx=side_wall["nx"] - voxel - clearance["nx"],
-                     front_static_rgb=front_rgb, back_rgb=back.rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
+                     front_rgb=front_rgb, back_rgb=back.rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
                      split=split, owned=owned)
-
-
-def _texel_index(coord: np.ndarray, resolution: int) -> np.ndarray:
-    return np.clip(((coord + 0.5) * resolution).astype(np.int64), 0, resolution - 1)
 
 
 def _sample_xy(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     r = values.shape[0]
-    sampled: np.ndarray = values[_texel_index(points[..., 1], r), _texel_index(points[..., 0], r)]
+    sampled: np.ndarray = values[texel_index(points[..., 1], r), texel_index(points[..., 0], r)]
     return sampled

@@ -14,8 +14,11 @@ front wall is the posed mesh, rasterized each frame (avatar.planes).
 Colour (logits, stored + COLOUR_OFFSET) has a default and claims:
   default  front colour c_f(x, y) in front of the split depth z_split(x), back colour c_b(x, y) behind it;
   claims   a side map claims the points of its wall that it sees best (an ownership map made when the
-           avatar is built) and adds (c_side - c_default) there. A claim is split by the same front/back
+           avatar is built) and adds (c_side - c_default) there. A claim is split into front/back
            halves, so the default it corrects is known when the planes are written.
+The split is sharp (SPLIT_SLOPE) and its ramp barely overshoots either colour (the back gate below):
+a side claim crossing it corrects one default or the other, so a wide ramp is a seam down the side
+of every head.
 
   ch 0  front wall   xy: -z_f (under the mesh: the posed depth)          xz: +z
   ch 1  back wall    xy: +z_b                                            xz: -z
@@ -23,8 +26,8 @@ Colour (logits, stored + COLOUR_OFFSET) has a default and claims:
   ch 3  -x wall      zy: +x_n                                            xz: -x
   ch 4  front gate   xz: G (z - z_split(x))
   ch 5-7 front RGB   xy: c_f (under the mesh: the neural texture)        xz: G (z - z_split)
-  ch 8  back gate    xz: -G (z - z_split) - 14
-  ch 9-11 back RGB   xy: c_b                                             xz: -G (z - z_split) - 14
+  ch 8  back gate    xy: -(m_f + 8)                                      xz: -G (z - z_split) - 8
+  ch 9-11 back RGB   xy: c_b - m_f                                       xz: -G (z - z_split) - 8
   ch 12-27 four claims (+x front half, +x back half, -x front half, -x back half), 4 channels each:
         gate         zy: Gs (delta - wall(z, y) + own(z, y))             xz: +-Gs x
         RGB          the gate's value, + (c_side + K) on zy, - c_default on xy (-c_f is rasterized
@@ -32,6 +35,11 @@ Colour (logits, stored + COLOUR_OFFSET) has a default and claims:
 
 Each gated colour is relu(a + G d) - relu(K + G d): exactly a - K once G d is large, exactly 0 once
 it is very negative, and a monotone ramp between; softplus with a large gain stands in for relu.
+With h(v, c) = relu(v + c) - relu(v), h(v, c) + h(-v - c, c) = c for every v. The front colour is
+h(u + 8, c_f) (u = G (z - z_split)) and the back colour h(-u - 8 - m_f, c_b), m_f the mean of c_f's
+three logits (the gate is shared by the three): across the split their sum stays within
+|c_f - m_f| of c_f where c_b = c_f, and ramps from one to the other otherwise, overshooting
+neither by more than that.
 A claim's gate is open within `CLAIM_DEPTH` behind its wall where the ownership map says 0, and shut
 where it says NOT_OWNED; between texels of both it ramps, so neighbouring owners meet between texels.
 """
@@ -50,13 +58,16 @@ FRONT_GATE, BACK_GATE = 4, 8
 FRONT_RGB, BACK_RGB = (5, 6, 7), (9, 10, 11)
 CLAIMS = (("px", "front"), ("px", "back"), ("nx", "front"), ("nx", "back"))
 CLAIM_BASE = 12
-SPLIT_SLOPE = 2000.0       # G of the front/back split: colours are exact beyond 14/G either side of it
+SPLIT_SLOPE = 20000.0      # G of the front/back split: colours are exact beyond 14/G (a fifth of a texel
+                           # at 256) either side of it, so a surface crossing it shows no band
 CLAIM_SLOPE = 4000.0       # Gs of the side claims: a claim switches within ~0.007 world units
 CLAIM_DEPTH = 0.008        # how far behind its wall a claim reaches (world units): less than a nose is
                            # wide (measured: at 0.012 and more, side claims reach across the nose)
 CLAIM_OFFSET = 14.0        # K: larger than any logit difference (2 x LOGIT_LIMIT)
 COLOUR_OFFSET = 8.0        # stored colours are logit + 8, so they stay positive inside a gate
 LOGIT_LIMIT = 6.0
+SPLIT_SATURATED = 3 * (COLOUR_OFFSET + LOGIT_LIMIT)   # |G (z - z_split)| beyond which both split colours
+                                                      # are saturated, with room for the softplus knee
 DENSITY_INSIDE = 300.0     # density inside the hull (per box unit): opaque within ~0.01
 WALL_STIFFNESS = 30000.0   # how fast density falls outside a wall (per box unit)
 RELU_GAIN_GEOMETRY = 200.0
@@ -149,19 +160,21 @@ class HeadWalls:
     surface seen from +x / -x at (z, y) (zy grid: column z, row y); NaN where nothing is seen.
     `front_static` is the front wall of what the mesh does not carry (hair), NaN elsewhere: under the
     mesh the posed mesh is rasterized each frame and wins wherever it is nearer.
-    Colours (R, R, 3) in [0, 1] go with each wall; `owned` says where each side claim colours its wall.
+    Colours (R, R, 3) in [0, 1] go with each wall; `front_rgb` is the colour of the first surface seen
+    from +z at rest, the neural texture's under the mesh (the back gate reads it). `owned` says where
+    each side view colours its wall (surface_planes splits it into the claims' halves).
     """
 
     front_static: np.ndarray
     back: np.ndarray
     px: np.ndarray
     nx: np.ndarray
-    front_static_rgb: np.ndarray
+    front_rgb: np.ndarray
     back_rgb: np.ndarray
     px_rgb: np.ndarray
     nx_rgb: np.ndarray
     split: np.ndarray          # (R,) z_split per column x
-    owned: dict[tuple[str, str], np.ndarray]  # (side, half) -> (R, R) bool on the zy grid
+    owned: dict[str, np.ndarray]  # side ("px", "nx") -> (R, R) bool on the zy grid
 
 
 def texel_centres(resolution: int, box_half: float = 0.5) -> np.ndarray:
@@ -218,17 +231,21 @@ def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
     xz[PX_WALL] = x_ramp
     xz[NX_WALL] = -x_ramp
 
-    front_rgb = encode_colour(walls.front_static_rgb).permute(2, 0, 1)
+    front_rgb = encode_colour(walls.front_rgb).permute(2, 0, 1)
     back_rgb = encode_colour(walls.back_rgb).permute(2, 0, 1)
+    # The back gate turns the back colour on as the front one turns off (module docstring).
+    front_mean = front_rgb.mean(dim=0)
     xy[list(FRONT_RGB)] = front_rgb
-    xy[list(BACK_RGB)] = back_rgb
+    xy[list(BACK_RGB)] = back_rgb - front_mean
+    xy[BACK_GATE] = -front_mean
     split = torch.from_numpy(walls.split).view(1, r)
-    gate = SPLIT_SLOPE * (z_ramp - split)
+    # Flat beyond two texels of the split, where both split colours are saturated: the values stay
+    # small (float16 planes keep them), and the texels either side still interpolate the full slope.
+    reach = max(SPLIT_SATURATED, 2 * SPLIT_SLOPE / r)
+    gate = (SPLIT_SLOPE * (z_ramp - split)).clamp(-reach, reach)
     xz[FRONT_GATE] = gate
     xz[list(FRONT_RGB)] = gate
-    # The back colours switch on only once the front ones are fully off, so no surface in front of
-    # the split ever mixes in a back colour.
-    back_gate = -gate - (COLOUR_OFFSET + LOGIT_LIMIT)
+    back_gate = -gate - COLOUR_OFFSET
     xz[BACK_GATE] = back_gate
     xz[list(BACK_RGB)] = back_gate
 
@@ -236,7 +253,9 @@ def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
         gate_ch, rgb_chs = claim_channels(side, half)
         sign = 1.0 if side == "px" else -1.0        # wall value x - x_p for +x, x_n - x for -x
         side_wall = zy[PX_WALL if side == "px" else NX_WALL]
-        own = torch.where(torch.from_numpy(walls.owned[(side, half)]), 0.0, NOT_OWNED)
+        front_half = _front_half(walls, side)
+        in_half = walls.owned[side] & (front_half if half == "front" else ~front_half)
+        own = torch.where(torch.from_numpy(in_half), 0.0, NOT_OWNED)
         own_zy = CLAIM_SLOPE * (CLAIM_DEPTH + side_wall + own)
         own_xz = CLAIM_SLOPE * sign * x_ramp
         side_rgb = encode_colour(walls.px_rgb if side == "px" else walls.nx_rgb).permute(2, 0, 1)
@@ -249,6 +268,23 @@ def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
         if half == "front":
             uv[list(rgb_chs)] = -tex
     return planes
+
+
+def _front_half(walls: HeadWalls, side: str) -> np.ndarray:
+    """(R, R) bool on the zy grid: the texels of a side that claim in the front half if owned: those
+    whose centre is in front of the split of the column just under the wall (where the claim colours)."""
+    wall = walls.px if side == "px" else walls.nx
+    r = wall.shape[0]
+    sign = 1.0 if side == "px" else -1.0
+    col = texel_index(np.nan_to_num(wall) - sign * CLAIM_DEPTH / 2, r)
+    z = np.broadcast_to(texel_centres(r).reshape(1, r), (r, r))
+    front: np.ndarray = z > walls.split[col]
+    return front
+
+
+def texel_index(coord: np.ndarray, resolution: int) -> np.ndarray:
+    """Index of the texel (along one plane axis, R texels) that holds world coordinate `coord`."""
+    return np.clip(((coord + 0.5) * resolution).astype(np.int64), 0, resolution - 1)
 
 
 def sync_texture(planes: torch.Tensor) -> None:
