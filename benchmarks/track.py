@@ -29,8 +29,9 @@ Per clip of ../shared/reference/videos (or --videos), tracked whole by avatar.tr
   overlap within BLINK_SLACK frames; agreement = matched / the larger count, summed over both eyes
   (goal >= 90 %). A wink is an event of one eye; eyes shut for longer
   (squeezed while frowning, lowered with the head) count too. The tracker reads its blink channels from
-  the same contours (avatar.track.blink), so what this measures is what it makes of them: its open eye,
-  learnt causally from the frames so far (the reference's is the whole clip's), its fit and its smoothing.
+  the same contours (avatar.track.blink), so what this measures is what it makes of them: its fit and its
+  smoothing (a clip tracked whole reads them against the whole clip's open eye, as the reference does; a
+  live stream learns it from the frames so far).
   blink_lag_frames: the smoothed onset minus the unsmoothed onset, mean over events.
 - round_trip (skip with --no-round-trip): issue 9's self-reenactment (benchmarks.reenact, QUICK sampling of
   benchmarks.fidelity), whose avatar is driven by this tracker: the avatar made from a frontal, mouth-closed

@@ -37,7 +37,8 @@ def _blink(weights: np.ndarray) -> np.ndarray:
 
 def test_one_euro_smooths_a_still_signal_and_follows_a_step():
     from avatar.track import OneEuroFilter
-    from avatar.track.tracker import BLINK_FILTER, LANDMARK_FILTER
+    from avatar.track.blink import BLINK_FILTER
+    from avatar.track.tracker import LANDMARK_FILTER
 
     rng = np.random.default_rng(0)
     noisy = 0.3 + rng.normal(0, 0.02, 60)
@@ -75,12 +76,46 @@ def test_shared_speed_steadies_a_still_body_and_follows_its_motion():
 def test_a_wink_closes_one_eye_only_and_half_shut_reads_half():
     from avatar.track.blink import BlinkReader
 
-    reader = BlinkReader()
-    for _ in range(30):
-        reader(np.array([0.40, 0.44]))
-    np.testing.assert_allclose(reader(np.array([0.20, 0.44])), [0.5, 0.0], atol=1e-9)
-    right, left = reader(np.array([0.40, 0.08]))
+    reader = BlinkReader(smooth=False)
+    for k in range(30):
+        reader(np.array([0.40, 0.44]), k / RATE)
+    np.testing.assert_allclose(reader(np.array([0.20, 0.44]), 1.0), [0.5, 0.0], atol=1e-9)
+    right, left = reader(np.array([0.40, 0.08]), 1.1)
     assert right == 0.0 and left == 1.0
+
+
+def test_a_whole_clip_counts_an_early_partial_closure_a_live_reader_misses():
+    """The left eye opens narrowly for a few frames, then half closes (0.45 of the clip's open aperture,
+    below the reference's half), then opens wide for the rest of the clip. Against the whole clip's open
+    aperture the closure reads as a blink; against the frames seen so far (live) it does not."""
+    from avatar.track.blink import BlinkReader, clip_open_aperture
+
+    left = np.r_[np.full(8, 0.30), np.full(10, 0.198), np.full(60, 0.44)]
+    seq = np.stack([np.full(len(left), 0.40), left], axis=1)
+    seq[30] = np.nan   # a frame without a face is left out of the calibration
+    found = ~np.isnan(seq).any(axis=1)
+    closing = slice(8, 18)
+
+    def read(reader):
+        return np.stack([reader(a, k / RATE) for k, a in enumerate(seq) if found[k]])
+
+    np.testing.assert_allclose(clip_open_aperture(seq), [0.40, 0.44])
+    for smooth in (False, True):
+        whole = read(BlinkReader(clip_open_aperture(seq), smooth=smooth))
+        live = read(BlinkReader(smooth=smooth))
+        assert whole[closing, 1].min() >= 0.5 and live[closing, 1].max() < 0.5, (whole[:20, 1], live[:20, 1])
+        assert whole[20:, 1].max() < 0.05 and whole[:, 0].max() == 0.0
+
+
+def test_a_tracked_clip_reads_its_blinks_against_its_own_open_eye(track):
+    """track_clip writes the eyeBlink channels from the whole clip's open aperture, smoothed as live."""
+    from avatar.track.blink import BLINK_CHANNELS, BlinkReader, clip_open_aperture
+    from avatar.track.eyelids import apertures
+
+    seen = np.stack([apertures(c) for c in track.eye_contours])
+    reader = BlinkReader(clip_open_aperture(seen))
+    expected = np.stack([reader(a, t) for a, t in zip(seen, track.times)])
+    np.testing.assert_allclose(track.weights[:, list(BLINK_CHANNELS)], expected, atol=1e-6)
 
 
 def test_round_trip_recovers_the_head_turn_and_the_blink(track):

@@ -5,8 +5,10 @@ it (avatar.track.filters, parameters below); `avatar.fit.fit_landmarks` solves A
 pose, gaze and the camera on it with the identity held fixed, warm-started from the previous frame.
 The lids the fit sees are the iris model's eye contours (avatar.track.eyelids); the eyeBlink channels are
 read from the contours' apertures against the clip's open eye (avatar.track.blink), 0.5 when an eye is
-half shut, per eye (winks), through a One-Euro filter of their own. A frame without a face, or whose fit
-fails, is marked `found=False` and holds the last values.
+half shut, per eye (winks), through a One-Euro filter of their own. Live, the open eye is learnt from the
+frames seen so far; for a whole clip the channels are read again once it is tracked, against the whole
+clip's open eye (`track_frames`). A frame without a face, or whose fit fails, is marked `found=False` and
+holds the last values.
 
 Identity and neutral are one per clip (`estimate_face`): the identity is the median of free fits, the
 neutral (`avatar.fit.neutral_offsets`) what fits with that identity leave over, so the person's own
@@ -40,7 +42,8 @@ from avatar.fit.correspondence import REGIONS
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.portrait.face_mesh import CONTOUR_POINTS, LID_RING
 from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS
-from avatar.track.blink import BlinkReader
+from avatar.track.blink import BlinkReader, clip_open_aperture
+from avatar.track.eyelids import apertures
 from avatar.track.filters import OneEuroFilter
 from avatar.track.follow import MeshFollower, MeshObservation
 from avatar.track.video import Clip, ClipError, ClipLimits
@@ -64,16 +67,12 @@ WORST_RELATIVE_ERROR = 0.15
 # (benchmarks.track on the two reference clips; jitter reduction, accuracy in % IOD; raw fit 1.4-1.5):
 # per-point speed 1.0, 2.0, 1.0: 1.88-1.96x, 2.64-2.92; shared 1.0, 4.0, 1.0: 1.87-1.91x, 2.54-2.73;
 # shared 0.5, 3.0, 4.0: 1.95-2.12x, 2.55-3.19; shared 0.5, 4.0, 1.0: 1.99-2.01x, 2.75-2.90; shared 0.5,
-# 2.0, 1.0: 2.21-2.42x, 3.2-3.8. Jitter and lag trade one for the other; this keeps the accuracy goal
-# at the jitter goal.
+# 2.0, 1.0: 2.21-2.42x, 3.2-3.8. Again with the blinks read against the whole clip (d10 / d3): 0.5, 4.0,
+# 1.0: 1.99 / 2.01x, 2.75 / 2.90; 0.45, 4.0, 1.0: 2.00 / 2.02x, 2.78 / 2.92; 0.5, 4.0, 0.7: 2.15 / 1.97x,
+# 2.91 / 3.00; 0.5, 4.5, 1.0: 1.93 / 1.97x, 2.68 / 2.79; 0.4, 5.0, 1.0: 1.90 / 1.96x, 2.65 / 2.72. Jitter
+# and lag trade one for the other; this keeps the accuracy goal at the jitter goal.
 LANDMARK_FILTER = (0.5, 4.0, 1.0)
 FEATURE_FILTER = (6.0, 10.0, 8.0)
-# The blink weights: smoothed as hard as the head while an eye stays shut or open (the aperture of a shut
-# eye wavers about half open on some faces, and a blink must not break in two), but followed at once when
-# the lid moves (a step 0 -> 1 is at 0.94 on its first frame, 0 -> 0.4 at 0.87). Measured on the
-# reference clips (benchmarks.track): onset lag 0-0.7 frames against the unsmoothed reading; beta 2.0 held
-# a smaller step back (0.77) and 10.0 let a shut eye's waver split its blink.
-BLINK_FILTER = (1.0, 4.0, 8.0)
 FEATURE_POINTS = np.unique(np.r_[np.ravel(LID_RING), REGIONS["mouth"]])
 # The landmark filter's (478 * 3,) channels (x, y, z per point) of the points that move with the head.
 HEAD_CHANNELS = np.repeat(~np.isin(np.arange(478), FEATURE_POINTS), 3)
@@ -123,8 +122,7 @@ class FaceTracker:
         self._samples: list[np.ndarray] = []   # landmarks of the first faces, until the neutral is fixed
         self._prior: FaceFit | None = None
         self._landmark_filter = OneEuroFilter(*landmark_filter_parameters(), shared=HEAD_CHANNELS)
-        self._blinks = BlinkReader()
-        self._blink_filter = OneEuroFilter(*BLINK_FILTER)
+        self._blinks = BlinkReader(smooth=smooth)
         self._scale: float | None = None
         self._last: TrackedFrame | None = None
         self._count = 0
@@ -160,15 +158,12 @@ class FaceTracker:
             # smoothing from where this one was.
             self._prior = None
             self._landmark_filter.reset()
-            self._blink_filter.reset()
+            self._blinks.reset()
             return self._lost(t)
         self._prior = fit
         expression = fit.expression.copy()
         if observation.apertures is not None:
-            blinks = self._blinks(observation.apertures)
-            if self.smooth:
-                blinks = self._blink_filter(blinks, t)
-            expression[list(EYE_BLINKS)] = blinks
+            expression[list(EYE_BLINKS)] = self._blinks(observation.apertures, t)
         self._last = TrackedFrame(
             time=t, found=True, confidence=observation.presence * _fit_quality(fit, landmarks, size),
             weights=np.clip(expression, 0.0, 1.0).astype(np.float32), head_pose=fit.head_pose.copy(),
@@ -288,7 +283,8 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
 
     The frames are decoded and meshed on a second thread while this one fits (the mesh model runs
     outside Python's lock, so the two overlap on two cores). `identity`: hold this (K,) identity (e.g.
-    an avatar's own) instead of estimating the clip's.
+    an avatar's own) instead of estimating the clip's. The eyeBlink channels are read against the whole
+    clip's open eye once every frame is tracked (a live FaceTracker knows only the frames so far).
     """
     report = progress or (lambda done, of: None)
     head = head if head is not None else embedded_head_model()
@@ -323,7 +319,22 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
         raise ClipError(f"{name}: the clip has no frames")
     if not any(r.found for r in rows):
         raise ClipError(f"{name}: no face was found in any of its {len(rows)} frames")
+    _read_blinks_against_the_clip(rows, smooth)
     return _assemble(rows, frame_rate, shape, clip_identity, neutral)
+
+
+def _read_blinks_against_the_clip(rows: list[TrackedFrame], smooth: bool) -> None:
+    """Rewrite the rows' eyeBlink channels against the whole clip's open eye (avatar.track.blink), as the
+    tracker wrote them frame by frame against the frames before: the same reading, smoothing and restarts."""
+    seen = [apertures(r.eye_contours) for r in rows if r.found and r.eye_contours is not None]
+    if not seen:
+        return
+    reader = BlinkReader(clip_open_aperture(seen), smooth=smooth)
+    for r in rows:
+        if not r.found:
+            reader.reset()
+        elif r.eye_contours is not None:
+            r.weights[list(EYE_BLINKS)] = reader(apertures(r.eye_contours), r.time)
 
 
 def _chain(first: list[MeshObservation], rest: Iterable[MeshObservation]) -> Iterator[MeshObservation]:
