@@ -3,10 +3,21 @@
 Rendering is CPU-bound, so only a few frames render at a time (`slots`) and the rest wait here, where
 waiting is cheap and cancellable.
 
-Cores: the march kernel releases the GIL and can spread one frame over several cores. A frame gets
-the machine's cores divided among the frames rendering at that moment: a lone stream uses every core
-for its frames, several streams each get their share, so the cores are never oversubscribed (measured
-in benchmarks.stream: one stream against four).
+Cores: the march kernel releases the GIL and can spread one frame over several cores (helpers take ray
+tiles from a shared counter and never spin, so a frame offered more cores than are free loses nothing).
+How many cores a frame's march is offered is a policy (`MARCH_POLICIES`), measured one stream against
+four in benchmarks.stream (`--policies`):
+  all     every frame is offered every core;
+  share   the cores divided among the frames rendering when it starts;
+  demand  the cores divided among the frames asking (waiting for a slot or rendering), so a lone stream
+          uses every core and, once as many frames ask as there are cores, each marches on one.
+A lone stream gets every core under all three. Four streams on the shared 2-core machine (two slots,
+the three side by side in each of 18 runs) got within about 5% of each other. Where the other tenants
+left the machine mostly idle (load under 2, the case of a server's own machine), "demand" gave the most:
+a paired median 5% more than "share" (the rule before) and than "all"; under heavy outside load "all"
+gave the most, its extra runnable threads winning cores from the other processes. Four slots gave
+fewer, two torch threads per render a third fewer. So "demand" is the default; `AVATARFORGE_MARCH_POLICY`
+picks another, to measure again on another machine.
 """
 from __future__ import annotations
 
@@ -26,6 +37,9 @@ from grpc_server.app.renderers import RendererPool
 
 _POLL_S = 0.1
 MIN_NEURAL_RESOLUTION = 8
+MARCH_POLICIES = ("all", "share", "demand")
+DEFAULT_MARCH_POLICY = "demand"
+MARCH_POLICY_ENV = "AVATARFORGE_MARCH_POLICY"
 
 
 @dataclass(frozen=True)
@@ -76,47 +90,68 @@ def _array(t: torch.Tensor) -> np.ndarray:
     return np.asarray(t.detach().cpu().numpy(), dtype=np.float32)
 
 
+def march_threads(policy: str, cores: int, rendering: int, asking: int, slots: int) -> int:
+    """The cores a frame starting now may march on, under `policy` (MARCH_POLICIES), with `rendering`
+    frames holding a slot and `asking` frames waiting or rendering, this one counted in both."""
+    if policy == "all":
+        return cores
+    sharing = rendering if policy == "share" else min(asking, slots)
+    return max(1, cores // max(1, sharing))
+
+
 class FrameRenderer:
-    def __init__(self, slots: int):
-        self._slots = threading.BoundedSemaphore(max(1, slots))
+    """At most `slots` frames at once; each frame's march offered cores by `policy` (MARCH_POLICIES;
+    None = $AVATARFORGE_MARCH_POLICY, else DEFAULT_MARCH_POLICY)."""
+
+    def __init__(self, slots: int, policy: str | None = None):
+        self.policy = policy or os.environ.get(MARCH_POLICY_ENV) or DEFAULT_MARCH_POLICY
+        if self.policy not in MARCH_POLICIES:
+            raise ValueError(f"march policy {self.policy!r} ({MARCH_POLICY_ENV}) is not one of "
+                             f"{', '.join(MARCH_POLICIES)}")
+        self.slots = max(1, slots)
+        self._slots = threading.BoundedSemaphore(self.slots)
         self._cores = os.cpu_count() or 1
-        self._rendering = 0
+        self._asking = 0     # frames waiting for a slot or rendering
+        self._rendering = 0  # frames holding a slot
         self._lock = threading.Lock()
 
-    def _begin(self) -> int:
-        """Count this frame in and return the cores it may use."""
+    def _march_threads(self) -> int:
         with self._lock:
-            self._rendering += 1
-            return max(1, self._cores // self._rendering)
+            return march_threads(self.policy, self._cores, self._rendering, self._asking, self.slots)
 
-    def _end(self) -> None:
+    def _count(self, asking: int, rendering: int) -> None:
         with self._lock:
-            self._rendering -= 1
+            self._asking += asking
+            self._rendering += rendering
 
     def render(self, pool: RendererPool[Renderer], inputs: FrameInputs, options: RenderOptions,
                cancelled: Callable[[], bool]) -> RenderedFrame:
         """Raises Cancelled when `cancelled()` turns true while the frame waits for a slot."""
         waited_from = time.perf_counter()
-        while not self._slots.acquire(timeout=_POLL_S):
-            if cancelled():
-                raise Cancelled("the call ended while waiting for a render slot")
+        self._count(1, 0)
         try:
-            if cancelled():
-                raise Cancelled("the call ended while waiting for a render slot")
-            start = time.perf_counter()
-            torch_threads.apply()
-            cores = self._begin()
+            while not self._slots.acquire(timeout=_POLL_S):
+                if cancelled():
+                    raise Cancelled("the call ended while waiting for a render slot")
             try:
-                with pool.lease() as renderer:
-                    renderer.march_threads = cores
-                    result = renderer.render(inputs.camera, expression=inputs.expression,
-                                             size=(options.height, options.width), head_pose=inputs.head_pose,
-                                             eye=inputs.eye, neural_resolution=options.neural_resolution or None,
-                                             upsampler=options.upsampler)
+                if cancelled():
+                    raise Cancelled("the call ended while waiting for a render slot")
+                start = time.perf_counter()
+                torch_threads.apply()
+                self._count(0, 1)
+                try:
+                    with pool.lease() as renderer:
+                        renderer.march_threads = self._march_threads()
+                        result = renderer.render(inputs.camera, expression=inputs.expression,
+                                                 size=(options.height, options.width), head_pose=inputs.head_pose,
+                                                 eye=inputs.eye, neural_resolution=options.neural_resolution or None,
+                                                 upsampler=options.upsampler)
+                finally:
+                    self._count(0, -1)
             finally:
-                self._end()
+                self._slots.release()
         finally:
-            self._slots.release()
+            self._count(-1, 0)
         done = time.perf_counter()
         return RenderedFrame(_array(result.rgb), _array(result.alpha), _array(result.depth),
                              render_ms=(done - start) * 1e3, wait_ms=(start - waited_from) * 1e3)
