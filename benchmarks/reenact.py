@@ -97,12 +97,13 @@ def fit_frame(head, prepared, identity: np.ndarray | None = None) -> Drive:
     """The dense landmark fit of a prepared frame (identity held at `identity` when given)."""
     from avatar.expressions import index_of
     from avatar.fit.landmark_fit import fit_landmarks
+    from avatar.track.blink import BLINK_CHANNELS
 
     fit = fit_landmarks(head, prepared.landmarks_with_lids(), prepared.image.shape[0], identity=identity)
     return Drive(camera=fit.camera, expression=np.asarray(fit.expression, np.float32),
                  eye=np.asarray(fit.eye, np.float32), yaw_deg=math.degrees(float(fit.head_pose[0])),
                  jaw_open=float(fit.expression[index_of("jawOpen")]),
-                 blink=float(max(fit.expression[index_of("eyeBlinkLeft")], fit.expression[index_of("eyeBlinkRight")])))
+                 blink=float(np.max(fit.expression[list(BLINK_CHANNELS)])))
 
 
 def prepare_frames(head, raw: list[tuple[int, np.ndarray]]) -> tuple[list[Frame], dict]:

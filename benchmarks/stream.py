@@ -190,13 +190,13 @@ def measure(avatar, store: Path, policies: list[Policy], encodings: list[str], f
     """One server per policy, all up at once; blocks of frames go round every policy, stream count and
     encoding, each in-process then over gRPC, so all of them see the same machine load (the machine is
     shared: measuring one after the other would compare different loads)."""
-    from grpc_server.app.rendering import MARCH_POLICY_ENV
+    from grpc_server.config import env_name
 
     servers = []
     try:
         for p in policies:
             servers.append(start_server(store, "--render-slots", str(p.slots), "--torch-threads", str(p.torch),
-                                        env={MARCH_POLICY_ENV: p.march, "OMP_NUM_THREADS": str(p.torch)}))
+                                        env={env_name("march_policy"): p.march, "OMP_NUM_THREADS": str(p.torch)}))
         cells = [Cell(avatar, address, p, streams, encoding, size)
                  for p, (_, address) in zip(policies, servers) for streams in (1, 4) for encoding in encodings]
         for cell in cells:

@@ -34,8 +34,8 @@ Per clip of ../shared/reference/videos (or --videos), tracked whole by avatar.tr
   live stream learns it from the frames so far).
   blink_lag_frames: the smoothed onset minus the unsmoothed onset, mean over events.
 - round_trip (skip with --no-round-trip): issue 9's self-reenactment (benchmarks.reenact, QUICK sampling of
-  benchmarks.fidelity), whose avatar is driven by this tracker: the avatar made from a frontal, mouth-closed
-  frame of each clip, rendered with the tracked weights, pose and gaze of the other sampled frames; medians
+  benchmarks.fidelity), whose avatar is driven by this tracker: the avatar made from a frontal, mouth-closed,
+  eyes-open frame of each clip, rendered with the tracked weights, pose and gaze of the other sampled frames; medians
   per |delta yaw| bin of the face and head figures, next to the "no 3D" baseline.
 - speed: frames per second of the whole tracking of the file (decode, mesh, identity, smoothing, fits; the
   mesh and the fits overlap on two threads) by wall clock, and this process's CPU milliseconds per frame
@@ -57,10 +57,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
 
 from avatar import camera as cam
-from avatar.expressions import index_of
 from avatar.fit import model_points
 from avatar.portrait.face_mesh import refined_lids
 from avatar.track import Clip, track_frames
+from avatar.track.blink import BLINK_CHANNELS
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "videos"
 MESH = 468
@@ -75,7 +75,6 @@ BLINK_SLACK = 2
 # on the mouth and jaw, which move while a still head talks.
 TREND_SIGMA = 3.0
 RIGID_POINTS = (1, 4, 5, 6, 168, 197, 195, 33, 133, 362, 263, 10, 151, 9, 8, 109, 338, 67, 297, 234, 454)
-BLINKS = (index_of("eyeBlinkRight"), index_of("eyeBlinkLeft"))   # MESH_EYES' order
 # The reference's eye aspect ratio on the refined face mesh, per eye (subject's right, left): upper-lid
 # points, the lower-lid points facing them, the corners.
 MESH_EYES = (((159, 158, 160), (145, 153, 144), (33, 133)), ((386, 385, 387), (374, 380, 373), (362, 263)))
@@ -98,7 +97,7 @@ def reference_blinks(track) -> list[list[tuple[int, int]]]:
 
 def tracked_blinks(track) -> list[list[tuple[int, int]]]:
     """Per eye (subject's right, left), the events where the eye's eyeBlink weight is at least 0.5."""
-    return [_events(track.weights[:, channel] >= 0.5) for channel in BLINKS]
+    return [_events(track.weights[:, channel] >= 0.5) for channel in BLINK_CHANNELS]   # MESH_EYES' order
 
 
 def _projected(head, identity, expression, eye, camera, size, neutral) -> np.ndarray:

@@ -106,9 +106,7 @@ def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, dept
     smoothing the open edges along themselves (a cut made triangle by triangle is saw-toothed). The
     RIM_SLOPE_RINGS rings of vertices behind a tucked edge go part of the way down along the head's
     normal, so the hair slopes into the head instead of ending in a wall as high as the cut distance."""
-    edges = mesh.edges_sorted
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    open_edges = unique[counts == 1]
+    open_edges, _ = _open_edges(mesh)
     rim = np.unique(open_edges)
     if len(rim) == 0:
         return mesh
@@ -164,16 +162,17 @@ def _off_the_head(mesh: trimesh.Trimesh, head: _HeadSurface, clearance: float) -
     patch_side = patch_side[on_still[patch_side[:, 0]]]
     hair = np.bincount(patch[patch_side[:, 0]], weights=off[patch_side[:, 1]], minlength=patch.max() + 1)
     border = np.bincount(patch[patch_side[:, 0]], minlength=patch.max() + 1)
-    open_faces = _open_edge_faces(mesh)
+    _, open_faces = _open_edges(mesh)
     border = border + np.bincount(patch[open_faces[on_still[open_faces]]], minlength=patch.max() + 1)
     hole = hair >= HOLE_BORDER_SHARE * np.maximum(border, 1)
     return np.asarray(off | (on_still & hole[patch]))
 
 
-def _open_edge_faces(mesh: trimesh.Trimesh) -> np.ndarray:
-    """The face of each open edge (an edge of one face only)."""
-    _, first, counts = np.unique(mesh.edges_sorted, axis=0, return_index=True, return_counts=True)
-    return np.asarray(first[counts == 1] // 3)
+def _open_edges(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """The open edges (edges of one face only), (K, 2) sorted vertex pairs, and the face of each, (K,)."""
+    unique, first, counts = np.unique(mesh.edges_sorted, axis=0, return_index=True, return_counts=True)
+    single = counts == 1
+    return unique[single], np.asarray(first[single] // 3)
 
 
 def _lift_off_still_head(mesh: trimesh.Trimesh, head: _HeadSurface, cell: float) -> trimesh.Trimesh:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from grpc_server.app.march_policy import DEFAULT_MARCH_POLICY
 from grpc_server.limits import ServerLimits
 from grpc_server.paths import default_store
 
@@ -41,6 +42,7 @@ class ServerConfig:
     # OpenMP teams spinning against each other (or against other processes on a shared machine),
     # which measured 3-30x slower per frame here than single-threaded renders.
     torch_threads: int = 1
+    march_policy: str = DEFAULT_MARCH_POLICY  # how a frame's march shares the cores (app.rendering)
     cache_size: int = 8                    # loaded avatars kept in memory
     grace: float = 10.0                    # seconds in-flight calls get at shutdown
     backend: str = "cpu"                   # rasterizer: cpu or nvdiffrast

@@ -75,7 +75,8 @@ def start(config: ServerConfig) -> RunningServer:
     if swept:
         log.info("removed %d leftovers of interrupted creates/deletes from %s", swept, store.root)
     app = Application(store, AppOptions(limits=limits, workers=config.workers, render_slots=config.render_slots,
-                                        cache_size=config.cache_size, backend=config.backend, head_model=head_model))
+                                        march_policy=config.march_policy, cache_size=config.cache_size,
+                                        backend=config.backend, head_model=head_model))
     service = AvatarForgeService(app, auth_required=bool(tokens))
 
     handler_threads = limits.max_streams + config.workers + EXTRA_HANDLER_THREADS

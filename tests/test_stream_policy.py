@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from server_helpers import ROOT, ServerProcess, put_synthetic_avatar
 
-from grpc_server.app.rendering import MARCH_POLICIES, MARCH_POLICY_ENV, march_threads
+from grpc_server.app.march_policy import MARCH_POLICIES, march_threads
+from grpc_server.config import env_name
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,7 +50,7 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("policy", MARCH_POLICIES)
 def test_concurrent_streams_get_a_lone_renders_frames(store, policy):
     root, avatar_id = store
-    srv = ServerProcess(root, "--render-slots", "2", env={MARCH_POLICY_ENV: policy})
+    srv = ServerProcess(root, "--render-slots", "2", env={env_name("march_policy"): policy})
     results: dict[int, list] = {}
     errors: list[BaseException] = []
     started = threading.Barrier(STREAMS)
@@ -86,7 +87,7 @@ def test_concurrent_streams_get_a_lone_renders_frames(store, policy):
 def test_unknown_policy_is_refused_with_a_sentence(store):
     root, _ = store
     done = subprocess.run([sys.executable, "-m", "grpc_server.cli", "serve", "--port", "0", "--store", str(root)],
-                          cwd=ROOT, env={**os.environ, MARCH_POLICY_ENV: "greedy"},
+                          cwd=ROOT, env={**os.environ, env_name("march_policy"): "greedy"},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "march policy 'greedy'" in done.stdout + done.stderr and "Traceback" not in done.stderr

@@ -1,7 +1,8 @@
 """Dense fit of a head model to MediaPipe's face mesh: identity, expression, pose, camera and gaze.
 
 `fit_landmarks` solves a robust least-squares problem (scipy's trust-region solver, soft-L1 loss, an
-analytic Jacobian; a rigid start, then a plain and a robust pass, bounds by a two-pass active set) for:
+analytic Jacobian; a rigid start, then a plain and a robust pass, bounds by a two-pass active set; warm
+from a previous frame's fit, what sat at a bound there starts held at it) for:
   - identity (K parameters, pulled toward the mean head),
   - the 52 ARKit weights in [0, 1] (canonical order), pulled toward 0 so weight 0 stays a neutral face;
     eyeLook* and tongueOut are not fitted (gaze is the eye 4-vector; the tongue is never a landmark),

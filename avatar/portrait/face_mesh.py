@@ -32,12 +32,9 @@ EYE_CORNERS = ((33, 133, False), (362, 263, True))  # (image-left corner, image-
 # Subject's (right, left) pairs of mirror-symmetric points: outer and inner eye corners, mouth corners,
 # cheek extremes. Their mean right-to-left vector gives the head's yaw.
 SYMMETRIC_PAIRS = ((33, 263), (133, 362), (61, 291), (234, 454))
-# Eye-contour points around each eye (the mesh's own ring), whose mean depth anchors the iris depth.
-EYE_RING = {False: [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246],
-            True: [362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398]}
 # The first 16 of the iris model's 71 eye-contour points are these mesh points (EYE_CORNERS order: subject's
 # right eye, then left): the outer corner, the lower lid, the inner corner, then the upper lid from the
-# outer side.
+# outer side. The mean depth of the mesh's own ring anchors the iris depth.
 LID_RING = ((33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173),
             (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398))
 # Model outputs address pixel areas (0..size, pixel centre at i + 0.5); OpenCV's sampling puts pixel
@@ -140,5 +137,5 @@ def eye_model(rgb: np.ndarray, mesh: np.ndarray, left_corner: int, right_corner:
 def _hang_iris(out: np.ndarray, mesh: np.ndarray, mirror: bool) -> np.ndarray:
     """(5, 3) iris centre and 4 rim points of one eye (eye_model's), in image pixels."""
     # The iris model's depth is relative to its own crop; hang it on the mesh's depth of the eye.
-    out[:, 2] += mesh[EYE_RING[mirror], 2].mean() - out[0, 2]
+    out[:, 2] += mesh[list(LID_RING[int(mirror)]), 2].mean() - out[0, 2]
     return out

@@ -77,11 +77,14 @@ def prepare(data: bytes, limits: PortraitLimits = PortraitLimits(), face_box: Ar
     affine = alignment_affine(geom, CROP_SIZE)
     crop = warp(rgb, affine, CROP_SIZE)
     depth_scale = np.sqrt(abs(np.linalg.det(affine[:, :2])))
-    points = np.c_[apply_affine(affine, face.landmarks[:, :2]), face.landmarks[:, 2] * depth_scale]
-    contours = None
-    if face.eye_contours is not None:
-        flat = face.eye_contours.reshape(-1, 3)
-        contours = np.c_[apply_affine(affine, flat[:, :2]), flat[:, 2] * depth_scale].reshape(face.eye_contours.shape)
+
+    def into_crop(p: np.ndarray) -> np.ndarray:
+        flat = p.reshape(-1, 3)
+        moved: np.ndarray = np.c_[apply_affine(affine, flat[:, :2]), flat[:, 2] * depth_scale].reshape(p.shape)
+        return moved
+
+    points = into_crop(face.landmarks)
+    contours = None if face.eye_contours is None else into_crop(face.eye_contours)
     features = {name: apply_affine(affine, point)[0] for name, point in geom.points().items()}
     features["face_box"] = box_through_affine(affine, geom.face_box)
     features["detected"] = {name: bool(geom.detected.get(name, False)) for name in FEATURE_NAMES}

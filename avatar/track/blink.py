@@ -1,7 +1,7 @@
-"""Eye closure read from the eye apertures (avatar.track.eyelids), calibrated against the same eye open.
+"""Eye closure read from the eye apertures (avatar.track.eyelids.apertures), calibrated against the same eye open.
 
-The fit reads the lids it sees (the iris model's contours, avatar.track.eyelids) in its own model's units:
-its eyeBlink reaches 0.5 on an eye still 60 % open and stays at 0.2-0.35 on an eye squeezed shut (a
+The fit reads the lids it sees (the iris model's contours, avatar.portrait.face_mesh.refined_lids) in its own
+model's units: its eyeBlink reaches 0.5 on an eye still 60 % open and stays at 0.2-0.35 on an eye squeezed shut (a
 wink, a frown), whose contour keeps the lashes' width. So the eyeBlink channels are read instead from each
 eye's aperture against the clip's open aperture (a high quantile of its apertures), a per-clip
 calibration: 0.5 when the eye is half shut, the criterion benchmarks.track's reference counts blinks by.

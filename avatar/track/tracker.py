@@ -3,8 +3,8 @@
 Per frame (`FaceTracker`): the mesh follows the face (avatar.track.follow); a One-Euro filter smooths
 it (avatar.track.filters, parameters below); `avatar.fit.fit_landmarks` solves ARKit-52 weights, head
 pose, gaze and the camera on it with the identity held fixed, warm-started from the previous frame.
-The lids the fit sees are the iris model's eye contours (avatar.track.eyelids); the eyeBlink channels are
-read from the contours' apertures against the clip's open eye (avatar.track.blink), 0.5 when an eye is
+The lids the fit sees are the iris model's eye contours (avatar.portrait.face_mesh.refined_lids); the eyeBlink
+channels are read from the contours' apertures against the clip's open eye (avatar.track.blink), 0.5 when an eye is
 half shut, per eye (winks), through a One-Euro filter of their own. Live, the open eye is learnt from the
 frames seen so far; for a whole clip the channels are read again once it is tracked, against the whole
 clip's open eye (`track_frames`). A frame without a face, or whose fit fails, is marked `found=False` and
@@ -162,8 +162,9 @@ class FaceTracker:
             return self._lost(t)
         self._prior = fit
         expression = fit.expression.copy()
-        if observation.apertures is not None:
-            expression[list(EYE_BLINKS)] = self._blinks(observation.apertures, t)
+        open_ = observation.apertures
+        if open_ is not None:
+            expression[list(EYE_BLINKS)] = self._blinks(open_, t)
         self._last = TrackedFrame(
             time=t, found=True, confidence=observation.presence * _fit_quality(fit, landmarks, size),
             weights=np.clip(expression, 0.0, 1.0).astype(np.float32), head_pose=fit.head_pose.copy(),
@@ -326,15 +327,16 @@ def track_frames(frames: Iterable[np.ndarray], frame_rate: float, head: HeadMode
 def _read_blinks_against_the_clip(rows: list[TrackedFrame], smooth: bool) -> None:
     """Rewrite the rows' eyeBlink channels against the whole clip's open eye (avatar.track.blink), as the
     tracker wrote them frame by frame against the frames before: the same reading, smoothing and restarts."""
-    seen = [apertures(r.eye_contours) for r in rows if r.found and r.eye_contours is not None]
+    per_row = [apertures(r.eye_contours) if r.found and r.eye_contours is not None else None for r in rows]
+    seen = [a for a in per_row if a is not None]
     if not seen:
         return
     reader = BlinkReader(clip_open_aperture(seen), smooth=smooth)
-    for r in rows:
+    for r, a in zip(rows, per_row):
         if not r.found:
             reader.reset()
-        elif r.eye_contours is not None:
-            r.weights[list(EYE_BLINKS)] = reader(apertures(r.eye_contours), r.time)
+        elif a is not None:
+            r.weights[list(EYE_BLINKS)] = reader(a, r.time)
 
 
 def _chain(first: list[MeshObservation], rest: Iterable[MeshObservation]) -> Iterator[MeshObservation]:

@@ -31,6 +31,7 @@ from exporter.sources import AnimationSource
 from grpc_server.app.errors import InvalidRequest, ShuttingDown
 from grpc_server.app.exports import ExportedFiles, SharedScratch, checked_paths
 from grpc_server.app.jobs import Jobs, Progress, ProgressFn, never
+from grpc_server.app.march_policy import DEFAULT_MARCH_POLICY
 from grpc_server.app.renderers import RendererCache, RendererPool
 from grpc_server.app.rendering import FrameInputs, FrameRenderer, RenderedFrame, RenderOptions
 from grpc_server.limits import ClientSlots, LimitExceeded, ServerLimits, Slots
@@ -57,6 +58,7 @@ class AppOptions:
     limits: ServerLimits = ServerLimits()
     workers: int = 1            # creates and exports running at once
     render_slots: int = 2       # frames rendered at once, and renderers kept per avatar
+    march_policy: str = DEFAULT_MARCH_POLICY  # how their marches share the cores (rendering.MARCH_POLICIES)
     cache_size: int = 8         # avatars whose renderers stay loaded
     backend: str = "cpu"        # rasterizer backend of the renderers
     default_generator: str = DEFAULT_GENERATOR
@@ -74,7 +76,7 @@ class Application:
         self.client_stream_slots = ClientSlots(self.limits.max_streams_per_client, "render streams")
         self.renderers: RendererCache[Renderer] = RendererCache(store.load, self._new_renderer, options.cache_size,
                                                                 options.render_slots)
-        self.frames = FrameRenderer(options.render_slots)
+        self.frames = FrameRenderer(options.render_slots, options.march_policy)
 
     def _new_renderer(self, avatar: Avatar) -> Renderer:
         return Renderer(avatar, backend=self.options.backend)

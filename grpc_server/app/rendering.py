@@ -16,8 +16,8 @@ the three side by side in each of 18 runs) got within about 5% of each other. Wh
 left the machine mostly idle (load under 2, the case of a server's own machine), "demand" gave the most:
 a paired median 5% more than "share" (the rule before) and than "all"; under heavy outside load "all"
 gave the most, its extra runnable threads winning cores from the other processes. Four slots gave
-fewer, two torch threads per render a third fewer. So "demand" is the default; `AVATARFORGE_MARCH_POLICY`
-picks another, to measure again on another machine.
+fewer, two torch threads per render a third fewer. So "demand" is the default; `serve --march-policy`
+(AVATARFORGE_MARCH_POLICY) picks another, to measure again on another machine.
 """
 from __future__ import annotations
 
@@ -33,13 +33,11 @@ import torch
 from avatar.render import MAX_NEURAL_RESOLUTION, UPSAMPLERS, Renderer
 from grpc_server import torch_threads
 from grpc_server.app.errors import Cancelled, InvalidRequest
+from grpc_server.app.march_policy import DEFAULT_MARCH_POLICY, MARCH_POLICIES, march_threads
 from grpc_server.app.renderers import RendererPool
 
 _POLL_S = 0.1
 MIN_NEURAL_RESOLUTION = 8
-MARCH_POLICIES = ("all", "share", "demand")
-DEFAULT_MARCH_POLICY = "demand"
-MARCH_POLICY_ENV = "AVATARFORGE_MARCH_POLICY"
 
 
 @dataclass(frozen=True)
@@ -90,24 +88,13 @@ def _array(t: torch.Tensor) -> np.ndarray:
     return np.asarray(t.detach().cpu().numpy(), dtype=np.float32)
 
 
-def march_threads(policy: str, cores: int, rendering: int, asking: int, slots: int) -> int:
-    """The cores a frame starting now may march on, under `policy` (MARCH_POLICIES), with `rendering`
-    frames holding a slot and `asking` frames waiting or rendering, this one counted in both."""
-    if policy == "all":
-        return cores
-    sharing = rendering if policy == "share" else min(asking, slots)
-    return max(1, cores // max(1, sharing))
-
-
 class FrameRenderer:
-    """At most `slots` frames at once; each frame's march offered cores by `policy` (MARCH_POLICIES;
-    None = $AVATARFORGE_MARCH_POLICY, else DEFAULT_MARCH_POLICY)."""
+    """At most `slots` frames at once; each frame's march offered cores by `policy` (MARCH_POLICIES)."""
 
-    def __init__(self, slots: int, policy: str | None = None):
-        self.policy = policy or os.environ.get(MARCH_POLICY_ENV) or DEFAULT_MARCH_POLICY
+    def __init__(self, slots: int, policy: str = DEFAULT_MARCH_POLICY):
+        self.policy = policy
         if self.policy not in MARCH_POLICIES:
-            raise ValueError(f"march policy {self.policy!r} ({MARCH_POLICY_ENV}) is not one of "
-                             f"{', '.join(MARCH_POLICIES)}")
+            raise ValueError(f"march policy {self.policy!r} is not one of {', '.join(MARCH_POLICIES)}")
         self.slots = max(1, slots)
         self._slots = threading.BoundedSemaphore(self.slots)
         self._cores = os.cpu_count() or 1
@@ -115,14 +102,12 @@ class FrameRenderer:
         self._rendering = 0  # frames holding a slot
         self._lock = threading.Lock()
 
-    def _march_threads(self) -> int:
-        with self._lock:
-            return march_threads(self.policy, self._cores, self._rendering, self._asking, self.slots)
-
-    def _count(self, asking: int, rendering: int) -> None:
+    def _count(self, asking: int, rendering: int) -> int:
+        """Count frames in (or out); the cores a frame's march gets now."""
         with self._lock:
             self._asking += asking
             self._rendering += rendering
+            return march_threads(self.policy, self._cores, self._rendering, self._asking, self.slots)
 
     def render(self, pool: RendererPool[Renderer], inputs: FrameInputs, options: RenderOptions,
                cancelled: Callable[[], bool]) -> RenderedFrame:
@@ -138,10 +123,10 @@ class FrameRenderer:
                     raise Cancelled("the call ended while waiting for a render slot")
                 start = time.perf_counter()
                 torch_threads.apply()
-                self._count(0, 1)
+                threads = self._count(0, 1)
                 try:
                     with pool.lease() as renderer:
-                        renderer.march_threads = self._march_threads()
+                        renderer.march_threads = threads
                         result = renderer.render(inputs.camera, expression=inputs.expression,
                                                  size=(options.height, options.width), head_pose=inputs.head_pose,
                                                  eye=inputs.eye, neural_resolution=options.neural_resolution or None,

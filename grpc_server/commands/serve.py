@@ -30,6 +30,8 @@ _HELP = {
     "workers": "creates and exports running at once",
     "render_slots": "frames rendered at once across all calls (default: the number of cores, at most 4)",
     "torch_threads": "torch threads per render or create (1 with several renders at once uses the cores best)",
+    "march_policy": "how a frame's march shares the cores with other frames: demand, share or all "
+                    "(demand measured best; benchmarks.stream --policies)",
     "cache_size": "loaded avatars kept in memory",
     "grace": "seconds in-flight calls get to finish on SIGTERM/SIGINT",
     "backend": "rasterizer backend: cpu or nvdiffrast (CUDA)",
