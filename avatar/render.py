@@ -43,7 +43,7 @@ TRANSMITTANCE_EPS = 1e-3
 SAMPLES_PER_ROUND = 8
 WEIGHT_EPS = 1e-3  # samples lighter than this on a ray are not coloured
 # A step of one fine cell (1/128 of the box) is longer than a surface's light takes to die out
-# (density ~300: 1/300 of the box), and a sample stands for its whole step, so a surface would be
+# (density ~600: 1/600 of the box), and a sample stands for its whole step, so a surface would be
 # placed, and coloured, up to a cell off (measured on the benchmark's frames: 44 dB against a dense
 # render, 48-50 dB with crossings found). A step whose sample turns opaque (optical depth over the step
 # above REFINE_OPTICAL) or light again finds the crossing by REFINE_BISECTIONS density samples;

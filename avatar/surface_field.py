@@ -68,13 +68,19 @@ COLOUR_OFFSET = 8.0        # stored colours are logit + 8, so they stay positive
 LOGIT_LIMIT = 6.0
 SPLIT_SATURATED = 3 * (COLOUR_OFFSET + LOGIT_LIMIT)   # |G (z - z_split)| beyond which both split colours
                                                       # are saturated, with room for the softplus knee
-DENSITY_INSIDE = 300.0     # density inside the hull (per box unit): opaque within ~0.01
-WALL_STIFFNESS = 30000.0   # how fast density falls outside a wall (per box unit)
+# Density inside the hull (per box unit) and how fast it falls outside a wall: it reaches nothing 0.01
+# outside. Light dies out within ~0.005 (alpha 0.95), so a sliver seen at a graze (the cut edge of the
+# neck, a lock of hair) is opaque, and the surface it shows sits within ~0.002 of its wall (measured on the
+# face: at 300 / 30000 the face showed 3 mm behind the head model, and a corner seen edge-on let the
+# background through at alpha 0.93).
+DENSITY_INSIDE = 600.0
+WALL_STIFFNESS = 60000.0
 RELU_GAIN_GEOMETRY = 200.0
 RELU_GAIN_COLOUR = 20.0
 EMPTY = 1.0                # a wall value that puts every point of the box outside
 SPLIT_MARGIN = 0.02        # the split sits this far behind a column's rearmost front surface
 NOT_OWNED = -3 * CLAIM_DEPTH
+PROFILE_REACH = 2          # texels the side walls reach past the head's profile (past_profile)
 
 SEMANTICS = {
     "name": "surface-v2",
@@ -222,8 +228,8 @@ def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
 
     xy[FRONT_WALL] = wall(walls.front_static, -1.0)
     xy[BACK_WALL] = wall(walls.back, 1.0)
-    zy[PX_WALL] = wall(walls.px, -1.0)
-    zy[NX_WALL] = wall(walls.nx, 1.0)
+    zy[PX_WALL] = wall(past_profile(walls.px), -1.0)
+    zy[NX_WALL] = wall(past_profile(walls.nx), 1.0)
     x_ramp = c.view(1, r).expand(r, r)   # xz: column = x
     z_ramp = c.view(r, 1).expand(r, r)   # xz: row = z
     xz[FRONT_WALL] = z_ramp
@@ -268,6 +274,30 @@ def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
         if half == "front":
             uv[list(rgb_chs)] = -tex
     return planes
+
+
+def past_profile(side_wall: np.ndarray, texels: int = PROFILE_REACH) -> np.ndarray:
+    """A side wall (R, R) on the zy grid (row y, column z), NaN where empty, reaching `texels` past the
+    frontmost and rearmost surface of each row with that surface's value.
+
+    A side wall's outline in z is the head's profile rounded to texel centres, and density read between
+    its last texel and an empty one is nil: the side walls would shave up to a texel and a half off the
+    forehead, the nose and the lips, so the front texture would sit that far behind the head model's
+    surface and slide across the face as it turns. Past the outline the front and back walls bound the
+    head alone (they are exact under the mesh); inner gaps of a row are left empty."""
+    out = np.array(side_wall, dtype=np.float32)
+    seen = np.isfinite(out)
+    rows = np.flatnonzero(seen.any(axis=1))
+    r = out.shape[1]
+    first = np.argmax(seen[rows], axis=1)
+    last = r - 1 - np.argmax(seen[rows, ::-1], axis=1)
+    for k in range(1, texels + 1):
+        ahead, behind = last + k, first - k
+        ok = ahead < r
+        out[rows[ok], ahead[ok]] = out[rows[ok], last[ok]]
+        ok = behind >= 0
+        out[rows[ok], behind[ok]] = out[rows[ok], first[ok]]
+    return out
 
 
 def _front_half(walls: HeadWalls, side: str) -> np.ndarray:

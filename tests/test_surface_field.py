@@ -119,3 +119,12 @@ def test_the_split_is_sharp():
     _, colour = field(box_walls(owned=False))(np.stack([np.zeros_like(z), np.zeros_like(z), z], -1))
     off = np.minimum(np.abs(colour - FRONT).max(1), np.abs(colour - BACK).max(1)) > 0.03
     assert off.sum() * (z[1] - z[0]) < 0.2 / 256
+
+
+def test_the_side_walls_do_not_shave_the_profile():
+    """The box's front face is at z = 0.3, but its side walls' last texel centre is at 0.289 (R = 64): the
+    front face, not the side walls' rounding, places the surface (a shaved profile put the face's texture
+    behind the head model and slid it across the face as it turned)."""
+    density, _ = field(box_walls())([(0.0, 0.0, 0.296), (0.0, 0.0, -0.296), (0.0, 0.0, 0.31)])
+    assert density[0] > 100 and density[1] > 100
+    assert density[2] < 1e-3
