@@ -268,3 +268,44 @@ def test_visibility_allows_a_pixel_of_slope_but_not_occlusion():
     limit = _visibility_depth(depth)
     assert limit[3, 3] >= 1.2 and limit[3, 3] + VISIBILITY_EPS < 1.2 + 0.05   # its neighbour's depth, no more
     assert np.isinf(limit[0, 0]) and np.isinf(limit[7, 7])                   # nothing there to be seen
+
+
+def test_hair_beside_the_cheeks_is_geometry_in_front_of_the_ears():
+    """Hair the photo shows hanging beside the cheeks is hair geometry from the face's outline back to the
+    head, so a side view shows hair there rather than the face mesh's texture; it never lies over the face
+    the photo shows."""
+    from avatar.fit.correspondence import correspondence
+    from avatar.generators.whole_head import PortraitView, _mesh_mask, hair_volume
+    from avatar.head_model import embedded_head_model
+    from avatar.surface_field import texel_centres
+
+    s, n = 256, 128
+    head = embedded_head_model()
+    neutral = head.identity_vertices()
+    cam = camera.camera_vector()
+    uv, _ = camera.project(correspondence(head).points(head, neutral)[:468], cam)
+    face = face_hull_mask(uv * s, s)
+    view = PortraitView(image=np.zeros((s, s, 3), np.uint8), matte=np.ones((s, s), np.float32), camera=cam,
+                        face_mask=face, chin_row=float(uv[:, 1].max() * s))
+    mesh = _mesh_mask(neutral, head.faces, view)
+    rows, cols = np.mgrid[:s, :s]
+    face_cols = np.flatnonzero(face.any(axis=0))
+    # Hair over the head and falling straight down either side of the face to below the chin.
+    hair_px = (mesh | ((cols > face_cols[0] - 25) & (cols < face_cols[-1] + 25) & (rows < view.chin_row + 10))) & ~face
+    silhouette = hair_px | face
+    hair = hair_volume(view, silhouette, face, mesh, hair_px, head, neutral, n)
+    c = texel_centres(n)
+    marks = {k: neutral[head.landmarks[k]] for k in ("ear_left", "brow_left", "cheek_left", "chin")}
+    ear_z = marks["ear_left"][2]
+    # In front of the ears (a quarter of the way to the cheekbone), from the brows down to the chin.
+    ahead = c > ear_z + 0.25 * (marks["cheek_left"][2] - ear_z)
+    band = (c < marks["brow_left"][1]) & (c > marks["chin"][1])
+    for side in (c > 0, c < 0):
+        beside = hair[side][:, band][:, :, ahead]
+        assert beside.any(axis=(0, 2)).mean() > 0.8   # nearly every row between brows and chin
+    # None of it over the cheeks and jaw the photo shows.
+    xs, ys, zs = np.nonzero(hair)
+    in_front = (c[zs] > ear_z) & band[ys]
+    huv, _ = camera.project(np.stack([c[xs], c[ys], c[zs]], axis=-1)[in_front], cam)
+    px = np.clip((huv * s).astype(int), 0, s - 1)
+    assert not face[px[:, 1], px[:, 0]].any()

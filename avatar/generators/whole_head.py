@@ -8,8 +8,10 @@ What it does, plainly:
   head stays.
 - Hair is a shell round the mesh, as thick at each height as the silhouette reaches beyond the mesh in
   that row of the photo, thinner toward the face, trimmed to what projects into the silhouette and kept
-  off the face and cheeks. It is a guess at hair seen only from the front: it covers the skull where the
-  photo shows hair, and long hair stays where it falls.
+  off the face and cheeks. Below the brows, in front of the ears, hair is only what the photo shows
+  beside the face, reaching back to the head from the depth of the face's outline. It is a guess at hair
+  seen only from the front: it covers the skull where the photo shows hair, and long hair stays where
+  it falls.
 - Every point's colour is the photo where the photo sees it, its mirror image where only the other side
   is seen, and otherwise continued from the strips of hair (or neck) at the silhouette's sides
   (`EdgeFill`): hair runs round the back as the photo shows it at the sides, and a neck stays a neck.
@@ -41,7 +43,10 @@ SHOULDER_BAND = 0.5          # from this far above the chin (x brow-to-chin) onl
                              # beside the head count
 HAIR_MAX_THICKNESS = 0.2     # world units (about 8 cm at life size)
 FRONT_HAIR_THICKNESS = 0.25  # at the hairline hair is this fraction of its thickness at the ears
-SIDE_HAIR_FORWARD = 0.03     # below the brows, hair reaches this far in front of the ears
+SIDE_HAIR_FORWARD = 0.03     # below the brows, hair the photo does not show beside the face reaches this far
+                             # in front of the ears
+SIDE_HAIR_LAYER = 0.02       # world units (about 8 mm): hair lying on the side of the head is at least a
+                             # layer of strands thick, however little the silhouette reaches beyond the mesh
 MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair is at least this deep
 HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
 EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
@@ -272,12 +277,14 @@ def _closer_to(lab: np.ndarray, where: np.ndarray, a: np.ndarray, b: np.ndarray)
 
 
 def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, mesh_mask: np.ndarray,
-                head: HeadModel, neutral: np.ndarray, resolution: int) -> np.ndarray:
+                hair_px: np.ndarray, head: HeadModel, neutral: np.ndarray, resolution: int) -> np.ndarray:
     """(R, R, R) bool [x, y, z]: the hair (and ears, and whatever else of the head the mesh misses).
 
     Hair is a shell round the mesh as thick, at each height, as the silhouette reaches beyond the
     mesh in that row of the photo, trimmed to what projects into the silhouette and kept off the skin
-    the photo shows in front of the ears.
+    the photo shows in front of the ears. Below the brows and in front of the ears it is only where
+    `hair_px` ((S, S) bool, the photo's hair) is beside the face: from the depth of the face's outline
+    in that row back to the head, at least SIDE_HAIR_LAYER thick.
     """
     n = HULL_RESOLUTION
     c = texel_centres(n)
@@ -302,10 +309,18 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     in_silhouette = inside_img & silhouette[px[:, 1], px[:, 0]]
     on_skin = inside_img & skin[px[:, 1], px[:, 0]] & (grid[:, 2] > ear_z)
     hair = shell & ~inside & (in_silhouette & ~on_skin).reshape(n, n, n)
-    # Beside the face hair falls from the sides of the skull: it does not reach forward over the cheeks.
+    # Below the brows, in front of the ears, the sides of the face: hair there is what the photo shows
+    # hanging beside the face (not a shell that would reach over the cheeks), and it reaches forward no
+    # further than the face's outline at that height, where the face the photo shows begins.
     brow_y = neutral[[head.landmarks["brow_left"], head.landmarks["brow_right"]], 1].mean()
     forward = np.where(c > brow_y, np.inf, ear_z + SIDE_HAIR_FORWARD)
-    hair &= z <= forward.reshape(1, n, 1)
+    ahead = z > forward.reshape(1, n, 1)
+    outline_z = _face_outline_depth(view, zf, c)
+    front = np.where(c.reshape(n, 1) > 0, outline_z[None, :, 1], outline_z[None, :, 0])
+    beside = (inside_img & hair_px[px[:, 1], px[:, 0]]).reshape(n, n, n)
+    layer = distance <= np.maximum(thickness * thinning.reshape(1, 1, n), SIDE_HAIR_LAYER)
+    hanging = beside & ~inside & layer & (z <= front[:, :, None])
+    hair = np.where(ahead, hanging, hair)
     # Cut to the face, a column of hair can be a sliver a ray slips through between its front and back
     # walls: every column holds at least a few voxels of depth, grown backwards.
     hair = ndimage.binary_dilation(hair, np.ones((1, 1, 2 * MIN_HAIR_DEPTH + 1), bool),
@@ -313,6 +328,30 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     factor = resolution // n
     fine: np.ndarray = hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
     return fine
+
+
+def _face_outline_depth(view: PortraitView, zf: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(R, 2) world z per grid row y (NaN where unknown): how far forward the face reaches at its
+    outline on the -x and +x side, the depth of the mesh's front wall at the outermost column that
+    projects into the face."""
+    n = len(c)
+    xs, ys = np.meshgrid(c, c, indexing="xy")            # [y, x] like zf
+    covered = np.isfinite(zf)
+    pts = np.stack([xs, ys, np.where(covered, zf, 0.0)], axis=-1).reshape(-1, 3)
+    uv, _ = cam.project(pts, view.camera)
+    s = view.face_mask.shape[0]
+    inside = (uv >= 0).all(-1) & (uv < 1).all(-1)
+    px = np.clip((uv * s).astype(np.int64), 0, s - 1)
+    face = (inside & view.face_mask[px[:, 1], px[:, 0]]).reshape(n, n) & covered
+    depth = np.full((n, 2), np.nan)
+    for j in range(n):
+        cols = np.flatnonzero(face[j])
+        if len(cols):
+            depth[j] = zf[j, cols[0]], zf[j, cols[-1]]
+    # Hair that hangs below the face falls from beside it: going down, the outline never moves forward.
+    # Rows above the face, or all rows of a photo without one, stay NaN: no hair reaches forward there.
+    lowest: np.ndarray = np.fmin.accumulate(depth[::-1], axis=0)[::-1]
+    return lowest
 
 
 def _row_reach(view: PortraitView, silhouette: np.ndarray, mesh_mask: np.ndarray) -> np.ndarray:
@@ -399,12 +438,13 @@ def _view_depth_of_volume(vol: np.ndarray, camera_vec: np.ndarray, size: int) ->
 @dataclass
 class HeadOutline:
     """What the photo says about the head beyond the mesh: its silhouette without clothing, where it
-    shows skin and where the mesh covers it, (S, S) bool each; the fill for unseen points; the skull's
-    centre depth."""
+    shows skin, where the mesh covers it and where it shows hair, (S, S) bool each; the fill for unseen
+    points; the skull's centre depth."""
 
     silhouette: np.ndarray
     skin: np.ndarray
     mesh_mask: np.ndarray
+    hair: np.ndarray
     fill: EdgeFill
     centre_z: float
 
@@ -419,8 +459,11 @@ def head_outline(head: HeadModel, identity: np.ndarray, view: PortraitView) -> H
     # The fill continues hair round the head: above the chin it does not read skin-coloured strips
     # (ears, temples), which would paint a bald back on a head with hair.
     above = np.arange(skin.shape[0])[:, None] <= view.chin_row
-    avoid = (skin & above) | (_skin_coloured(view, silhouette) & above)
-    return HeadOutline(silhouette, skin, mesh_mask, EdgeFill(view, silhouette, avoid, centre_z), centre_z)
+    skin_coloured = _skin_coloured(view, silhouette)
+    avoid = (skin & above) | (skin_coloured & above)
+    # Ears, and skin beside the jaw, are coloured like the face: they are not hair hanging beside it.
+    hair = silhouette & ~skin & ~skin_coloured
+    return HeadOutline(silhouette, skin, mesh_mask, hair, EdgeFill(view, silhouette, avoid, centre_z), centre_z)
 
 
 def _skin_coloured(view: PortraitView, silhouette: np.ndarray) -> np.ndarray:
@@ -438,7 +481,8 @@ def build_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, view
                 outline: HeadOutline, resolution: int) -> HeadWalls:
     """The four walls of the whole head, their colours and the side views' claims."""
     neutral = head.identity_vertices(identity)
-    hair = hair_volume(view, outline.silhouette, outline.skin, outline.mesh_mask, head, neutral, resolution)
+    hair = hair_volume(view, outline.silhouette, outline.skin, outline.mesh_mask, outline.hair, head, neutral,
+                       resolution)
     vol = swept_mesh_volume(head, identity, resolution) | hair
     colour = SurfaceColour(view, vol, outline.silhouette, outline.fill)
     return assemble_walls(head, identity, texture, vol, hair, colour, colour.normals, resolution)
