@@ -5,6 +5,8 @@ unit/s of the smoothed speed), so a blink or a head turn is not delayed while th
 is removed. The speed itself is smoothed with cutoff `d_cutoff` Hz. Vectorised: one filter per channel,
 each channel with its own parameters; channels marked `shared` open on one speed, the mean of theirs (the
 points of a rigid body: one point's noise does not open its filter, the body's motion opens them all).
+`gain` is the last sample's blend factor per channel (1: taken as is, the first sample after a reset; 0: a
+repeated timestamp, not taken), which a pass backward in time can reuse (avatar.track.tracker).
 """
 from __future__ import annotations
 
@@ -33,15 +35,19 @@ class OneEuroFilter:
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None
         self._t: float | None = None
+        self.gain: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._x = self._dx = self._t = None
+        self._x = self._dx = self._t = self.gain = None
 
     def __call__(self, sample: ArrayLike, t: float) -> np.ndarray:
         x = np.asarray(sample, np.float64)
         if self._x is None or self._dx is None or self._t is None:  # the first sample
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
-        elif t > self._t:  # else time did not advance (a repeated timestamp): nothing to smooth against
+            self.gain = np.ones_like(x)
+        elif t <= self._t:  # time did not advance (a repeated timestamp): nothing to smooth against
+            self.gain = np.zeros_like(x)
+        else:
             dt = t - self._t
             dx = (x - self._x) / dt
             self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
@@ -49,7 +55,8 @@ class OneEuroFilter:
             if self.shared is not None and self.shared.any():
                 speed[self.shared] = speed[self.shared].mean()
             cutoff = self.min_cutoff + self.beta * speed
-            self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
+            self.gain = np.broadcast_to(_alpha(cutoff, dt), x.shape).copy()
+            self._x = self._x + self.gain * (x - self._x)
             self._t = float(t)
         out: np.ndarray = self._x.copy()
         return out
