@@ -176,6 +176,21 @@ def test_warm_start_with_fixed_identity_tracks_the_next_frame(head):
     assert abs(math.degrees(fit.head_pose[0]) - math.degrees(first.head_pose[0]) + 4.0) < 1.0
 
 
+@pytest.mark.parametrize("named", [dict(jawOpen=0.4, browInnerUp=0.5), dict(browDownLeft=0.6, browDownRight=0.6),
+                                   {}])
+def test_with_the_identity_held_brows_and_frown_come_back(head, named):
+    """A clip's fit (identity held) reads the brows: raised, frowning, with an open jaw; a still face stays
+    neutral. (The portrait's prior, which holds small motions at 0, read browInnerUp 0.5 as 0.05.)"""
+    identity = np.random.default_rng(8).uniform(-0.5, 0.5, len(head.identity_names))
+    lm = synthetic_landmarks(model_points(head, identity, weights(**named)), cam.Orbit(12, 4, 0), noise=0.5, seed=8)
+    fit = fit_landmarks(head, lm, SIZE, identity=identity)
+    got = {n: round(float(fit.expression[index_of(n)]), 2) for n in named}
+    for name, value in named.items():
+        assert abs(got[name] - value) < 0.2, got
+    others = np.delete(fit.expression, [index_of(n) for n in named])
+    assert others.max() < 0.15, {n: round(float(v), 2) for n, v in zip(ARKIT_NAMES, fit.expression) if v >= 0.15}
+
+
 def test_a_clips_neutral_removes_the_persons_proportions_from_the_expression(head):
     """A person whose eyes differ from the model where no identity parameter reaches (heavy upper lids):
     alone, a frame reads them as a half blink; with the neutral estimated from several frames

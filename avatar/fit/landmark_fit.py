@@ -4,7 +4,8 @@
 analytic Jacobian; a rigid start, then a plain and a robust pass, bounds by a two-pass active set; warm
 from a previous frame's fit, what sat at a bound there starts held at it) for:
   - identity (K parameters, pulled toward the mean head),
-  - the 52 ARKit weights in [0, 1] (canonical order), pulled toward 0 so weight 0 stays a neutral face;
+  - the 52 ARKit weights in [0, 1] (canonical order), pulled toward 0 so weight 0 stays a neutral face
+    (channels with little landmark motion harder while the identity is free; see landmark_model);
     eyeLook* and tongueOut are not fitted (gaze is the eye 4-vector; the tongue is never a landmark),
   - the eye 4-vector (FaceVerse layout, see HeadModel.posed) from the iris points,
   - the portrait camera: rotation, position and focal length.
@@ -207,6 +208,9 @@ class _Problem:
         self.fixed_fov = fixed_fov
         self.n_id = 0 if identity is not None else self.k
         self.n_ex = len(FITTED)
+        # A held identity is a clip's: its neutral offsets and rest expression take the person's own
+        # proportions, so the weights need guarding against landmark noise only (landmark_model).
+        self.expression_prior = model.held_expression_prior if identity is not None else model.expression_prior
         n = len(target)
         xy = target[:, :2].copy()
         weights = np.ones(n)
@@ -305,7 +309,7 @@ class _Problem:
     def residuals(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)
         p, _ = self.points(ident, expr, eye)
-        priors = [self.m.expression_prior * expr[FITTED], EYE_PRIOR * eye, [FOCAL_PRIOR * (c[6] - self.log_f0)]]
+        priors = [self.expression_prior * expr[FITTED], EYE_PRIOR * eye, [FOCAL_PRIOR * (c[6] - self.log_f0)]]
         if self.fixed_identity is None:
             priors.insert(0, IDENTITY_PRIOR * ident)
         # ARKit's mouthClose closes the lips over an open jaw: never more than jawOpen.
@@ -356,7 +360,7 @@ class _Problem:
         if self.fixed_identity is None:
             jac[row + np.arange(self.k), col + np.arange(self.k)] = IDENTITY_PRIOR
             row, col = row + self.k, col + self.k
-        jac[row + np.arange(self.n_ex), col + np.arange(self.n_ex)] = self.m.expression_prior
+        jac[row + np.arange(self.n_ex), col + np.arange(self.n_ex)] = self.expression_prior
         row, col = row + self.n_ex, col + self.n_ex
         jac[row + np.arange(4), col + np.arange(4)] = EYE_PRIOR
         jac[row + 4, 6] = FOCAL_PRIOR

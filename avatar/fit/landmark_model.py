@@ -23,10 +23,17 @@ FITTED = np.array([i for i in range(NUM_EXPRESSIONS) if i not in UNFITTED])
 # Prior on the weights, in the residuals' unit (fractions of the image side) per unit of weight.
 EXPRESSION_PRIOR = 0.01
 # A blendshape whose landmark motion at weight 1 (root of the summed squared motions of all points, as a
-# fraction of the image seen by the default camera) is below this is pulled toward 0 proportionally harder
-# (up to 10x): so small a motion is indistinguishable from the person's own proportions, and weight 0 must
-# stay a neutral face.
+# fraction of the image seen by the default camera) is below a floor is pulled toward 0 proportionally
+# harder (up to 10x). With the identity free (a lone portrait) the floor is CLEAR_MOTION: so small a motion
+# is indistinguishable from the person's own proportions, and weight 0 must stay a neutral face. With the
+# identity held (a clip: its neutral offsets and rest expression carry those proportions) only landmark
+# noise can fake a weight, and the floor is NOISE_MOTION: ~1 px of noise per coordinate of a 512 crop
+# (0.002) leaves a weight whose motion is 0.02 a spread of ~0.1. A channel alone keeps s^2 / (s^2 + p^2)
+# of its weight (s its motion, p its prior): browInnerUp and browDown (s 0.023-0.026) keep ~0.85 instead of
+# ~0.1, eyeSquint (0.013) ~0.4 instead of ~0, while what the landmarks barely see (jawForward, mouthPress)
+# stays held.
 CLEAR_MOTION = 0.2
+NOISE_MOTION = 0.02
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +48,8 @@ class LandmarkModel:
     eye: np.ndarray             # (478,) -1 skin, 0 left eyeball, 1 right eyeball
     eye_centre_identity: np.ndarray  # (K, 2, 3)
     eye_offset: np.ndarray      # (2, 3) mean-face iris centre minus the head's bound iris centre
-    expression_prior: np.ndarray  # (len(FITTED),) prior strength per fitted blendshape
+    expression_prior: np.ndarray  # (len(FITTED),) prior strength per fitted blendshape, identity free
+    held_expression_prior: np.ndarray  # (len(FITTED),) the same with the identity held (a clip's)
 
 
 _models: dict[str, LandmarkModel] = {}
@@ -62,16 +70,18 @@ def landmark_model(head: HeadModel) -> LandmarkModel:
         found = LandmarkModel(head, np.ascontiguousarray(base), np.ascontiguousarray(identity),
                               np.ascontiguousarray(expression), corr.eye.astype(np.int64),
                               np.ascontiguousarray(centre_basis, np.float64), eye_offset,
-                              _expression_prior(expression))
+                              _expression_prior(expression, CLEAR_MOTION),
+                              _expression_prior(expression, NOISE_MOTION))
         _models[head.model_id] = found
     return found
 
 
-def _expression_prior(expression: np.ndarray) -> np.ndarray:
-    """Prior strength per fitted blendshape from its landmark motion seen by the default camera."""
+def _expression_prior(expression: np.ndarray, clear: float) -> np.ndarray:
+    """Prior strength per fitted blendshape from its landmark motion seen by the default camera, stronger
+    below `clear` (see CLEAR_MOTION)."""
     pixels_per_unit = cam.focal_from_fov(cam.DEFAULT_FOV_DEG) / cam.DEFAULT_RADIUS
     motion = np.linalg.norm(expression[FITTED][:, :MESH_POINTS, :2].reshape(len(FITTED), -1), axis=1)
-    prior: np.ndarray = EXPRESSION_PRIOR * np.clip(CLEAR_MOTION / np.maximum(motion * pixels_per_unit, 1e-9), 1.0, 10.0)
+    prior: np.ndarray = EXPRESSION_PRIOR * np.clip(clear / np.maximum(motion * pixels_per_unit, 1e-9), 1.0, 10.0)
     return prior
 
 
