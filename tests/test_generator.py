@@ -309,3 +309,25 @@ def test_hair_beside_the_cheeks_is_geometry_in_front_of_the_ears():
     huv, _ = camera.project(np.stack([c[xs], c[ys], c[zs]], axis=-1)[in_front], cam)
     px = np.clip((huv * s).astype(int), 0, s - 1)
     assert not face[px[:, 1], px[:, 0]].any()
+
+
+def test_the_mirror_takes_the_light_of_the_side_it_stands_in_for():
+    """A portrait lit from one side: where both sides are seen, the photo's colour is half its mirror's.
+    The mirror filling the unseen part of the shaded side takes that side's light (not a pale patch on a
+    shaded cheek), and a mirrored edge (an outline the photo shows a few texels off on the other side)
+    comes out soft, not as a second hard outline."""
+    from avatar.generators.projection import match_mirror
+
+    r = 256                                   # the generator's texture size
+    cols = np.arange(r)[None, :].repeat(r, 0)
+    region = np.ones((r, r), bool)
+    both = cols < 128                         # both sides seen here; only the mirror beyond
+    weight = np.where(both, 1.0, 0.0)
+    m_weight = np.ones((r, r))
+    m_colour = np.full((r, r, 3), 0.8)
+    m_colour[:, 176:180] = 0.1                # a dark outline in the mirror image
+    colour = np.where(both[..., None], 0.4, 0.0)
+    out = match_mirror(colour, weight, m_colour, m_weight, region)
+    assert np.abs(out[:, 220:] - 0.4).max() < 0.05          # the shaded side's light, not the lit side's 0.8
+    edge = out[:, 164:192, 0]
+    assert edge.min() > 0.15 and np.abs(np.diff(edge, axis=1)).max() < 0.1   # softened, not a step
