@@ -7,8 +7,9 @@ neck). Units are metres on glTF axes, which are the project's world axes (+y up,
 Bytes depend only on the avatar, the head model and the options: no timestamps, fixed ordering.
 
 Textures hold what the stream shows (exporter.avatar_surface): the head texture is the avatar's colour
-seen from outside each head-model texel at the neutral pose, and for the mouth interior (cavity, teeth,
-tongue) with the jaw open, when the stream shows it; the static texture likewise over the static mesh.
+seen from outside each head-model texel at the neutral pose (from the front where the front view sees
+the texel, else along its normal), and for the mouth interior (cavity, teeth, tongue) with the jaw open,
+when the stream shows it; the static texture likewise over the static mesh (along the normal).
 exporter.blender_render checks the result in Blender against the renderer.
 """
 from __future__ import annotations
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pygltflib as gl
+import torch
 
+from avatar import raster
 from avatar.asset import Avatar
+from avatar.camera import BOX_HALF
 from avatar.expressions import ARKIT_NAMES, index_of
 from avatar.head_model.base import PART_ID, HeadModel
 from exporter.animation import Animation
@@ -31,6 +35,9 @@ from exporter.texture_bake import BakeLayer, ColourFn, bake_layers, bake_texture
 
 GENERATOR = "AvatarForge exporter"
 MOUTH_INTERIOR_PARTS = ("mouth_cavity", "teeth", "tongue")
+# The front view's depth is taken at this many cells across the box (about 0.4 mm for a life-size head).
+FRONT_DEPTH_RESOLUTION = 1024
+FRONT = np.array([0.0, 0.0, 1.0], np.float32)
 MOUTH_OPEN = np.eye(len(ARKIT_NAMES), dtype=np.float32)[index_of("jawOpen")]
 Progress = Callable[[str, float, str], None]
 
@@ -157,6 +164,36 @@ def _animation(blob: _Blob, animation: Animation, root: int, head_node: int) -> 
     blob.gltf.animations.append(gl.Animation(name="performance", samplers=samplers, channels=channels))
 
 
+def _front_depth(positions: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """(resolution, resolution) world z of the nearest surface seen from the front (+z) over the box's
+    xy square (rows from y = -BOX_HALF up, as avatar.raster's orthographic "xy" raster), -inf where none."""
+    tri = torch.from_numpy(np.array(faces, np.int32))
+    rast = raster.rasterize(raster.orthographic_clip(torch.from_numpy(np.ascontiguousarray(positions, np.float32)),
+                                                       box_half=BOX_HALF),
+                            tri, resolution, resolution)
+    z = raster.interpolate(torch.from_numpy(np.ascontiguousarray(positions[:, 2:], np.float32)), rast, tri)[..., 0]
+    return np.where(rast[..., 3].numpy() > 0, z.numpy(), -np.inf)
+
+
+def _seen_from_the_front(colour: ColourFn, positions: np.ndarray, faces: np.ndarray) -> ColourFn:
+    """`colour` seen from outside, along the normal, except that points the front view sees are seen
+    from the front (their "normal" given as +z): there the ray meets what the stream shows from the
+    front. Along the normal, a face turned away from the front view but still seen in it (an eyelid's
+    margin, a nostril's rim) is reached through the neighbouring surface first (the eyeball, the lip):
+    baked that way the lid margins were thin dark or white rims round each eye."""
+    depth = _front_depth(positions, faces, FRONT_DEPTH_RESOLUTION)
+    cell = 2 * BOX_HALF / FRONT_DEPTH_RESOLUTION
+
+    def colour_seen(points: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
+        ij = np.clip(((points[:, :2] + BOX_HALF) / cell).astype(np.int64), 0, FRONT_DEPTH_RESOLUTION - 1)
+        # Within a cell of depth of the nearest surface: the point's own face, or one next to it.
+        front = points[:, 2] >= depth[ij[:, 1], ij[:, 0]] - cell
+        toward = np.where(front[:, None], FRONT, normals if normals is not None else FRONT).astype(np.float32)
+        return colour(points, toward)
+
+    return colour_seen
+
+
 def _head_texture(head: HeadModel, identity: np.ndarray, colour_in_pose: Callable[[np.ndarray | None], ColourFn],
                   size: int) -> np.ndarray:
     """The head texture as the stream shows each part: everything seen at the neutral pose, then the
@@ -167,8 +204,8 @@ def _head_texture(head: HeadModel, identity: np.ndarray, colour_in_pose: Callabl
         if not faces.any():
             continue
         posed = head.posed(expression, identity)
-        layers.append(BakeLayer(colour_in_pose(expression), posed, head.faces[faces], head.faces_uv[faces],
-                                normals=vertex_normals(posed, head.faces)))
+        layers.append(BakeLayer(_seen_from_the_front(colour_in_pose(expression), posed, head.faces), posed,
+                                head.faces[faces], head.faces_uv[faces], normals=vertex_normals(posed, head.faces)))
     return bake_layers(layers, head.uv, size)
 
 

@@ -54,7 +54,7 @@ HOLE_BORDER_SHARE = 0.5
 # the face then lies at the hairline above a forehead of usual height, in hair rather than on the skin.
 FACE_MARGIN = 0.1
 RIM_SMOOTHING_ITERATIONS = 10  # passes along the cut edges before they are tucked under the head
-RIM_SLOPE_RINGS = 3  # rings of vertices behind a tucked edge that slope down to it
+RIM_SLOPE_CELLS = 3.0  # how far behind a tucked edge the hair slopes down to it
 SMOOTHING_ITERATIONS = 20  # Taubin passes over the marching-cubes surface (each a shrink and an inflate step)
 _SUBDIVISION = 3  # barycentric samples per triangle edge used to measure distance to the head
 
@@ -101,11 +101,14 @@ class _HeadSurface:
         return np.asarray(dist), np.asarray(idx)
 
 
-def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, depth: float) -> trimesh.Trimesh:
+def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, depth: float,
+                    slope_width: float) -> trimesh.Trimesh:
     """Move the open-edge vertices within `near` of the head to `depth` under its surface, after
-    smoothing the open edges along themselves (a cut made triangle by triangle is saw-toothed). The
-    RIM_SLOPE_RINGS rings of vertices behind a tucked edge go part of the way down along the head's
-    normal, so the hair slopes into the head instead of ending in a wall as high as the cut distance."""
+    smoothing the open edges along themselves (a cut made triangle by triangle is saw-toothed). The hair
+    within `slope_width` of a tucked edge goes down to it along the head's normal, by a smooth function
+    of its distance from the edge, so it slopes into the head instead of ending in a wall as high as
+    the cut distance. (Sloping by rings of the decimated mesh instead moved neighbours by different
+    amounts wherever its triangles are long and thin: a frill along the hairline under light.)"""
     open_edges, _ = _open_edges(mesh)
     rim = np.unique(open_edges)
     if len(rim) == 0:
@@ -113,21 +116,19 @@ def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, dept
     vertices = _smooth_along(np.array(mesh.vertices), open_edges, RIM_SMOOTHING_ITERATIONS)
     dist, idx = head.query(vertices[rim])
     rim, idx = rim[dist <= near], idx[dist <= near]
+    if len(rim) == 0:
+        return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
+    from_rim = cKDTree(vertices[rim]).query(vertices, k=1)[0]
     vertices[rim] = head.points[idx] - depth * head.normals[idx]
-    n = len(vertices)
-    adjacency = _vertex_adjacency(mesh.edges_unique, n)
-    reached = np.zeros(n, bool)
-    reached[rim] = True
-    ring = reached.copy()
-    for k in range(1, RIM_SLOPE_RINGS + 1):
-        ring = (adjacency @ ring.astype(np.float64) > 0) & ~reached
-        reached |= ring
-        members = np.flatnonzero(ring)
-        dist, idx = head.query(vertices[members])
-        height = np.sum((vertices[members] - head.points[idx]) * head.normals[idx], axis=1)
-        low = (dist <= 2 * near) & (height > -depth)   # hair beside the head, not strands hanging free of it
-        down = (1.0 - k / (RIM_SLOPE_RINGS + 1)) * (height[low] + depth)
-        vertices[members[low]] -= down[:, None] * head.normals[idx[low]]
+    ramp = np.clip(from_rim / slope_width, 0.0, 1.0)
+    ramp = ramp * ramp * (3.0 - 2.0 * ramp)   # smoothstep: no crease where the slope meets the hair
+    ramp[rim] = 1.0   # tucked already
+    members = np.flatnonzero(ramp < 1.0)
+    dist, idx = head.query(vertices[members])
+    height = np.sum((vertices[members] - head.points[idx]) * head.normals[idx], axis=1)
+    low = (dist <= 2 * near) & (height > -depth)   # hair beside the head, not strands hanging free of it
+    down = (1.0 - ramp[members[low]]) * (height[low] + depth)
+    vertices[members[low]] -= down[:, None] * head.normals[idx[low]]
     return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
 
 
@@ -279,7 +280,8 @@ def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.nda
         return None
     # After decimation, which would otherwise pull lifted surfaces back in and tucked rims back out.
     mesh = _lift_off_still_head(mesh, head, cell)
-    mesh = _tuck_cut_edges(mesh, head, (HEAD_CLEARANCE_CELLS + CUT_EDGE_CELLS) * cell, TUCK_DEPTH_CELLS * cell)
+    mesh = _tuck_cut_edges(mesh, head, (HEAD_CLEARANCE_CELLS + CUT_EDGE_CELLS) * cell, TUCK_DEPTH_CELLS * cell,
+                           RIM_SLOPE_CELLS * cell)
 
     vertices = np.asarray(mesh.vertices, np.float32)
     normals = vertex_normals(vertices, np.asarray(mesh.faces))
