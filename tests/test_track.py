@@ -360,3 +360,24 @@ def test_the_lids_come_from_the_eye_contours_of_one_iris_run_per_eye(frames, mon
     assert (closed.apertures < 0.6 * open_eye.apertures).all(), (closed.apertures, open_eye.apertures)
 
 
+def test_the_irises_follow_a_saccade_without_lag():
+    """The gaze jumps (a saccade crosses the eye in a frame or two) while the head stays still: the smoothed
+    iris points, which the fit reads the gaze from, must land within a frame, not wait for the head's slow
+    filter to open (they lagged 4-8 frames, and a reenacted face looked the wrong way)."""
+    from avatar.fit.correspondence import MESH_POINTS, NUM_POINTS
+    from avatar.track import OneEuroFilter
+    from avatar.track.tracker import HEAD_CHANNELS, landmark_filter_parameters
+
+    rng = np.random.default_rng(0)
+    rest = rng.uniform(-1.5, 1.5, (NUM_POINTS, 3))        # landmarks in inter-ocular units, as the tracker filters
+    smoother = OneEuroFilter(*landmark_filter_parameters(), shared=HEAD_CHANNELS)
+    irises = np.arange(MESH_POINTS, NUM_POINTS)
+    out = []
+    for k in range(20):
+        frame = rest + rng.normal(0.0, 0.003, rest.shape)
+        if k >= 10:
+            frame[irises, 0] += 0.3                          # both irises jump sideways at frame 10
+        out.append(smoother(frame.reshape(-1), k / 30.0).reshape(NUM_POINTS, 3))
+    moved = np.array([o[irises, 0].mean() - rest[irises, 0].mean() for o in out])
+    assert moved[11] > 0.8 * 0.3                           # within a frame of the jump
+    assert abs(np.array(out)[10:, :MESH_POINTS].mean(axis=0) - rest[:MESH_POINTS]).max() < 0.01   # head still

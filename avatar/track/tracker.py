@@ -44,7 +44,7 @@ from scipy.spatial.transform import Rotation
 from avatar import camera as cam
 from avatar.expressions import NUM_EXPRESSIONS
 from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks, neutral_offsets
-from avatar.fit.correspondence import REGIONS
+from avatar.fit.correspondence import MESH_POINTS, NUM_POINTS, REGIONS
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.portrait.face_mesh import CONTOUR_POINTS, LID_RING
 from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS
@@ -85,7 +85,9 @@ WORST_RELATIVE_ERROR = 0.15
 # reduction 2.01 / 2.02x -> 4.17 / 2.80x, accuracy 2.73 / 2.86 -> 2.65 / 1.72 % IOD, blinks unchanged.
 LANDMARK_FILTER = (0.5, 4.0, 1.0)
 FEATURE_FILTER = (6.0, 10.0, 8.0)
-FEATURE_POINTS = np.unique(np.r_[np.ravel(LID_RING), REGIONS["mouth"]])
+# The fast-moving features: lids, lips and the irises, which jump with the gaze (a saccade crosses the eye
+# in a frame or two); held to the head's slow filter and shared speed, a gaze shift lagged 4-8 frames.
+FEATURE_POINTS = np.unique(np.r_[np.ravel(LID_RING), REGIONS["mouth"], np.arange(MESH_POINTS, NUM_POINTS)])
 # The landmark filter's (478 * 3,) channels (x, y, z per point) of the points that move with the head.
 HEAD_CHANNELS = np.repeat(~np.isin(np.arange(478), FEATURE_POINTS), 3)
 _FRONTAL = cam.orbit_to_cam2world(cam.Orbit())[:3, :3]
