@@ -195,6 +195,35 @@ def test_eye_sacks_clear_the_eyeballs(model):
             assert np.linalg.norm(pts - centre, axis=1).min() > radius
 
 
+
+def test_personalised_lids_stay_clear_of_the_eyeball(model):
+    """A shape correction that sinks the left lids into the eyeball (as portrait fits did, down to 0.70 of the
+    radius) comes out with the skin at least as far from the eyeball's centre as the base model keeps it, at
+    rest and at full blink, wide or squint; the eyeball itself moves rigidly, and the rest of the head is as
+    the offsets say."""
+    radius, centre = model.eyeball_radius, model.eye_centers[0]
+    skin = model.part_vertices("skin")
+    base_clearance = np.linalg.norm(model.vertices[skin] - centre, axis=1).min()
+    shift = np.array([0.002, -0.001, 0.003], np.float32)
+    offsets = np.zeros_like(model.vertices)
+    lids = skin[np.linalg.norm(model.vertices[skin] - centre, axis=1) < 1.6 * radius]
+    offsets[lids] = 0.3 * (centre - model.vertices[lids]) + shift
+    ball = model.part_vertices("eyeball_left")
+    offsets[ball] = shift
+    assert np.linalg.norm(model.vertices[lids] + offsets[lids] - centre - shift, axis=1).min() < 0.8 * radius
+    head = model.personalised(offsets)
+    np.testing.assert_allclose(head.eye_centers[0], centre + shift, atol=1e-7)
+    np.testing.assert_array_equal(head.vertices[ball], (model.vertices[ball] + shift).astype(np.float32))
+    for pose in (None, weights(eyeBlinkLeft=1), weights(eyeWideLeft=1, eyeSquintLeft=1), weights(eyeSquintLeft=1)):
+        v = head.posed(pose)
+        assert np.linalg.norm(v[skin] - head.eye_centers[0], axis=1).min() >= base_clearance * (1 - 1e-5), pose
+    # Away from that eye nothing changes: neither the corrected mesh nor any blendshape.
+    far = np.ones(model.num_vertices, bool)
+    far[skin[np.linalg.norm(model.vertices[skin] - centre, axis=1) < 3 * radius]] = False
+    np.testing.assert_array_equal(head.vertices[far], (model.vertices + offsets)[far])
+    np.testing.assert_array_equal(head.expression_basis[:, far], model.expression_basis[:, far])
+    assert head.base_model is model
+
 def test_eye_look_rotates_the_eyeball(model):
     radius = model.eyeball_radius
     for side, eye in (("Left", 0), ("Right", 1)):

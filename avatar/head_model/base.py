@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -112,8 +113,10 @@ class HeadModel:
         return np.flatnonzero(self.face_part == PART_ID[name])
 
     def personalised(self, offsets: np.ndarray) -> HeadModel:
-        """The same model (id, topology, bases) with a per-person shape correction (N, 3) added to the
-        mean vertices, e.g. avatar.fit.shape_offsets; eyeballs carry their rotation centres along."""
+        """The same model (id, topology, identity basis) with a per-person shape correction (N, 3) added to
+        the mean vertices, e.g. avatar.fit.shape_offsets; eyeballs carry their rotation centres along, and
+        skin the correction would put too close to an eyeball is kept clear of it (`_skin_clear_of_eyeballs`,
+        which also adjusts those vertices' blendshape deltas)."""
         off = np.asarray(offsets, dtype=np.float32)
         if off.shape != self.vertices.shape or not np.all(np.isfinite(off)):
             raise HeadModelError(f"shape offsets must be {self.vertices.shape} finite values, got {off.shape}")
@@ -122,8 +125,61 @@ class HeadModel:
             idx = self.part_vertices(part)
             if len(idx):
                 centres[side] += off[idx].mean(axis=0)
-        return replace(self, vertices=(self.vertices + off).astype(np.float32), eye_centers=centres,
+        vertices, basis = self._skin_clear_of_eyeballs(self.vertices + off, centres)
+        return replace(self, vertices=vertices.astype(np.float32), expression_basis=basis, eye_centers=centres,
                        personalised_from=self.base_model)
+
+    @cached_property
+    def eye_clearance(self) -> np.ndarray:
+        """(2,) world units: per eye (left first), the closest any skin vertex comes to that eyeball's centre,
+        at rest or at any blendshape's full weight (inf without that eyeball)."""
+        skin = self.part_vertices("skin")
+        reach = np.linalg.norm(self.expression_basis[:, skin], axis=-1).max(axis=0)
+        out = np.full(2, np.inf)
+        for side, part in enumerate(("eyeball_left", "eyeball_right")):
+            if not len(self.part_vertices(part)) or not len(skin):
+                continue
+            rest = np.linalg.norm(self.vertices[skin] - self.eye_centers[side], axis=1)
+            near = skin[rest - reach < rest.min()]   # only these can come closer than the rest pose's closest
+            posed = self.vertices[near] + self.expression_basis[:, near]
+            out[side] = min(rest.min(), np.linalg.norm(posed - self.eye_centers[side], axis=-1).min())
+        return out
+
+    def _skin_clear_of_eyeballs(self, vertices: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vertices (N, 3), expression basis (52, N, 3)) for corrected neutral `vertices` and eyeball centres
+        `centres` (2, 3): skin pushed out along the radius from each eyeball's centre to the base model's
+        `eye_clearance`, at the neutral and at each blendshape's full weight. Eyeballs and other parts are
+        left as they are.
+
+        Why: a per-person correction is smooth over the face while each eyeball moves rigidly (by its lids'
+        mean correction), so it can carry lid skin, and the sack behind it, into the eyeball; and a blink,
+        made for the base model's lids, can then sweep a corrected lid through it. Lit, the eyeball pokes
+        through the lid: a jagged line along the upper lid and a lump at the outer corner. The clearance is
+        measured on the base model (its design), whatever the model, not assumed here.
+        """
+        eyes = [(c, r) for c, r in zip(centres, self.base_model.eye_clearance) if np.isfinite(r)]
+        skin = self.part_vertices("skin")
+        if not eyes or not len(skin):
+            return vertices, self.expression_basis
+        reach = np.linalg.norm(self.expression_basis[:, skin], axis=-1).max(axis=0)
+        margin = np.min([np.linalg.norm(vertices[skin] - c, axis=1) - r for c, r in eyes], axis=0)
+        near = skin[margin < reach]               # only these can come too close in some pose
+        poses = vertices[near] + np.concatenate([np.zeros((1, len(near), 3)), self.expression_basis[:, near]])
+        pushed = np.zeros(poses.shape[:2], bool)
+        for centre, radius in eyes:
+            outward = poses - centre
+            distance = np.linalg.norm(outward, axis=-1)
+            short = distance < radius
+            poses[short] = centre + outward[short] * (radius / np.maximum(distance[short], 1e-12))[:, None]
+            pushed |= short
+        out, basis = vertices.copy(), self.expression_basis.copy()
+        out[near] = poses[0]
+        # Only the deltas of pushed vertices are rewritten: elsewhere (v + d) - v would round d.
+        changed = pushed[1:] | pushed[:1]
+        deltas = basis[:, near]
+        deltas[changed] = (poses[1:] - poses[:1])[changed]
+        basis[:, near] = deltas
+        return out, basis
 
     @property
     def base_model(self) -> HeadModel:
