@@ -71,8 +71,8 @@ SPLIT_SATURATED = 3 * (COLOUR_OFFSET + LOGIT_LIMIT)   # |G (z - z_split)| beyond
 # Density inside the hull (per box unit) and how fast it falls outside a wall: it reaches nothing 0.01
 # outside. Light dies out within ~0.005 (alpha 0.95), so a sliver seen at a graze (the cut edge of the
 # neck, a lock of hair) is opaque, and the surface it shows sits within ~0.002 of its wall (measured on the
-# face: at 300 / 30000 the face showed 3 mm behind the head model, and a corner seen edge-on let the
-# background through at alpha 0.93).
+# face: at 300 / 30000 the face showed about 0.003 behind the head model's surface, and a corner seen
+# edge-on let the background through at alpha 0.93).
 DENSITY_INSIDE = 600.0
 WALL_STIFFNESS = 60000.0
 RELU_GAIN_GEOMETRY = 200.0
