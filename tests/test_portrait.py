@@ -363,6 +363,15 @@ def test_no_face(image):
     assert err.reason == "no_face" and "no face found in the portrait" in str(err)
 
 
+def test_a_face_too_small_for_the_detector_is_told_to_crop():
+    """A face a few percent of a large image is shrunk below what the detectors see: the sentence says
+    what to do (crop around it, or give face_box), not only that no face was found."""
+    canvas = np.full((2048, 2048, 3), 200, np.uint8)
+    canvas[960:1088, 960:1088] = cv2.resize(skdata.astronaut(), (128, 128), interpolation=cv2.INTER_AREA)
+    err = reason_of(encode(canvas))
+    assert err.reason == "no_face" and "crop around it" in str(err) and "face_box" in str(err)
+
+
 @pytest.mark.parametrize("border", [cv2.BORDER_REFLECT, cv2.BORDER_REPLICATE, cv2.BORDER_CONSTANT])
 @pytest.mark.parametrize("centre", [(256, 256), (40, 470)], ids=["inside", "over the edge"])
 def test_warp_reads_only_the_region_it_needs_without_changing_the_result(border, centre):

@@ -28,7 +28,10 @@ MIN_PRESENCE = 0.5
 MAX_CANDIDATES = 5
 # Beyond this yaw the far side of the face is hidden and the mesh folds it onto the near side.
 MAX_YAW_DEGREES = 60.0
-NO_FACE_HINT = "a frontal or three-quarter face is needed; or supply face_box or landmarks"
+# The detectors see the whole image shrunk to 128 / 192 pixels: a face under a few percent of a large
+# image is too small for them, and cropping is the user's remedy.
+NO_FACE_HINT = ("a frontal or three-quarter face is needed; a face small in a large image is missed, so "
+                "crop around it; or supply face_box or landmarks")
 
 
 @dataclass
