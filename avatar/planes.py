@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from avatar import march, raster
 from avatar.decoder import TriplaneDecoder
-from avatar.head_model import HeadModel
+from avatar.head_model import EYEBALL_PARTS, HeadModel
 
 
 class FrontPlaneComposer:
@@ -61,7 +61,7 @@ class FrontPlaneComposer:
         # others, and only those facing the front view: every part is a closed surface, so a triangle
         # facing away is always hidden behind one facing the viewer.
         moving = np.abs(head.expression_basis).sum(axis=(0, 2)) > 0
-        for part in ("eyeball_left", "eyeball_right"):
+        for part in EYEBALL_PARTS:
             moving[head.part_vertices(part)] = True
         face_moves = moving[head.faces].any(axis=1)
         self.moving_faces = torch.from_numpy(np.flatnonzero(face_moves))

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pygltflib as gl
-import torch
 
-from avatar import raster
 from avatar.asset import Avatar
 from avatar.camera import BOX_HALF
 from avatar.expressions import ARKIT_NAMES, index_of
 from avatar.head_model.base import PART_ID, HeadModel
+from avatar.surface_field import mesh_wall, texel_index
 from exporter.animation import Animation
 from exporter.avatar_surface import AvatarSurface
 from exporter.head_mesh import GltfMesh, head_gltf_mesh, motion_bound, resolve_head_model, vertex_normals
@@ -164,28 +163,18 @@ def _animation(blob: _Blob, animation: Animation, root: int, head_node: int) -> 
     blob.gltf.animations.append(gl.Animation(name="performance", samplers=samplers, channels=channels))
 
 
-def _front_depth(positions: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
-    """(resolution, resolution) world z of the nearest surface seen from the front (+z) over the box's
-    xy square (rows from y = -BOX_HALF up, as avatar.raster's orthographic "xy" raster), -inf where none."""
-    tri = torch.from_numpy(np.array(faces, np.int32))
-    rast = raster.rasterize(raster.orthographic_clip(torch.from_numpy(np.ascontiguousarray(positions, np.float32)),
-                                                       box_half=BOX_HALF),
-                            tri, resolution, resolution)
-    z = raster.interpolate(torch.from_numpy(np.ascontiguousarray(positions[:, 2:], np.float32)), rast, tri)[..., 0]
-    return np.where(rast[..., 3].numpy() > 0, z.numpy(), -np.inf)
-
-
 def _seen_from_the_front(colour: ColourFn, positions: np.ndarray, faces: np.ndarray) -> ColourFn:
     """`colour` seen from outside, along the normal, except that points the front view sees are seen
     from the front (their "normal" given as +z): there the ray meets what the stream shows from the
     front. Along the normal, a face turned away from the front view but still seen in it (an eyelid's
     margin, a nostril's rim) is reached through the neighbouring surface first (the eyeball, the lip):
     baked that way the lid margins were thin dark or white rims round each eye."""
-    depth = _front_depth(positions, faces, FRONT_DEPTH_RESOLUTION)
+    wall, _ = mesh_wall(positions, faces, "front", FRONT_DEPTH_RESOLUTION)
+    depth = np.nan_to_num(wall, nan=-np.inf)
     cell = 2 * BOX_HALF / FRONT_DEPTH_RESOLUTION
 
     def colour_seen(points: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
-        ij = np.clip(((points[:, :2] + BOX_HALF) / cell).astype(np.int64), 0, FRONT_DEPTH_RESOLUTION - 1)
+        ij = texel_index(points[:, :2], FRONT_DEPTH_RESOLUTION)
         # Within a cell of depth of the nearest surface: the point's own face, or one next to it.
         front = points[:, 2] >= depth[ij[:, 1], ij[:, 0]] - cell
         toward = np.where(front[:, None], FRONT, normals if normals is not None else FRONT).astype(np.float32)

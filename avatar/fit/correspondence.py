@@ -34,7 +34,7 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
 from avatar.expressions import index_of
-from avatar.head_model import PART_ID, HeadModel
+from avatar.head_model import EYEBALL_PARTS, PART_ID, HeadModel
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "mediapipe_face_model.npy"
 MESH_POINTS = 468
@@ -236,7 +236,7 @@ def _register(head: HeadModel) -> Correspondence:
         iris = [centre, *ring]
         eye_idx = 1 - side                               # IRIS_CENTRES is (right, left); eyes are (left, right)
         targets = _iris_targets(head, eye_idx, (canon[list(ring)] - canon[centre]) * scale)
-        faces = np.flatnonzero(head.face_part == PART_ID[("eyeball_left", "eyeball_right")[eye_idx]])
+        faces = np.flatnonzero(head.face_part == PART_ID[EYEBALL_PARTS[eye_idx]])
         triangles[iris], bary[iris] = _snap(head.vertices, head.faces, faces, targets)
     return _finish(head, triangles, bary)
 
@@ -344,7 +344,7 @@ def _moves(head: HeadModel, blendshape: str) -> np.ndarray:
 
 def _iris_targets(head: HeadModel, eye: int, ring_offsets: np.ndarray) -> np.ndarray:
     """Pupil and iris-ring positions (5, 3) on the neutral eyeball `eye` (0 left, 1 right)."""
-    part = ("eyeball_left", "eyeball_right")[eye]
+    part = EYEBALL_PARTS[eye]
     verts = head.vertices[head.part_vertices(part)].astype(np.float64)
     if len(verts) == 0:
         raise CorrespondenceError(f"head model {head.model_id!r} has no {part} to place the iris on")
@@ -380,7 +380,7 @@ def _from_keypoints(head: HeadModel, keypoints: np.ndarray) -> Correspondence:
         for side, (centre, ring) in enumerate(zip(IRIS_CENTRES, IRIS_RINGS)):
             eye_idx = 1 - side
             targets = _iris_targets(head, eye_idx, (canon[list(ring)] - canon[centre]) * scale)
-            faces = np.flatnonzero(head.face_part == PART_ID[("eyeball_left", "eyeball_right")[eye_idx]])
+            faces = np.flatnonzero(head.face_part == PART_ID[EYEBALL_PARTS[eye_idx]])
             idx = [centre, *ring]
             triangles[idx], bary[idx] = _snap(head.vertices, head.faces, faces, targets)
     return _finish(head, triangles, bary)

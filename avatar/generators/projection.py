@@ -185,7 +185,7 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
     m_colour = match_mirror(colour, weight, m_colour, m_weight, is_skin)
     m_weight = m_weight * is_skin * (1 - weight)
 
-    skin_texels = (weight > 0.5) & (part == PART_ID["skin"])
+    skin_texels = (weight > 0.5) & is_skin
     if skin_texels.sum() > 50:
         skin = np.median(colour[skin_texels], axis=0)
     else:

@@ -11,6 +11,8 @@ from avatar.expressions import NUM_EXPRESSIONS
 # Part ids used in `vertex_part` / `face_part`.
 PART_NAMES: tuple[str, ...] = ("skin", "eyeball_left", "eyeball_right", "mouth_cavity", "teeth", "tongue")
 PART_ID = {n: i for i, n in enumerate(PART_NAMES)}
+# The eyeballs in the order of every per-eye array (eye_centers, the eye 4-vector): the left eye first.
+EYEBALL_PARTS = ("eyeball_left", "eyeball_right")
 
 
 class HeadModelError(ValueError):
@@ -121,7 +123,7 @@ class HeadModel:
         if off.shape != self.vertices.shape or not np.all(np.isfinite(off)):
             raise HeadModelError(f"shape offsets must be {self.vertices.shape} finite values, got {off.shape}")
         centres = self.eye_centers.copy()
-        for side, part in enumerate(("eyeball_left", "eyeball_right")):
+        for side, part in enumerate(EYEBALL_PARTS):
             idx = self.part_vertices(part)
             if len(idx):
                 centres[side] += off[idx].mean(axis=0)
@@ -133,10 +135,9 @@ class HeadModel:
     def eye_clearance(self) -> np.ndarray:
         """(2,) world units: per eye (left first), the closest any skin vertex comes to that eyeball's centre,
         at rest or at any blendshape's full weight (inf without that eyeball)."""
-        skin = self.part_vertices("skin")
-        reach = np.linalg.norm(self.expression_basis[:, skin], axis=-1).max(axis=0)
+        skin, reach = self._skin_reach
         out = np.full(2, np.inf)
-        for side, part in enumerate(("eyeball_left", "eyeball_right")):
+        for side, part in enumerate(EYEBALL_PARTS):
             if not len(self.part_vertices(part)) or not len(skin):
                 continue
             rest = np.linalg.norm(self.vertices[skin] - self.eye_centers[side], axis=1)
@@ -144,6 +145,12 @@ class HeadModel:
             posed = self.vertices[near] + self.expression_basis[:, near]
             out[side] = min(rest.min(), np.linalg.norm(posed - self.eye_centers[side], axis=-1).min())
         return out
+
+    @cached_property
+    def _skin_reach(self) -> tuple[np.ndarray, np.ndarray]:
+        """The skin's vertex indices and how far each moves at most, over the blendshapes at full weight."""
+        skin = self.part_vertices("skin")
+        return skin, np.linalg.norm(self.expression_basis[:, skin], axis=-1).max(axis=0)
 
     def _skin_clear_of_eyeballs(self, vertices: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(vertices (N, 3), expression basis (52, N, 3)) for corrected neutral `vertices` and eyeball centres
@@ -158,10 +165,9 @@ class HeadModel:
         measured on the base model (its design), whatever the model, not assumed here.
         """
         eyes = [(c, r) for c, r in zip(centres, self.base_model.eye_clearance) if np.isfinite(r)]
-        skin = self.part_vertices("skin")
+        skin, reach = self._skin_reach
         if not eyes or not len(skin):
             return vertices, self.expression_basis
-        reach = np.linalg.norm(self.expression_basis[:, skin], axis=-1).max(axis=0)
         margin = np.min([np.linalg.norm(vertices[skin] - c, axis=1) - r for c, r in eyes], axis=0)
         near = skin[margin < reach]               # only these can come too close in some pose
         poses = vertices[near] + np.concatenate([np.zeros((1, len(near), 3)), self.expression_basis[:, near]])
@@ -219,7 +225,7 @@ class HeadModel:
         if eye.shape != (4,) or not np.all(np.isfinite(eye)):
             raise HeadModelError("eye rotation must be 4 finite radians (FaceVerse layout)")
         v = v.copy()
-        for side, (part, centre) in enumerate(zip(("eyeball_left", "eyeball_right"), centres)):
+        for side, (part, centre) in enumerate(zip(EYEBALL_PARTS, centres)):
             down, right = eye[2 * side], eye[2 * side + 1]
             # Pitch about x (positive looks down = -y), then yaw about y (positive toward +x).
             cp, sp, cy, sy = np.cos(down), np.sin(down), np.cos(right), np.sin(right)

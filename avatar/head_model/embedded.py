@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from avatar.head_model.base import PART_ID, HeadModel, PartMasks
+from avatar.head_model.base import EYEBALL_PARTS, PART_ID, HeadModel, PartMasks
 from avatar.head_model.blendshapes import build_blendshapes
 from avatar.head_model.geometry import SKIN_V0, Rig, build_rig, eye_centre
 from avatar.head_model.identity import IDENTITY_NAMES, build_identity
@@ -75,7 +75,7 @@ def _vertex_uv(v: int, faces: np.ndarray, faces_uv: np.ndarray, uv: np.ndarray) 
 def _eye_identity(identity: np.ndarray, rig: Rig) -> np.ndarray:
     """(K, 2, 3): how each identity parameter moves the eye rotation centres (mean eyeball motion)."""
     out = np.zeros((identity.shape[0], 2, 3), np.float32)
-    for e, name in enumerate(("eyeball_left", "eyeball_right")):
+    for e, name in enumerate(EYEBALL_PARTS):
         ids = np.flatnonzero(rig.vertex_part == PART_ID[name])
         out[:, e] = identity[:, ids].mean(axis=1)
     return out

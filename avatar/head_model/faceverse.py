@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from avatar.expressions import NUM_EXPRESSIONS
-from avatar.head_model.base import PART_ID, FaceVerseSource, HeadModel, HeadModelError
+from avatar.head_model.base import EYEBALL_PARTS, PART_ID, FaceVerseSource, HeadModel, HeadModelError
 from avatar.head_model.safe_pickle import ForbiddenPickle, load_pickled_npy
 
 # MediaPipe face-mesh indices (subject's right / left as MediaPipe labels them; re-checked by x sign).
@@ -189,7 +189,7 @@ def load_faceverse(path: str | os.PathLike[str]) -> HeadModel:
     # Eyeballs: the range labelled "left" must be on +x (the subject's left); swap if not.
     if eyeballs and vertices[eyeballs[0], 0].mean() < vertices[eyeballs[1], 0].mean():
         eyeballs = eyeballs[::-1]
-    for name, ids in zip(("eyeball_left", "eyeball_right"), eyeballs):
+    for name, ids in zip(EYEBALL_PARTS, eyeballs):
         vertex_part[ids] = PART_ID[name]
     fp = vertex_part[faces]
     face_part = np.where((fp == fp[:, :1]).all(axis=1), fp[:, 0], PART_ID["skin"]).astype(np.int8)

@@ -190,7 +190,7 @@ class FaceTracker:
     def _smoothed_landmarks(self, landmarks: np.ndarray, t: float) -> np.ndarray:
         """The landmarks through the One-Euro filter, in units of the face's inter-ocular distance."""
         if self._scale is None:
-            self._scale = max(_interocular(landmarks), 1.0)
+            self._scale = _filter_unit(landmarks)
         flat = (landmarks / self._scale).reshape(-1)
         return self._landmark_filter(flat, t).reshape(landmarks.shape) * self._scale
 
@@ -236,6 +236,12 @@ def square_frame(shape: tuple[int, int]) -> tuple[int, np.ndarray]:
 
 def _interocular(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks[IRIS_CENTRES[0], :2] - landmarks[IRIS_CENTRES[1], :2]))
+
+
+def _filter_unit(landmarks: np.ndarray) -> float:
+    """The landmark filter's unit of length, pixels: the first face's inter-ocular distance, so its
+    speeds and cutoffs mean the same on any frame size."""
+    return max(_interocular(landmarks), 1.0)
 
 
 def _fit_quality(fit: FaceFit, landmarks: np.ndarray, size: int) -> float:
@@ -367,7 +373,7 @@ def _smooth_pose_backward(rows: list[TrackedFrame]) -> None:
     seen = [r.landmarks for r in rows if r.found and r.landmarks is not None]
     if not seen:
         return
-    scale = max(_interocular(seen[0]), 1.0)   # the forward filter's unit (FaceTracker._smoothed_landmarks)
+    scale = _filter_unit(seen[0])
     smoother = OneEuroFilter(*landmark_filter_parameters(), shared=HEAD_CHANNELS)
     later: tuple[np.ndarray, np.ndarray] | None = None   # the next row's filtered (rotation, position)
     for r in reversed(rows):
