@@ -298,6 +298,33 @@ def test_shape_offsets_bring_the_head_onto_the_landmarks(head):
         assert np.ptp(offsets[idx], axis=0).max() < 1e-7
 
 
+def test_shape_offsets_take_the_profile_from_the_landmarks_depth(head):
+    """A nose longer than the identity basis reaches: MediaPipe's relative depth carries it into the
+    offsets (a turned view sees a profile, not the landmarks' x and y). Landmarks without a depth column
+    (a caller's 2-D points, padded with zeros) are read as having none, not as a flat face."""
+    corr = correspondence(head)
+    face = mean_face(head)
+    tip = face[4].copy()
+    near_tip = np.exp(-np.sum((face[:MESH_POINTS, :2] - tip[:2]) ** 2, axis=1) / (2 * 0.02 ** 2))
+    face[:MESH_POINTS, 2] += 0.02 * near_tip
+    lm = synthetic_landmarks(face, cam.Orbit(12, 3, 0))
+
+    def length(p):  # the nose tip's height over the eye corners
+        return p[4, 2] - p[[33, 133, 362, 263], 2].mean()
+
+    fit = fit_landmarks(head, lm, SIZE)
+    posed = head.posed(fit.expression, fit.identity, fit.eye)
+    before = length(face) - length(corr.points(head, posed))
+    after = length(face) - length(corr.points(head, posed + shape_offsets(head, fit, lm, SIZE)))
+    assert before > 0.008 and abs(after) < 0.3 * before, (before, after)
+
+    flat = lm.copy()
+    flat[:, 2] = 0.0
+    without = fit_landmarks(head, flat, SIZE)
+    assert np.allclose(without.identity, fit_landmarks(head, lm[:, :2], SIZE).identity)
+    assert np.allclose(shape_offsets(head, without, flat, SIZE), shape_offsets(head, without, lm[:, :2], SIZE))
+
+
 # -- real portraits --------------------------------------------------------------------------------
 
 PORTRAITS = ("vermeer_pearl_earring.jpg", "sargent_lady_agnew.jpg", "einstein_1904.jpg")

@@ -10,6 +10,7 @@ from avatar.fit.correspondence import MESH_POINTS, NUM_POINTS
 from avatar.head_model import HeadModel
 
 MAX_OUTSIDE = 0.15         # points may lie this far (fraction of the side) outside the crop
+DEPTH_FLOOR = 0.01         # a face's depth spans ~0.5 of its width: a z column spanning less is no depth
 
 
 class LandmarkFitError(ValueError):
@@ -46,6 +47,18 @@ def check_landmarks(landmarks: ArrayLike, size: float) -> np.ndarray:
     if spread.min() < 0.02 * size:
         raise LandmarkFitError(f"landmarks span only {spread.min():.3g} pixels: they do not describe a face")
     return pts
+
+
+def landmark_depth(points: np.ndarray) -> np.ndarray | None:
+    """The mesh points' relative depth column (MediaPipe's z: the x/y scale, negative toward the camera),
+    zero mean; None when the landmarks carry none (a caller's 2-D landmarks, padded with zeros)."""
+    if points.shape[1] < 3:
+        return None
+    z = points[:MESH_POINTS, 2]
+    if np.ptp(z) <= DEPTH_FLOOR * np.ptp(points[:MESH_POINTS, :2], axis=0).max():
+        return None
+    centred: np.ndarray = z - z.mean()
+    return centred
 
 
 def check_identity(head: HeadModel, identity: ArrayLike) -> np.ndarray:

@@ -25,7 +25,8 @@ the identity basis cannot reach) onto the mesh.
 
 Input: MediaPipe's points in pixels of a square crop of side `image_size`, x right, y down, z relative
 depth in the same pixel scale (negative toward the camera). x and y drive the fit; z is used weakly
-(it is relative and noisy); the face-oval points (they slide along the cheek) and the rings round the eyes
+(it is relative and noisy; `shape_offsets` takes the profile from it), and not at all when the points
+carry none (a caller's 2-D landmarks, padded with zeros); the face-oval points (they slide along the cheek) and the rings round the eyes
 (they do not follow the lids) weigh less. The lid margins are best taken from the iris model's eye
 contours (avatar.portrait.face_mesh.refined_lids): the mesh's own lids barely close on a blink. Of the iris
 rings only their centres are used (pipelines order the ring points differently).
@@ -41,7 +42,14 @@ from scipy.optimize import least_squares
 
 from avatar import camera as cam
 from avatar.expressions import NUM_EXPRESSIONS, index_of
-from avatar.fit.checks import LandmarkFitError, check_identity, check_landmarks, check_neutral, check_size
+from avatar.fit.checks import (
+    LandmarkFitError,
+    check_identity,
+    check_landmarks,
+    check_neutral,
+    check_size,
+    landmark_depth,
+)
 from avatar.fit.correspondence import (
     FACE_OVAL,
     IRIS_CENTRES,
@@ -62,7 +70,7 @@ from avatar.fit.landmark_model import (
 )
 from avatar.head_model import HeadModel
 
-__all__ = ["FaceFit", "LandmarkFitError", "fit_landmarks", "model_points"]
+__all__ = ["FaceFit", "LandmarkFitError", "fit_landmarks", "model_points", "relative_depth"]
 
 # Weights of the residuals, relative to one mesh point's x or y. The face oval slides along the cheek and
 # the periocular rings do not follow the lids (correspondence.PERIOCULAR): at full weight they hold a
@@ -129,6 +137,14 @@ def fit_landmarks(head: HeadModel, landmarks: ArrayLike, image_size: float, *, i
         x0 = _solve(problem, x0, problem.free()[problem.free() < 7], RIGID_ITERATIONS)
     x = _warm_solve(problem, x0) if prior is not None else _bounded_solve(problem, x0, COLD_ITERATIONS)
     return problem.result(x)
+
+
+def relative_depth(depth: np.ndarray, focal: float) -> np.ndarray:
+    """MediaPipe-style relative depth of points at camera depths `depth` (any unit) seen with the normalised
+    `focal`: image units (fractions of the side, x and y's scale at the points' mean depth), zero mean."""
+    mean = depth.mean()
+    z: np.ndarray = focal * (depth - mean) / mean
+    return z
 
 
 def _bounded_solve(problem: _Problem, x0: np.ndarray, max_nfev: int) -> np.ndarray:
@@ -226,7 +242,7 @@ class _Problem:
             self.rows = np.r_[self.rows, list(IRIS_CENTRES)]
         self.xy, self.w = xy[self.rows], weights[self.rows]
         mesh = np.arange(MESH_POINTS)
-        self.z = target[mesh, 2] if target.shape[1] == 3 else None
+        self.z = landmark_depth(target)
         self.z_rows = mesh                                         # rows of self.rows with a depth
         self.log_f0 = math.log(cam.focal_from_fov(cam.DEFAULT_FOV_DEG if fixed_fov is None else fixed_fov))
 
@@ -295,16 +311,8 @@ class _Problem:
         uv, q, f = self.project(p[self.rows], self.rotation(c) if rot is None else rot, c)
         r = [((uv - self.xy) * self.w[:, None]).reshape(-1)]
         if self.z is not None:
-            r.append(DEPTH_WEIGHT * (self._model_depth(q, f) - (self.z - self.z.mean())))
+            r.append(DEPTH_WEIGHT * (relative_depth(q[self.z_rows, 2], f) - self.z))
         return np.concatenate(r)
-
-    def _model_depth(self, q: np.ndarray, f: float) -> np.ndarray:
-        """MediaPipe-style relative depth of the model points: image units, zero mean."""
-        depth = q[self.z_rows, 2]
-        mean = depth.mean()
-        z = f * (depth - mean) / mean
-        centred: np.ndarray = z - z.mean()
-        return centred
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)

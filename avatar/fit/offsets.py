@@ -8,9 +8,10 @@ while a passing smile or an open jaw stays expression).
 
 The head model's identity basis is small, so after `fit_landmarks` the head's own surface points (the
 MediaPipe correspondences) still miss the photo's landmarks by a few pixels. `shape_offsets` measures
-those misses in 3D (along the portrait camera's image plane, at each point's depth), and spreads them
-over the mesh with a thin-plate spline that fades to zero away from the face. Eyeballs, teeth and
-tongue move rigidly (by the correction at their centre) and keep their shape.
+those misses in 3D (along the portrait camera's image plane, and in depth to the landmarks' own relative
+depth when they carry one), and spreads them over the mesh with a thin-plate spline that fades to zero
+away from the face. Eyeballs, teeth and tongue move rigidly (by the correction at their centre) and keep
+their shape.
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
 from avatar import camera as cam
-from avatar.fit.checks import LandmarkFitError, check_landmarks
+from avatar.fit.checks import LandmarkFitError, check_landmarks, landmark_depth
 from avatar.fit.correspondence import MESH_POINTS, correspondence
-from avatar.fit.landmark_fit import FaceFit
+from avatar.fit.landmark_fit import FaceFit, relative_depth
 from avatar.fit.landmark_model import model_points
 from avatar.head_model import HeadModel
 
@@ -49,7 +50,8 @@ def shape_offsets(head: HeadModel, fit: FaceFit, landmarks: ArrayLike, image_siz
     # The mesh points only: an iris point's miss is gaze, not shape (the eyeballs follow their lids).
     mesh = slice(0, MESH_POINTS)
     posed = corr.points(head, head.posed(fit.expression, fit.identity, fit.eye))[mesh]
-    residual = _back_project(pts[mesh, :2] / size, posed, fit.camera) - posed
+    depth = _seen_depth(pts / size, posed, fit.camera)
+    residual = _back_project(pts[mesh, :2] / size, posed, fit.camera, depth) - posed
     neutral = corr.points(head, head.identity_vertices(fit.identity))[mesh]
     vertices = head.identity_vertices(fit.identity).astype(np.float64)
     offsets = np.zeros_like(vertices)
@@ -108,11 +110,30 @@ def _fade(tree: cKDTree, x: np.ndarray) -> np.ndarray:
     return fade
 
 
-def _back_project(uv: np.ndarray, points: np.ndarray, camera_vector: np.ndarray) -> np.ndarray:
-    """World points on the camera rays through normalised pixels `uv`, at the camera depth of `points`."""
+def _seen_depth(landmarks: np.ndarray, points: np.ndarray, camera_vector: np.ndarray) -> np.ndarray | None:
+    """Camera depths of the model's mesh `points` moved to the landmarks' own relative depth (normalised
+    landmarks, as fit_landmarks reads them), about the points' mean depth; None when the landmarks carry
+    no depth. The fit weighs depth lightly against x and y (DEPTH_WEIGHT) and the identity basis is small,
+    so the fitted profile is mostly the model's: the nose's length or the cheeks' set, which a turned
+    view shows, would otherwise be the average head's."""
+    seen = landmark_depth(landmarks)
+    if seen is None:
+        return None
+    v = np.asarray(camera_vector, np.float64)
+    _, depth = cam.project(points, v)
+    focal = v[16]
+    moved: np.ndarray = depth + (seen - relative_depth(depth, focal)) * depth.mean() / focal
+    return moved
+
+
+def _back_project(uv: np.ndarray, points: np.ndarray, camera_vector: np.ndarray,
+                  depth: np.ndarray | None = None) -> np.ndarray:
+    """World points on the camera rays through normalised pixels `uv`, at camera depths `depth` (by
+    default those of `points`)."""
     v = np.asarray(camera_vector, np.float64)
     c2w, k = v[:16].reshape(4, 4), v[16:].reshape(3, 3)
-    _, depth = cam.project(points, v)
+    if depth is None:
+        _, depth = cam.project(points, v)
     cam_pts = np.stack([(uv[:, 0] - k[0, 2]) / k[0, 0] * depth, (uv[:, 1] - k[1, 2]) / k[1, 1] * depth, depth], 1)
     world: np.ndarray = cam_pts @ c2w[:3, :3].T + c2w[:3, 3]
     return world
