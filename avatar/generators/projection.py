@@ -27,6 +27,7 @@ MATTE_MIN = 0.5
 VISIBILITY_EPS = 0.01    # depth tolerance of the visibility test, in world units
 # match_mirror: scales as fractions of the texture's side (measured at 256: light over 6 texels, detail
 # over 3; frontal face PSNR +0.2 to +2.0 dB on the reference portraits, the ghost face gone at +-45).
+FIT_DAMPING = 0.1         # fit_to_pixels: texels read by less than ~this many pixels' worth barely move
 MIRROR_LIGHT_SIGMA = 6 / 256
 MIRROR_BLUR_SIGMA = 3 / 256
 MIRROR_OVERLAP = 0.5     # both views at least this confident: their light compares
@@ -236,7 +237,12 @@ def fit_to_pixels(values: np.ndarray, points: np.ndarray, front_uv: np.ndarray, 
     front-plane texel reads (rows = y, as the xy plane); front_shown (H, W) bool: where the front plane
     reads the texture at all. Solved by `iterations` Jacobi steps, each moving a texel by the mean
     residual of the pixels that read it: the first alone is that mean (a blur of the values over a
-    front-plane texel's footprint), the later ones restore the detail the front plane can hold."""
+    front-plane texel's footprint), the later ones restore the detail the front plane can hold.
+
+    Damped (Tikhonov, FIT_DAMPING): a pixel on an occlusion edge reads only a sliver of texture (the rest
+    is static hair), and undamped the few texels it reads would swing to whatever explains the whole
+    pixel, step after step, up to the logit limit: streaks of saturated colour where another view shows
+    those texels whole (beside an earring at +30 deg on a talking-head frame)."""
     grid = torch.from_numpy(front_uv * 2 - 1).to(torch.float64)[None]
     shown = torch.from_numpy(front_shown)
     xy = SIDE_PLANES.index("xy")
@@ -255,9 +261,9 @@ def fit_to_pixels(values: np.ndarray, points: np.ndarray, front_uv: np.ndarray, 
         (grad,) = torch.autograd.grad((read(probe) * residual).sum(), probe)
         return grad
 
-    weights = carried(torch.ones_like(target)).clamp(min=1e-6)   # how much the pixels read each texel
+    weights = carried(torch.ones_like(target))   # how much the pixels read each texel, in pixels
     change = torch.zeros_like(probe, requires_grad=False)
     for _ in range(iterations):
-        change = change + carried(target - read(change)) / weights
+        change = change + (carried(target - read(change)) - FIT_DAMPING * change) / (weights + FIT_DAMPING)
     out: np.ndarray = change[0].permute(1, 2, 0).numpy().astype(np.float32)
     return out
