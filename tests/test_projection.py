@@ -9,7 +9,14 @@ import pytest
 
 from avatar import camera
 from avatar.generators import projective
-from avatar.generators.projection import FIT_DAMPING, facing_weight, fit_to_pixels, surface_texels, view_depth
+from avatar.generators.projection import (
+    FIT_DAMPING,
+    facing_weight,
+    fit_to_pixels,
+    sample_image,
+    surface_texels,
+    view_depth,
+)
 from avatar.render import Renderer
 from avatar.surface_field import FRONT_RGB, encode_colour, sync_texture
 from avatar.synthetic import synthetic_avatar
@@ -70,6 +77,13 @@ def test_a_texel_a_pixel_barely_reads_does_not_swing():
     fit = fit_to_pixels(np.ones((1, 3)), point, front_uv, shown, n, iterations=8)
     assert 0 < fit[2, 3, 0] <= 1.0
     assert np.abs(np.delete(fit.reshape(-1, 3), 2 * n + 3, axis=0)).max() < 1e-9
+
+
+def test_sampling_no_points_gives_no_samples():
+    """An empty set of points (a portrait with no hair beside the face) samples to an empty set: OpenCV's
+    remap refuses an empty map."""
+    assert sample_image(np.zeros((4, 4, 3), np.float32), np.zeros((0, 2), np.float32)).shape == (0, 3)
+    assert sample_image(np.zeros((4, 4, 3), np.float32), np.zeros((2, 0, 2), np.float32)).shape == (2, 0, 3)
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,8 @@ def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     lead = uv.shape[:-1]
     flat = uv.reshape(-1, 2)
+    if not len(flat):     # remap refuses an empty map
+        return np.zeros((*lead, image.shape[2] if image.ndim == 3 else 1), image.dtype)
     # remap takes a 2D map of under 32767 rows and columns: lay any set of points out as one.
     cols = REMAP_COLUMNS
     rows = -(-len(flat) // cols)
