@@ -105,9 +105,13 @@ class WallView(NamedTuple):
 
 def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, vol: np.ndarray,
                    extra: np.ndarray, colour: ColourFn, normals: Callable[[np.ndarray], np.ndarray],
-                   resolution: int) -> HeadWalls:
+                   resolution: int, grown_front: np.ndarray | None = None) -> HeadWalls:
     """Walls of `vol` (mesh and `extra`, the part the mesh does not carry), coloured from the neural
-    texture (R, R, 3) on the mesh and by `colour` elsewhere, with each side view's claims."""
+    texture (R, R, 3) on the mesh and by `colour` elsewhere, with each side view's claims.
+
+    `grown_front` ((R, R) z on the xy grid, NaN elsewhere) is the face grown past the mesh's outline
+    (whole_head.grown_face): static front wall, textured like the mesh behind it. Under the mesh the front
+    wall is otherwise the posed mesh, rasterized each frame, which would cut the growth off."""
     neutral = head.identity_vertices(identity)
     walls = volume_walls(vol)
     moving = np.linalg.norm(head.expression_basis, axis=2).max(axis=0) > MOVING
@@ -133,12 +137,16 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         return WallView(rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra,
                         np.where(on_mesh, mesh_coord, walls[name]))
 
-    front_static = volume_walls(extra)["front"]
+    hair_front = volume_walls(extra)["front"]
+    if grown_front is None:
+        grown_front = np.full_like(hair_front, np.nan)
+    front_static = np.fmax(hair_front, grown_front)
     front = wall_colour("front")
     # The front colour at rest: the hair's where static hair is the first surface, elsewhere the
     # texture's (under the mesh the texture is rasterized each frame; the back gate reads this one).
-    static_front = np.isfinite(front_static) & (np.nan_to_num(front_static, nan=-1.0) >= front.coord - 0.5 / resolution)
-    front_rgb = np.where(static_front[..., None], colour(wall_points("front", front_static)), front.rgb)
+    hair_first = np.isfinite(hair_front) & ~(np.nan_to_num(grown_front, nan=-1.0) > hair_front) & \
+        (np.nan_to_num(hair_front, nan=-1.0) >= front.coord - 0.5 / resolution)
+    front_rgb = np.where(hair_first[..., None], colour(wall_points("front", hair_front)), front.rgb)
     back = wall_colour("back")
     split = split_depth(walls["front"], walls["back"])
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
@@ -162,8 +170,14 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     # The back and side walls stand one voxel out: where they meet the front wall's outline at a graze,
     # a voxel's rounding must not carve a slit the front view would see through.
     voxel = 1.0 / resolution
-    return HeadWalls(front_static=front_static, back=back.coord - voxel, px=side_wall["px"] + voxel + clearance["px"],
-                     nx=side_wall["nx"] - voxel - clearance["nx"],
+    px, nx = side_wall["px"] + voxel + clearance["px"], side_wall["nx"] - voxel - clearance["nx"]
+    # The side walls reach a voxel past the grown face too: at the mesh they would cut it off again.
+    rows, cols = np.nonzero(np.isfinite(grown_front))
+    x = texel_centres(resolution)[cols]
+    at = (rows, texel_index(grown_front[rows, cols], resolution))
+    np.fmax.at(px, at, x + voxel)
+    np.fmin.at(nx, at, x - voxel)
+    return HeadWalls(front_static=front_static, back=back.coord - voxel, px=px, nx=nx,
                      front_rgb=front_rgb, back_rgb=back.rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
                      split=split, owned=owned)
 

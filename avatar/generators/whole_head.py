@@ -12,6 +12,10 @@ What it does, plainly:
   beside the face, reaching back to the head from the depth of the face's outline. It is a guess at hair
   seen only from the front: it covers the skull where the photo shows hair, and long hair stays where
   it falls.
+- Where the photo shows the face's skin past the mesh's outline (a turned head's far cheek: the fit's
+  contour points slide along the cheek and do not pin the mesh's outline to the photo's), the mesh
+  grows out along its normals at that outline as far as the skin reaches, and what of the growth the
+  portrait sees past the mesh's outline is static front wall: the portrait's outline is the photo's.
 - Every point's colour is the photo where the photo sees it, its mirror image where only the other side
   is seen, and otherwise continued from the strips of hair (or neck) at the silhouette's sides
   (`EdgeFill`): hair runs round the back as the photo shows it at the sides, and a neck stays a neck.
@@ -25,6 +29,7 @@ from typing import TypeAlias
 import cv2
 import numpy as np
 import torch
+import trimesh
 from scipy import ndimage
 from skimage import measure
 
@@ -56,6 +61,11 @@ FILL_DETAIL_DEPTH = 0.3      # the fill turns from the strip's detail to its mea
 FILL_FROM_DEG = 60.0         # round the head from this angle on, the fill reads deeper into the side strips
 EDGE_FEATHER = 0.03          # the photo's colours fade out over this far (x image size) inside the silhouette
 VISIBILITY_EPS = 0.02        # depth tolerance of the photo's visibility test (world units)
+FACE_BLEND_REACH = 0.02      # the face's colour and its surroundings' are read this near (x image size)
+GROWN_MIN = 0.001            # world units: a grown surface this far in front of the neutral mesh stands out
+RIM_GRAZE = 0.3              # the face grows past its outline at vertices whose normal's cosine with the view
+                             # is below this (within 17 degrees of grazing), fully below half of it: enough to
+                             # hold the outline between the mesh's vertices, little of the face the photo shows
 
 # Per image row, a side strip the fill reads: (source row int64, first column float, width float), each (S,).
 Strips: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -330,6 +340,86 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     return fine
 
 
+def grown_face(view: PortraitView, skin: np.ndarray, mesh_mask: np.ndarray, head: HeadModel,
+               neutral: np.ndarray) -> np.ndarray:
+    """(V, 3) world: the neutral mesh `neutral` grown past its outline in the portrait to the skin the
+    photo shows beyond it (`skin`, `mesh_mask`: (S, S) bool).
+
+    Skin vertices the portrait's camera sees at a graze move out along their normals by as far (in world
+    units at their depth) as the skin nearby lies beyond the mesh's outline, fading to nothing as they turn
+    toward or away from the camera: the outline moves to the photo's (build_walls keeps only what the
+    portrait sees past the mesh's outline, `_grown_front`). Only skin counts, so background and clothing
+    never become face; where the photo shows no skin past the outline the mesh is unchanged.
+    """
+    s = skin.shape[0]
+    beyond = skin & ~mesh_mask
+    beyond &= _more_face_than_beside(view, skin & mesh_mask, beyond)
+    if not beyond.any():
+        unchanged: np.ndarray = neutral.copy()
+        return unchanged
+    reach = ndimage.distance_transform_edt(~mesh_mask) * beyond
+    # Each pixel near the outline: the furthest the skin reaches past the outline within that reach of it
+    # (a vertex on the outline projects onto the mesh's last pixel, the skin it must reach lies outward).
+    radius = int(np.ceil(reach.max())) + 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    extent = cv2.dilate(reach.astype(np.float32), disc)
+    normals = trimesh.Trimesh(neutral, head.faces, process=False).vertex_normals
+    uv, depth = cam.project(neutral, view.camera)
+    origin = np.asarray(view.camera, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
+    to_cam = origin - neutral
+    to_cam /= np.linalg.norm(to_cam, axis=-1, keepdims=True)
+    graze = np.clip(2.0 * (1.0 - np.abs((normals * to_cam).sum(-1)) / RIM_GRAZE), 0.0, 1.0)
+    inside = (uv >= 0).all(-1) & (uv < 1).all(-1)
+    px = np.clip((uv * s).astype(np.int64), 0, s - 1)
+    focal_px = float(np.asarray(view.camera, dtype=np.float64)[16]) * s
+    height = np.where(inside, extent[px[:, 1], px[:, 0]], 0.0) * depth / focal_px * graze
+    on_skin = np.zeros(len(neutral), bool)
+    on_skin[head.part_vertices("skin")] = True
+    grown: np.ndarray = neutral + normals * np.where(on_skin, height, 0.0)[:, None]
+    return grown
+
+
+def _grown_front(view: PortraitView, grown: np.ndarray, neutral: np.ndarray, faces: np.ndarray,
+                 mesh_mask: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R) world z on the xy grid, NaN elsewhere: the grown mesh's front wall where it stands in front
+    of the neutral mesh's and the portrait sees it past the neutral mesh's outline (`mesh_mask`). Only
+    there must the growth be static front wall: elsewhere the posed mesh, rasterized each frame with the
+    texture the refinement corrects, stays the face every view sees."""
+    grown_z, _ = mesh_wall(grown, faces, "front", resolution)
+    rest_z, _ = mesh_wall(neutral, faces, "front", resolution)
+    ahead = np.isfinite(grown_z) & ~(np.nan_to_num(rest_z, nan=-np.inf) >= grown_z - GROWN_MIN)
+    c = texel_centres(resolution)
+    xs, ys = np.meshgrid(c, c, indexing="xy")
+    uv, _ = cam.project(np.stack([xs, ys, np.nan_to_num(grown_z)], axis=-1), view.camera)
+    s = mesh_mask.shape[0]
+    px = np.clip((uv * s).astype(np.int64), 0, s - 1)
+    past_outline = (uv >= 0).all(-1) & (uv < 1).all(-1) & ~mesh_mask[px[..., 1], px[..., 0]]
+    front: np.ndarray = np.where(ahead & past_outline, grown_z, np.nan)
+    return front
+
+
+def _more_face_than_beside(view: PortraitView, face: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(S, S) bool: the `candidates` whose colour is nearer the `face`'s nearby than that of what lies
+    beside them (neither face nor candidate: the background, hair). The matte's edge blends the face
+    with the background over a few pixels, and the matte (like the landmarks' hull, which may take in
+    hair beside the jaw) reaches past the middle of that blend: past it the photo shows no face."""
+    s = face.shape[0]
+    image = view.image.astype(np.float32)
+    sigma = FACE_BLEND_REACH * s
+
+    def local_mean(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
+        total = cv2.GaussianBlur(image * mask[..., None], (0, 0), sigma)
+        return total / np.maximum(weight, 1e-6)[..., None], weight
+
+    face_colour, _ = local_mean(face)
+    beside, near = local_mean(~face & ~candidates)
+    towards_face = face_colour - beside
+    blend = ((image - beside) * towards_face).sum(-1) / np.maximum((towards_face ** 2).sum(-1), 1e-6)
+    more_face: np.ndarray = candidates & ((blend > 0.5) | (near < 1e-3))
+    return more_face
+
+
 def _face_outline_depth(view: PortraitView, zf: np.ndarray, c: np.ndarray) -> np.ndarray:
     """(R, 2) world z per grid row y (NaN where unknown): how far forward the face reaches at its
     outline on the -x and +x side, the depth of the mesh's front wall at the outermost column that
@@ -485,7 +575,9 @@ def build_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, view
                        resolution)
     vol = swept_mesh_volume(head, identity, resolution) | hair
     colour = SurfaceColour(view, vol, outline.silhouette, outline.fill)
-    return assemble_walls(head, identity, texture, vol, hair, colour, colour.normals, resolution)
+    grown = grown_face(view, outline.skin, outline.mesh_mask, head, neutral)
+    front = _grown_front(view, grown, neutral, head.faces, outline.mesh_mask, resolution)
+    return assemble_walls(head, identity, texture, vol, hair, colour, colour.normals, resolution, grown_front=front)
 
 
 def _mesh_mask(vertices: np.ndarray, faces: np.ndarray, view: PortraitView) -> np.ndarray:
