@@ -365,19 +365,75 @@ def test_the_irises_follow_a_saccade_without_lag():
     iris points, which the fit reads the gaze from, must land within a frame, not wait for the head's slow
     filter to open (they lagged 4-8 frames, and a reenacted face looked the wrong way)."""
     from avatar.fit.correspondence import MESH_POINTS, NUM_POINTS
-    from avatar.track import OneEuroFilter
-    from avatar.track.tracker import HEAD_CHANNELS, landmark_filter_parameters
+    from avatar.track.tracker import face_frame_filter
 
     rng = np.random.default_rng(0)
     rest = rng.uniform(-1.5, 1.5, (NUM_POINTS, 3))        # landmarks in inter-ocular units, as the tracker filters
-    smoother = OneEuroFilter(*landmark_filter_parameters(), shared=HEAD_CHANNELS)
+    smoother = face_frame_filter()
     irises = np.arange(MESH_POINTS, NUM_POINTS)
     out = []
     for k in range(20):
         frame = rest + rng.normal(0.0, 0.003, rest.shape)
         if k >= 10:
             frame[irises, 0] += 0.3                          # both irises jump sideways at frame 10
-        out.append(smoother(frame.reshape(-1), k / 30.0).reshape(NUM_POINTS, 3))
+        out.append(smoother(frame, k / 30.0))
     moved = np.array([o[irises, 0].mean() - rest[irises, 0].mean() for o in out])
     assert moved[11] > 0.8 * 0.3                           # within a frame of the jump
     assert abs(np.array(out)[10:, :MESH_POINTS].mean(axis=0) - rest[:MESH_POINTS]).max() < 0.01   # head still
+
+
+def test_the_brows_follow_their_own_rise_while_the_face_wobbles_smoothed():
+    """The whole face wobbles (the face mesh's jitter on a still head is mostly a small motion of the whole
+    face) while the brows rise in a step: the tracker's landmark filter must steady the wobble as the head's
+    slow filter does, yet land the brows within a frame of their rise (filtered in the image with the head's
+    slow filter, they were a quarter of the way there a frame later and lagged for ten frames and more),
+    and the rise must not move the rest of the face."""
+    from scipy.spatial.transform import Rotation
+
+    from avatar.fit.correspondence import NUM_POINTS, REGIONS
+    from avatar.track.face_frame import fit_similarity
+    from avatar.track.tracker import face_frame_filter
+
+    rng = np.random.default_rng(2)
+    rest = rng.uniform(-1.5, 1.5, (NUM_POINTS, 3))        # inter-ocular units, as the tracker filters
+    brows, rise, frames = REGIONS["brows"], 0.1, 40
+    others = np.setdiff1d(np.arange(NUM_POINTS), brows)
+    smoother = face_frame_filter()
+    raw, out = [], []
+    for k in range(frames):
+        frame = rest + rng.normal(0.0, 0.002, rest.shape)
+        if k >= 20:
+            frame[brows, 1] -= rise                        # up: image y grows downward
+        turn = Rotation.from_rotvec(rng.normal(0.0, 0.01, 3)).as_matrix()
+        frame = (frame - rest.mean(axis=0)) @ turn.T * (1.0 + rng.normal(0.0, 0.003)) + rest.mean(axis=0)
+        frame += rng.normal(0.0, 0.01, 3)
+        raw.append(frame)
+        out.append(smoother(frame, k / RATE))
+    raw, out = np.array(raw), np.array(out)
+
+    def in_the_face(points):   # the brows' height over the rest of the face, in the face's own frame
+        scale, rotation, shift = fit_similarity(points[others], rest[others])
+        return (scale * points @ rotation.T + shift)[brows, 1].mean() - rest[brows, 1].mean()
+
+    moved = np.array([-in_the_face(o) for o in out]) / rise
+    assert moved[21] > 0.9, moved[18:26]                   # a frame after the rise
+    assert abs(moved[:20]).max() < 0.05 and abs(moved[22:] - 1.0).max() < 0.05, moved
+    wobble = lambda p: np.std(np.diff(p[5:20, others], axis=0))  # noqa: E731 - still stretch, whole face
+    assert wobble(out) < 0.5 * wobble(raw), (wobble(out), wobble(raw))
+    settled = np.abs(out[25:, others] - rest[others]).mean()
+    assert settled < 0.5 * np.abs(raw[25:, others] - rest[others]).mean()
+
+
+def test_fit_similarity_recovers_a_known_motion():
+    from scipy.spatial.transform import Rotation
+
+    from avatar.track.face_frame import fit_similarity
+
+    rng = np.random.default_rng(4)
+    source = rng.normal(0.0, 1.0, (50, 3))
+    rotation = Rotation.from_rotvec([0.3, -0.2, 0.1]).as_matrix()
+    target = 1.7 * source @ rotation.T + (5.0, -2.0, 1.0)
+    scale, found, shift = fit_similarity(source, target)
+    assert scale == pytest.approx(1.7)
+    np.testing.assert_allclose(found, rotation, atol=1e-9)
+    np.testing.assert_allclose(shift, (5.0, -2.0, 1.0), atol=1e-9)

@@ -3,6 +3,7 @@
 video:    `Clip` (OpenCV's FFmpeg backend), `ClipLimits`, ClipError / ClipTooLong refusals;
 follow:   `MeshFollower`, the face mesh carried from frame to frame;
 filters:  `OneEuroFilter`;
+face_frame: `FaceFrameFilter`, a face mesh smoothed in the face's own frame (its motion slowly, its shape lightly);
 tracker:  `FaceTracker` (live, frame by frame), `track_clip` / `track_frames` (whole clips -> `Track`).
 """
 from avatar.track.filters import OneEuroFilter
