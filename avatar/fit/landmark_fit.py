@@ -23,13 +23,13 @@ identity, expression and gaze deltas at the bound points, so a mean face fits wi
 The head's own proportions differ from the mean face; `shape_offsets` carries that difference (and what
 the identity basis cannot reach) onto the mesh.
 
-Input: MediaPipe's points in pixels of a square crop of side `image_size`, x right, y down, z relative
-depth in the same pixel scale (negative toward the camera). x and y drive the fit; z is used weakly
-(it is relative and noisy; `shape_offsets` takes the profile from it), and not at all when the points
-carry none (a caller's 2-D landmarks, padded with zeros); the face-oval points (they slide along the cheek) and the rings round the eyes
-(they do not follow the lids) weigh less. The lid margins are best taken from the iris model's eye
-contours (avatar.portrait.face_mesh.refined_lids): the mesh's own lids barely close on a blink. Of the iris
-rings only their centres are used (pipelines order the ring points differently).
+Input: MediaPipe's points in pixels of a square crop of side `image_size`, x right, y down, z relative depth
+in the same pixel scale (negative toward the camera). x and y drive the fit; z is used weakly (it is
+relative and noisy; `shape_offsets` takes the profile from it), and not at all when the points carry none (a
+caller's 2-D landmarks, padded with zeros); the face-oval points (they slide along the cheek) and the rings
+round the eyes (they do not follow the lids) weigh less. The lid margins are best taken from the iris
+model's eye contours (avatar.portrait.face_mesh.refined_lids): the mesh's own lids barely close on a blink.
+Of the iris rings only their centres are used (pipelines order the ring points differently).
 """
 from __future__ import annotations
 
