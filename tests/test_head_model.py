@@ -168,26 +168,6 @@ def test_jaw_open_parts_the_lips(model):
     assert life(model, closed[lm["lip_upper"]], closed[lm["lip_lower"]]) < 3 * MM
 
 
-def test_lip_channels_move_whole_lips_and_leave_the_chin(model):
-    # A face that opens its lips more than its jaw (an O, speech) needs lips that part on their own: each lip
-    # moves whole, its outer edge with its margin, far enough to show the teeth, while the chin and nose stay.
-    lm = model.landmarks
-    rest = model.vertices
-
-    def moved(name, landmark):
-        posed = model.posed(weights(**{f"{name}Left": 1, f"{name}Right": 1}))
-        return (posed[lm[landmark]] - rest[lm[landmark]]) * model.metres_per_unit
-
-    down = moved("mouthLowerDown", "lip_lower")[1]
-    assert down <= -6 * MM
-    assert moved("mouthLowerDown", "lip_lower_outer")[1] <= 0.8 * down
-    assert np.linalg.norm(moved("mouthLowerDown", "chin")) < 0.5 * MM
-    up = moved("mouthUpperUp", "lip_upper")[1]
-    assert up >= 4 * MM
-    assert moved("mouthUpperUp", "lip_upper_outer")[1] >= 0.8 * up
-    assert np.linalg.norm(moved("mouthUpperUp", "nose_tip")) < 0.5 * MM
-
-
 @pytest.mark.parametrize("side", ["Left", "Right"])
 def test_blink_closes_lids_outside_the_eyeball(model, side):
     lm = model.landmarks

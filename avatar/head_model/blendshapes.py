@@ -19,16 +19,6 @@ from avatar.head_model.shape import JAW_HINGE, MOUTH_HALF_WIDTH, NECK_AXIS_Z, NE
 JAW_OPEN_ANGLE = 0.30       # radians (~17 degrees): lips part by ~3 cm at life size
 EYE_LOOK_ANGLE = 0.42       # radians (~24 degrees)
 REGION_THRESHOLD = 0.02     # a vertex belongs to a target's region where its weight reaches this
-# mouthLowerDown / mouthUpperUp move a whole lip. Heights below / above the mouth line (rig units, METRES_PER_UNIT
-# ~0.29 m): the lip's outer edge (lower lip ~13 mm, upper ~10 mm) and where the pull has faded out (the
-# labiomental fold ~30 mm below, the nose's base ~20 mm above).
-LIP_SHEET = {"lower": (0.045, 0.10), "upper": (0.035, 0.065)}
-# At weight 1 (per side; both sides together at the middle of the mouth): the lower lip drawn down ~9 mm off
-# the lower teeth, the upper lip raised ~6 mm off the upper teeth, as ARKit's poses show them. With only the
-# lips' margins moving ~4 mm, a face that opens its lips more than its jaw (an O, speech) was fitted with the
-# jaw, which drops the chin ~0.72x the lip gap where such faces drop it ~0.43x (talking_d10's landmarks).
-LIP_DOWN = (0.0, -0.03, 0.004)
-LIP_UP = (0.0, 0.02, 0.003)
 
 
 def _rotate_about_y(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -70,20 +60,6 @@ class _Author:
                      * smoothstep(line[2] - 0.07, line[2] - 0.02, p[:, 2])
                      * rig.surface * (rig.sack != 2) * (rig.sack != 3))
         self.left_half = smoothstep(-0.03, 0.03, p[:, 0])
-
-    def lip_sheet(self, lower: bool) -> np.ndarray:
-        """(N,) weight of one whole lip: 1 from the mouth line to the lip's outer edge (LIP_SHEET's first
-        height), fading to 0 by the second (the chin below, the nose above stay); widest at the middle of the
-        mouth, 0 past its corners; front surface only."""
-        p, line = self.p, self.lip_line
-        away = np.maximum(line[1] - p[:, 1] if lower else p[:, 1] - line[1], 0.0)
-        inside, outside = LIP_SHEET["lower" if lower else "upper"]
-        w = ((1.0 - smoothstep(inside, outside, away))
-             * (1.0 - smoothstep(MOUTH_HALF_WIDTH * 0.35, MOUTH_HALF_WIDTH * 1.2, np.abs(p[:, 0])))
-             * smoothstep(line[2] - 0.07, line[2] - 0.02, p[:, 2])
-             * self.rig.surface * (self.rig.sack != 2) * (self.rig.sack != 3))
-        side: np.ndarray = w * (self.mouth_lower if lower else 1.0 - self.mouth_lower)
-        return side
 
     # -- building blocks -------------------------------------------------------------------------
     def translate(self, weight: np.ndarray, vec: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +117,8 @@ def _left_targets(a: _Author) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     w_press = a.lips * a.left_half * (1.0 - smoothstep(0.0, 0.03, np.abs(p[:, 1] - a.lip_line[1])))
     press = np.stack([np.zeros(len(p)), 0.0012 * (2 * ml - 1), np.full(len(p), -0.004)], 1)
     t["mouthPressLeft"] = (press * w_press[:, None], w_press)
-    t["mouthLowerDownLeft"] = a.translate(a.lip_sheet(lower=True) * a.left_half, LIP_DOWN)
-    t["mouthUpperUpLeft"] = a.translate(a.lip_sheet(lower=False) * a.left_half, LIP_UP)
+    t["mouthLowerDownLeft"] = a.translate(a.lips * ml * a.left_half, (0.0, -0.014, 0.002))
+    t["mouthUpperUpLeft"] = a.translate(a.lips * (1 - ml) * a.left_half, (0.0, 0.012, 0.002))
     w_mouth = bump(p, a.lip_line, (0.15, 0.075, 0.12)) * skin
     t["mouthLeft"] = a.translate(w_mouth, (0.022, 0.0, -0.003))
     t["jawLeft"] = a.translate(a.jaw, (0.025, 0.0, 0.0))
