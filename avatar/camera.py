@@ -174,6 +174,16 @@ def project(points: ArrayLike, cam: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return uv, z
 
 
+def view_cosine(points: ArrayLike, normals: ArrayLike, cam: ArrayLike) -> np.ndarray:
+    """Cosine (...) between unit surface normals (..., 3) at world points (..., 3) and the direction from each
+    point to the camera's centre: 1 facing the camera, 0 at a graze, negative facing away."""
+    origin = np.asarray(cam, dtype=np.float64).reshape(-1)[:16].reshape(4, 4)[:3, 3]
+    to_cam = origin - np.asarray(points, dtype=np.float64)
+    to_cam /= np.maximum(np.linalg.norm(to_cam, axis=-1, keepdims=True), 1e-8)
+    cosine: np.ndarray = (np.asarray(normals, dtype=np.float64) * to_cam).sum(-1)
+    return cosine
+
+
 def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Head rotation matrix from radians (FaceVerse's Euler convention: R = Rz(roll) Ry(yaw) Rx(pitch))."""
     cx, sx = math.cos(pitch), math.sin(pitch)

@@ -111,10 +111,7 @@ def _observe(points: np.ndarray, normals: np.ndarray, covered: np.ndarray, image
              camera_vec: np.ndarray, depth_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Colour and confidence of surface points as the photo shows them."""
     uv, depth = cam.project(points, camera_vec)
-    origin = np.asarray(camera_vec, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
-    to_cam = origin - points
-    to_cam /= np.maximum(np.linalg.norm(to_cam, axis=-1, keepdims=True), 1e-8)
-    facing = np.clip((normals * to_cam).sum(-1) / FACING_FULL, 0, 1)
+    facing = np.clip(cam.view_cosine(points, normals, camera_vec) / FACING_FULL, 0, 1)
     inside = (uv >= 0).all(-1) & (uv <= 1).all(-1)
     size = depth_map.shape[0]
     px = np.clip((uv * size).astype(np.int64), 0, size - 1)

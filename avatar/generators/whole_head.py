@@ -365,10 +365,7 @@ def grown_face(view: PortraitView, skin: np.ndarray, mesh_mask: np.ndarray, head
     extent = cv2.dilate(reach.astype(np.float32), disc)
     normals = trimesh.Trimesh(neutral, head.faces, process=False).vertex_normals
     uv, depth = cam.project(neutral, view.camera)
-    origin = np.asarray(view.camera, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
-    to_cam = origin - neutral
-    to_cam /= np.linalg.norm(to_cam, axis=-1, keepdims=True)
-    graze = np.clip(2.0 * (1.0 - np.abs((normals * to_cam).sum(-1)) / RIM_GRAZE), 0.0, 1.0)
+    graze = np.clip(2.0 * (1.0 - np.abs(cam.view_cosine(neutral, normals, view.camera)) / RIM_GRAZE), 0.0, 1.0)
     inside = (uv >= 0).all(-1) & (uv < 1).all(-1)
     px = np.clip((uv * s).astype(np.int64), 0, s - 1)
     focal_px = float(np.asarray(view.camera, dtype=np.float64)[16]) * s
@@ -503,10 +500,7 @@ class SurfaceColour:
 
     def _observe(self, points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         uv, depth = cam.project(points, self.view.camera)
-        origin = np.asarray(self.view.camera, dtype=np.float64)[:16].reshape(4, 4)[:3, 3]
-        to_cam = origin - points
-        to_cam /= np.maximum(np.linalg.norm(to_cam, axis=-1, keepdims=True), 1e-8)
-        facing = np.clip((normals * to_cam).sum(-1), 0, 1)
+        facing = np.clip(cam.view_cosine(points, normals, self.view.camera), 0, 1)
         s = self.depth.shape[0]
         inside = (uv >= 0).all(-1) & (uv <= 1).all(-1)
         px = np.clip((uv * s).astype(np.int64), 0, s - 1)
