@@ -33,10 +33,23 @@ SWEPT_EXPRESSIONS = (
 )
 
 
+def _swept_poses(head: HeadModel, identity: np.ndarray) -> list[np.ndarray]:
+    """The mesh's vertices at neutral and at each of SWEPT_EXPRESSIONS."""
+    return [head.identity_vertices(identity)] + [head.posed(to_expression(e), identity) for e in SWEPT_EXPRESSIONS]
+
+
+def deepest_front(head: HeadModel, identity: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R) on the xy grid: the rearmost first surface the front view sees at neutral or at any of
+    SWEPT_EXPRESSIONS (the back of the mouth through an open jaw), NaN where the mesh never covers."""
+    fronts = np.stack([mesh_wall(verts, head.faces, "front", resolution)[0] for verts in _swept_poses(head, identity)])
+    deepest: np.ndarray = np.fmin.reduce(fronts, axis=0)
+    return deepest
+
+
 def swept_mesh_volume(head: HeadModel, identity: np.ndarray, resolution: int) -> np.ndarray:
     """(R, R, R) bool [x, y, z]: inside the mesh at neutral or at any of SWEPT_EXPRESSIONS, each taken
     as the span between a column's front and back surface."""
-    poses = [head.identity_vertices(identity)] + [head.posed(to_expression(e), identity) for e in SWEPT_EXPRESSIONS]
+    poses = _swept_poses(head, identity)
     c = texel_centres(resolution).reshape(1, 1, -1)
     vol = np.zeros((resolution,) * 3, bool)
     for verts in poses:
@@ -148,7 +161,9 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         (np.nan_to_num(hair_front, nan=-1.0) >= front.coord - 0.5 / resolution)
     front_rgb = np.where(hair_first[..., None], colour(wall_points("front", hair_front)), front.rgb)
     back = wall_colour("back")
-    split = split_depth(walls["front"], walls["back"])
+    # What the front view sees through an open mouth (its back, deep in the head) is front-coloured
+    # too: behind the split it would take the colour of the back of the head at the same x, y.
+    split = split_depth(np.fmin(walls["front"], deepest_front(head, identity, resolution)), walls["back"])
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
     for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
         view = wall_colour(side)
