@@ -25,6 +25,7 @@ FRONT_PREFERENCE = 0.15    # a side view must see a point this much better (cosi
 MOVING = 0.01              # a vertex some blendshape moves further than this belongs to the moving face
 FACE_CLEARANCE = 4          # voxels the side walls stand off the front-facing moving face
 FACING_FRONT = 0.3         # ... and the front map keeps it where it faces the front at least this much
+MOUTH_CURTAIN = 2          # texels in front of its column's split the curtain across an open mouth stands
 # Expressions that move the mesh furthest: the walls hold the mesh at each, so none cuts them off.
 SWEPT_EXPRESSIONS = (
     {"jawOpen": 1.0}, {"jawOpen": 0.5}, {"jawOpen": 0.5, "jawLeft": 1.0}, {"jawOpen": 0.5, "jawRight": 1.0},
@@ -36,14 +37,6 @@ SWEPT_EXPRESSIONS = (
 def _swept_poses(head: HeadModel, identity: np.ndarray) -> list[np.ndarray]:
     """The mesh's vertices at neutral and at each of SWEPT_EXPRESSIONS."""
     return [head.identity_vertices(identity)] + [head.posed(to_expression(e), identity) for e in SWEPT_EXPRESSIONS]
-
-
-def deepest_front(head: HeadModel, identity: np.ndarray, resolution: int) -> np.ndarray:
-    """(R, R) on the xy grid: the rearmost first surface the front view sees at neutral or at any of
-    SWEPT_EXPRESSIONS (the back of the mouth through an open jaw), NaN where the mesh never covers."""
-    fronts = np.stack([mesh_wall(verts, head.faces, "front", resolution)[0] for verts in _swept_poses(head, identity)])
-    deepest: np.ndarray = np.fmin.reduce(fronts, axis=0)
-    return deepest
 
 
 def swept_mesh_volume(head: HeadModel, identity: np.ndarray, resolution: int) -> np.ndarray:
@@ -161,9 +154,22 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         (np.nan_to_num(hair_front, nan=-1.0) >= front.coord - 0.5 / resolution)
     front_rgb = np.where(hair_first[..., None], colour(wall_points("front", hair_front)), front.rgb)
     back = wall_colour("back")
-    # What the front view sees through an open mouth (its back, deep in the head) is front-coloured
-    # too: behind the split it would take the colour of the back of the head at the same x, y.
-    split = split_depth(np.fmin(walls["front"], deepest_front(head, identity, resolution)), walls["back"])
+    split = split_depth(walls["front"], walls["back"])
+    # Through an open mouth the front view sees the back of the mouth, deep in the head: behind its
+    # column's split it would take the colour of the back of the head at the same x, y (a skin-coloured
+    # box on a short-haired head). A static curtain just in front of the split, coloured as that surface,
+    # stops the view there: at rest the mesh is nearer and wins the front plane's depth test
+    # (avatar.planes); with the mouth open, whatever lies behind the curtain shows as the curtain (static
+    # hair further back, e.g. behind the neck, stays hidden behind it as behind the face). Moving the
+    # split behind the mouth instead gives the crown in the mouth's columns the front view's colours.
+    deep, deep_uv = _deepest_front(head, identity, resolution)
+    curtain_z = split[None, :] + MOUTH_CURTAIN / resolution
+    curtain = (np.isfinite(deep) & (deep < curtain_z) & (np.nan_to_num(front.coord, nan=-1.0) > curtain_z)
+               & ~(np.nan_to_num(front_static, nan=-1.0) >= curtain_z))
+    front_static = np.where(curtain, curtain_z, front_static)
+    deep_rgb = torch.nn.functional.grid_sample(tex, torch.from_numpy(deep_uv * 2 - 1)[None], mode="bilinear",
+                                               padding_mode="border", align_corners=False)[0].permute(1, 2, 0).numpy()
+    front_rgb = np.where(curtain[..., None], deep_rgb, front_rgb)
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
     for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
         view = wall_colour(side)
@@ -195,6 +201,23 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     return HeadWalls(front_static=front_static, back=back.coord - voxel, px=px, nx=nx,
                      front_rgb=front_rgb, back_rgb=back.rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
                      split=split, owned=owned)
+
+
+def _deepest_front(head: HeadModel, identity: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """On the xy grid: the rearmost first surface the front view sees at neutral or at any of
+    SWEPT_EXPRESSIONS, (R, R) z (NaN where the mesh never covers), and its texture coordinates (R, R, 2)."""
+    tri_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
+    uv_coords = torch.from_numpy(head.uv.astype(np.float32))
+    depth, uv = [], []
+    for verts in _swept_poses(head, identity):
+        z, rast = mesh_wall(verts, head.faces, "front", resolution)
+        depth.append(np.where(np.isfinite(z), z, np.inf))
+        uv.append(raster.interpolate(uv_coords, rast, tri_uv).numpy())
+    stack = np.stack(depth)
+    pick = np.argmin(stack, axis=0)
+    deepest = np.take_along_axis(stack, pick[None], axis=0)[0]
+    chosen = np.take_along_axis(np.stack(uv), pick[None, ..., None], axis=0)[0]
+    return np.where(np.isfinite(deepest), deepest, np.nan), chosen.astype(np.float32)
 
 
 def _sample_xy(values: np.ndarray, points: np.ndarray) -> np.ndarray:
