@@ -41,6 +41,7 @@ from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
 from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
 
 MATTE_MIN = 0.5
+MATTE_SURE = 0.95            # the fill reads only pixels the matte holds this surely to be the person
 HAIR_SPREAD = 2              # pixels hanging hair may drift sideways per row
 CHEST_HALF_WIDTH = 0.12      # clothing is sampled this far (x image size) either side of the face's centre
 MIN_SEED = 200               # pixels a colour model needs
@@ -54,11 +55,11 @@ SIDE_HAIR_LAYER = 0.02       # world units (about 8 mm): hair lying on the side 
                              # layer of strands thick, however little the silhouette reaches beyond the mesh
 MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair is at least this deep
 HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
-EDGE_BAND = 0.03             # narrowest strip (x image size) the fill reads at the silhouette's sides
-FILL_ROW_BLUR = 0.015        # vertical blur of what the fill reads (x image size)
-FILL_MEAN_BLUR = 0.02       # vertical blur of a strip's mean colour (x image size)
-FILL_DETAIL_DEPTH = 0.3      # the fill turns from the strip's detail to its mean by this depth into it
-FILL_FROM_DEG = 60.0         # round the head from this angle on, the fill reads deeper into the side strips
+EDGE_BAND = 0.05             # narrowest strip (x image size) the fill reads at the silhouette's sides: reflected,
+                             # a narrower one would repeat every few pixels round the head, as stripes
+NECK_BLUR = 0.02             # blur (x image size) of what the fill reads below the chin
+SIDE_BLEND = 0.25            # the fill's left and right strips cross-fade within this fraction of the head's
+                             # half-width either side of its middle
 EDGE_FEATHER = 0.03          # the photo's colours fade out over this far (x image size) inside the silhouette
 VISIBILITY_EPS = 0.02        # depth tolerance of the photo's visibility test (world units)
 FACE_BLEND_REACH = 0.02      # the face's colour and its surroundings' are read this near (x image size)
@@ -67,8 +68,9 @@ RIM_GRAZE = 0.3              # the face grows past its outline at vertices whose
                              # is below this (within 17 degrees of grazing), fully below half of it: enough to
                              # hold the outline between the mesh's vertices, little of the face the photo shows
 
-# Per image row, a side strip the fill reads: (source row int64, first column float, width float), each (S,).
-Strips: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray]
+# A side strip the fill reads, (S,) each: per image row its first column and width (NaN where the row has
+# none); per row the two rows it reads (int64) and the weight of the second (`_gap_sources`).
+Strips: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -86,29 +88,33 @@ class EdgeFill:
     """Colour for points the photo does not show: the hair (or neck) at the silhouette's sides,
     continued round the head.
 
-    A point at angle theta round the vertical axis (0 = facing the camera, 180 = the back) and at the
-    height of image row r takes its colour from the strip between the silhouette's left (or right)
-    edge and what it must `avoid` (the face; above the chin, anything skin-coloured) in row r: the
-    further round the head, the deeper into the strip. Left and right strips cross-fade across the
-    back. So texture runs round the head as the photo shows it at the sides, with no streaks from
-    copying one colour along a row. Where a side shows nothing to read (a face turned away, an ear),
-    that side takes the other side's strip, or the nearest row's.
+    A point at the height of image row r, turned by angle a round the vertical axis from the portrait
+    camera's direction, reads the strip between the silhouette's left (or right) edge and what it must
+    `avoid` (the face; above the chin, anything skin-coloured) in row r. Before the silhouette's edge
+    (|a| < 90 degrees) it reads about where the photo shows it; past the edge, as far into the strip as it
+    lies round the head past the edge, in pixels of the photo, reflected back at the strip's ends: the
+    photo's texture continues round the head at the scale the photo shows it, never stretched along a row
+    and never averaged away. Left and right strips cross-fade down the middle of the back. Rows whose edge
+    shows nothing to read (a face turned away, an ear) read the nearest runs of rows that do, reflected,
+    so no single row is stretched down the head either; a neck that shows only clothing is skin.
     """
 
     def __init__(self, view: PortraitView, silhouette: np.ndarray, avoid: np.ndarray, centre_z: float):
-        # Softer along rows than across them: a strip is read at one row per height, and single rows
-        # stretched round the head would show as streaks.
-        self.image = cv2.GaussianBlur(view.image.astype(np.float32) / 255.0, (0, 0), sigmaX=1.0,
-                                      sigmaY=FILL_ROW_BLUR * view.image.shape[0])
+        # Single pixels (noise, JPEG blocks) are softened: the reflections repeat what they read.
+        self.image = cv2.GaussianBlur(view.image.astype(np.float32) / 255.0, (0, 0), sigmaX=1.0)
         s = self.image.shape[0]
-        # The matte's edge blends hair with the background, and highlights in hair can read as skin:
-        # neither is a face to avoid. Only skin in patches wider than the edge's blend counts, and
-        # strips start inside the blend.
+        # A neck is smooth skin: below the chin the strips are read soft, so a collar's edge or a shadow
+        # in one row is not repeated round the neck.
+        self.soft = cv2.GaussianBlur(self.image, (0, 0), sigmaX=NECK_BLUR * s)
+        self.chin_row = view.chin_row
+        # The matte's edge blends the person with the background: strips read only what the matte is
+        # sure of (continued round the head, a blend would repeat the background). Highlights in hair can
+        # read as skin: not a face to avoid. Only skin in patches wider than the edge's blend counts.
         edge = max(1, s // 100)
-        inner = _erode(silhouette, edge)
+        inner = _erode(silhouette, edge) & (view.matte >= MATTE_SURE)
         free = inner & ~_dilate(_open(avoid, edge), edge)
-        left = _strips(inner, free, EDGE_BAND * s)
-        right = _strips(inner[:, ::-1], free[:, ::-1], EDGE_BAND * s)
+        left = _strips(inner, free, EDGE_BAND * s, view.chin_row)
+        right = _strips(inner[:, ::-1], free[:, ::-1], EDGE_BAND * s, view.chin_row)
         if left is None:
             if right is None:
                 raise ValueError("the head silhouette shows nothing but the face")
@@ -122,56 +128,76 @@ class EdgeFill:
             if len(cols):
                 lo[row], hi[row] = cols[0], cols[-1]
         known = np.isfinite(lo)
-        self.lo = np.interp(rows, rows[known], lo[known])
-        self.hi = np.interp(rows, rows[known], hi[known])
+        # Each row's middle, and its half-width: the radius, in pixels, of the head's cross-section there.
+        lo, hi = np.interp(rows, rows[known], lo[known]), np.interp(rows, rows[known], hi[known])
+        self.radius, self.middle = 0.5 * (hi - lo), 0.5 * (hi + lo)
         self.camera = view.camera
         self.centre_z = centre_z
         self.size = s
-        self.mean_left = self._strip_means(self.left, from_right=False)
-        self.mean_right = self._strip_means(self.right, from_right=True)
-
-    def _strip_means(self, strips: Strips, from_right: bool) -> np.ndarray:
-        """(S, 3): each row's strip averaged across its width, smoothed down the rows."""
-        rows, start, width = strips
-        s = self.size
-        means = np.zeros((s, 3), np.float32)
-        for r in range(s):
-            a = int(start[r])
-            b = max(a + 1, int(start[r] + width[r]))
-            cols = slice(s - b, s - a) if from_right else slice(a, b)
-            means[r] = self.image[rows[r], cols].mean(axis=0)
-        smoothed: np.ndarray = ndimage.gaussian_filter1d(means, FILL_MEAN_BLUR * s, axis=0)
-        return smoothed
+        c2w = np.asarray(view.camera, dtype=np.float64)[:16].reshape(4, 4)
+        self.camera_angle = np.arctan2(c2w[0, 3], c2w[2, 3] - centre_z)
+        # A neck whose sides the photo shows only clothed is continued as skin, the face's.
+        face = view.face_mask & silhouette
+        self.skin = np.median(self.image[face], axis=0) if face.any() else self.image[silhouette].mean(axis=0)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         flat = points.reshape(-1, 3).astype(np.float64)
         on_plane = np.concatenate([flat[:, :2], np.full((len(flat), 1), self.centre_z)], axis=1)
         uv, _ = cam.project(on_plane, self.camera)
-        r = np.clip(np.rint(uv[:, 1] * self.size - 0.5), 0, self.size - 1).astype(np.int64)
-        theta = np.degrees(np.abs(np.arctan2(flat[:, 0], flat[:, 2] - self.centre_z)))
-        depth = np.clip((theta - FILL_FROM_DEG) / (180.0 - FILL_FROM_DEG), 0, 1)
-        rows_l, start_l, width_l = self.left
-        rows_r, start_r, width_r = self.right
-        # Round the back the strip is read as its mean: one strip's detail stretched over the back of
-        # a head shows as streaks along the rows.
-        detail = np.clip(1.0 - depth / FILL_DETAIL_DEPTH, 0, 1)[:, None]
-        left = self._sample(start_l[r] + depth * width_l[r], rows_l[r]) * detail + self.mean_left[r] * (1 - detail)
-        right = self._sample(self.size - 1 - (start_r[r] + depth * width_r[r]), rows_r[r]) * detail + \
-            self.mean_right[r] * (1 - detail)
-        lo, hi = self.lo[r], self.hi[r]
-        t = np.clip((uv[:, 0] * self.size - lo) / np.maximum(hi - lo, 1.0), 0, 1)[:, None]
+        # Rows above the frame (a crown the crop cuts off) read the rows inside it reflected, not the top
+        # row stretched over them; below it the neck goes on straight down.
+        r = np.minimum(np.rint(np.abs(uv[:, 1] * self.size - 0.5)), self.size - 1).astype(np.int64)
+        a = np.angle(np.exp(1j * (np.arctan2(flat[:, 0], flat[:, 2] - self.centre_z) - self.camera_angle)))
+        turned = np.abs(a)
+        # Pixels from the silhouette's edge: where the photo shows the point on a round cross-section
+        # before the edge, the arc round the head past it.
+        radius = self.radius[r]
+        inward = np.where(turned <= np.pi / 2, radius * (1.0 - np.sin(turned)), radius * (turned - np.pi / 2))
+        left = self._read(self.left, r, inward, from_right=False)
+        right = self._read(self.right, r, inward, from_right=True)
+        # Left and right meet down the middle of the silhouette's row, blended over a width in pixels (by
+        # angle they would switch within a hair's breadth on the crown, whose points lie near the axis).
+        offset = uv[:, 0] * self.size - self.middle[r]
+        t = np.clip(0.5 + offset / (2 * SIDE_BLEND * np.maximum(radius, 1.0)), 0, 1)[:, None]
         t = t * t * (3 - 2 * t)
         colour: np.ndarray = left * (1 - t) + right * t
         return colour.reshape(*points.shape[:-1], 3).astype(np.float32)
 
-    def _sample(self, col: np.ndarray, row: np.ndarray) -> np.ndarray:
+    def _read(self, strips: Strips, r: np.ndarray, inward: np.ndarray, from_right: bool) -> np.ndarray:
+        """(N, 3): the strips' colour `inward` pixels from their start (reflected at their ends) for
+        points at image rows `r`, both (N,)."""
+        start, width, from_up, from_down, toward_down = strips
+        colour = np.zeros((len(r), 3), np.float32)
+        for source, weight in ((from_up[r], 1.0 - toward_down[r]), (from_down[r], toward_down[r])):
+            none = source < 0
+            source = np.maximum(source, 0)
+            col = np.nan_to_num(start[source] + _reflect(inward, width[source]))
+            if from_right:
+                col = self.size - 1 - col
+            neck = source > self.chin_row
+            read = self._sample(col, source, self.image)
+            read[neck] = self._sample(col[neck], source[neck], self.soft)
+            read[none] = self.skin
+            colour += read * weight[:, None]
+        return colour
+
+    def _sample(self, col: np.ndarray, row: np.ndarray, image: np.ndarray) -> np.ndarray:
         uv = np.stack([(col + 0.5) / self.size, (row + 0.5) / self.size], axis=-1)
-        return sample_image(self.image, uv)
+        return sample_image(image, uv)
 
 
-def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float) -> Strips | None:
-    """Per row, the strip at the silhouette's left edge clear of the face: (source row, first column,
-    width), each (S,); rows whose edge is face borrow the nearest row's strip. None if no row has one."""
+def _reflect(distance: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """`distance` (>= 0) folded into [0, width] by reflection at both ends (a triangle wave)."""
+    width = np.maximum(width, 1.0)
+    phase = np.mod(distance, 2 * width)
+    folded: np.ndarray = np.where(phase <= width, phase, 2 * width - phase)
+    return folded
+
+
+def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float, split: float) -> Strips | None:
+    """The strips at the silhouette's left edge clear of the face: per row, (first column, width), NaN
+    where the row has none, and the rows each row reads (`_gap_sources`; -1: the skin, for a neck below
+    row `split` that shows none). None if no row has one."""
     s = silhouette.shape[0]
     start = np.full(s, np.nan)
     width = np.zeros(s)
@@ -182,15 +208,71 @@ def _strips(silhouette: np.ndarray, free: np.ndarray, minimum: float) -> Strips 
         run = _run_length(free[row, cols[0]:cols[-1] + 1])
         if run >= minimum:
             start[row], width[row] = cols[0], min(run, 0.5 * (cols[-1] - cols[0]))
-    valid = np.flatnonzero(np.isfinite(start))
-    if not len(valid):
+    valid = np.isfinite(start)
+    # A strip is a patch of texture to continue: runs of rows fewer than its narrowest width are dropped
+    # (a row or two repeated down the head would be stripes).
+    labels, count = ndimage.label(valid)
+    tall = np.flatnonzero(np.bincount(labels.ravel(), minlength=count + 1)[1:] >= minimum) + 1
+    valid &= np.isin(labels, tall)
+    start[~valid] = np.nan
+    if not valid.any():
         return None
+    # A neck (below `split`) whose sides the photo shows no strip of is skin: rows reading it read -1.
+    skin_rows = np.arange(s) >= np.ceil(split)
+    if valid[skin_rows].any():
+        skin_rows[:] = False
+    from_up, from_down, toward_down = _gap_sources(valid | skin_rows)
+    from_up, from_down = (np.where(skin_rows[rows], -1, rows) for rows in (from_up, from_down))
+    # A strip's width is smoothed over the rows that have one, so reflections stay in step down the head.
+    sigma = 0.01 * s
+    weight = ndimage.gaussian_filter1d(valid.astype(np.float64), sigma)
+    width = ndimage.gaussian_filter1d(width, sigma) / np.maximum(weight, 1e-6)
+    return start, width, from_up, from_down, toward_down
+
+
+def _gap_sources(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row, the two rows with a strip it reads and how much of the second, (S,) each: itself
+    where `valid`; in a gap between runs of valid rows, each run reflected across the gap at its end (a
+    row k past a run's end reads the row k - 1 before it, folding back at the run's other end), the
+    upper run toward the top of the gap and the lower one toward its bottom, cross-faded where their
+    reaches (in proportion to their lengths) meet; before the first run or after the last, that run
+    alone."""
+    s = len(valid)
     rows = np.arange(s)
-    nearest = valid[np.clip(np.searchsorted(valid, rows), 0, len(valid) - 1)]
-    before = valid[np.clip(np.searchsorted(valid, rows) - 1, 0, len(valid) - 1)]
-    nearest = np.where(np.abs(before - rows) < np.abs(nearest - rows), before, nearest)
-    smooth_width: np.ndarray = ndimage.gaussian_filter1d(width[nearest], 0.01 * s)
-    return nearest, start[nearest], smooth_width
+    labels, _ = ndimage.label(valid)
+    runs = ndimage.find_objects(labels)
+    first = np.array([sl[0].start for sl in runs])
+    last = np.array([sl[0].stop - 1 for sl in runs])
+    # Index of the last run starting at or before each row, and of the first run ending at or after it.
+    up = np.searchsorted(first, rows, side="right") - 1
+    down = np.searchsorted(last, rows, side="left")
+    up_ok, down_ok = up >= 0, down < len(runs)
+    up, down = np.clip(up, 0, len(runs) - 1), np.clip(down, 0, len(runs) - 1)
+
+    def reflected(run: np.ndarray, below: bool) -> np.ndarray:
+        length = (last[run] - first[run]).astype(np.float64)
+        past = np.abs(rows - (first[run] if below else last[run])) - 1
+        folded = _reflect(np.maximum(past, 0).astype(np.float64), length).astype(np.int64)
+        source = first[run] + folded if below else last[run] - folded
+        inside: np.ndarray = np.clip(source, first[run], last[run])
+        return inside
+
+    from_up = np.where(valid, rows, reflected(up, below=False))
+    from_down = np.where(valid, rows, reflected(down, below=True))
+    gap_start = np.where(up_ok, last[up] + 1, 0)
+    gap_end = np.where(down_ok, first[down], s)
+    # Each run reaches into the gap in proportion to its length, so a short run (a neck's few rows) is
+    # not reflected again and again into bands; they cross-fade over half the shorter reach.
+    gap = np.maximum(gap_end - gap_start, 1)
+    length_up, length_down = last[up] - first[up] + 1, last[down] - first[down] + 1
+    meet = gap * length_up / (length_up + length_down)
+    half = np.maximum(0.5 * np.minimum(meet, gap - meet), 0.5)
+    toward_down = np.clip((rows - gap_start + 0.5 - meet + half) / (2 * half), 0, 1)
+    toward_down = toward_down * toward_down * (3 - 2 * toward_down)
+    toward_down = np.where(valid, 0.0, np.where(~up_ok, 1.0, np.where(~down_ok, 0.0, toward_down)))
+    from_up = np.where(up_ok | valid, from_up, from_down)
+    from_down = np.where(down_ok | valid, from_down, from_up)
+    return from_up.astype(np.int64), from_down.astype(np.int64), toward_down
 
 
 def _run_length(mask: np.ndarray) -> int:
@@ -544,7 +626,9 @@ def head_outline(head: HeadModel, identity: np.ndarray, view: PortraitView) -> H
     # (ears, temples), which would paint a bald back on a head with hair.
     above = np.arange(skin.shape[0])[:, None] <= view.chin_row
     skin_coloured = _skin_coloured(view, silhouette)
-    avoid = (skin & above) | (skin_coloured & above)
+    # Below the chin the mesh's neck may be clothed in the photo (a collar): the neck continues skin, not
+    # the clothing.
+    avoid = (skin & above) | (skin_coloured & above) | (mesh_mask & ~skin & ~above)
     # Ears, and skin beside the jaw, are coloured like the face: they are not hair hanging beside it.
     hair = silhouette & ~skin & ~skin_coloured
     return HeadOutline(silhouette, skin, mesh_mask, hair, EdgeFill(view, silhouette, avoid, centre_z), centre_z)
