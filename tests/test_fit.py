@@ -358,3 +358,18 @@ def test_real_portraits_fit_closely_with_plausible_pose_and_expression(head, pre
     assert 25 < abs(math.degrees(fits["vermeer_pearl_earring"].head_pose[0])) < 45
     for name in ("astronaut", "sargent_lady_agnew", "einstein_1904"):
         assert abs(math.degrees(fits[name].head_pose[0])) < 20, name
+
+
+def test_the_binding_is_the_models_whichever_head_asks_first(head, monkeypatch):
+    """A personalised head (an avatar's) shares its model's id: bound first, its corrected surface would
+    be registered as the model's binding, so the 478 points would depend on the order calls come in."""
+    from avatar.fit import correspondence as binding
+
+    offsets = np.zeros_like(head.vertices)
+    offsets[:, 0] = 0.05 * head.vertices[:, 1]       # a sheared face: the canonical face lands elsewhere
+    personal = head.personalised(offsets)
+    monkeypatch.setattr(binding, "_cache", {})
+    first = binding.correspondence(personal)
+    monkeypatch.setattr(binding, "_cache", {})
+    model = binding.correspondence(head)
+    assert np.array_equal(first.triangles, model.triangles) and np.allclose(first.bary, model.bary)

@@ -131,7 +131,10 @@ def _canonical_face() -> np.ndarray:
 
 
 def correspondence(head: HeadModel) -> Correspondence:
-    """The binding of MediaPipe's 478 points to `head`, computed once per head model id."""
+    """The binding of MediaPipe's 478 points to `head`, computed once per head model id on the model itself:
+    a personalised head (an avatar's, with its shape correction) shares its model's id and topology, and
+    bound on its corrected surface first, the model's binding would depend on which head asked first."""
+    head = head.base_model
     with _cache_lock:
         found = _cache.get(head.model_id)
     if found is None:
