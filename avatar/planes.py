@@ -132,6 +132,27 @@ class FrontPlaneComposer:
         rast, nearer = self._moving_raster(verts)
         return torch.where(nearer[..., None], rast, self.fixed_raster)
 
+    def mesh_texels(self, expression: np.ndarray | None = None, eye: np.ndarray | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the front plane for this pose is read from the neural texture, and where in it: (H, W, 2)
+        UV (u, v in [0, 1]) and (H, W) bool, the texels `front` composes from the posed mesh (covered, and
+        nearer than the static surface when the decoder asks for the depth test)."""
+        verts = torch.from_numpy(self.vertices(expression, eye)).to(self.device)
+        rast = self.front_raster(verts)
+        h, w = rast.shape[:2]
+        flat = rast.reshape(1, -1, 4)
+        uv = raster.interpolate(self.uv, flat, self.faces_uv)[0]
+        shown = flat[0, :, 3] > 0
+        if self.depth_channel is not None:
+            k = self.depth_channel
+            depth = raster.interpolate(verts[:, 2:3].contiguous(), flat, self.faces)[0, :, 0]
+            texture = F.grid_sample(self.texture[:, k:k + 1], (uv * 2 - 1).view(1, 1, -1, 2), mode="bilinear",
+                                    padding_mode="border", align_corners=False)[0, 0, 0]
+            mesh = texture + self.depth_weight[k, 0] * depth
+            static = self.static[0, self.dynamic[k]].reshape(-1)
+            shown &= ~((static - mesh) * self.depth_weight[k, 0].sign() > 0)
+        return uv.view(h, w, 2), shown.view(h, w)
+
     def _compose(self, front: torch.Tensor, verts: torch.Tensor, rast: torch.Tensor, where: torch.Tensor) -> None:
         """Write into `front` (C', H, W), channels-last, the texels `where` (H*W,) of the raster `rast`
         of the mesh at `verts`, over the static front plane."""

@@ -6,6 +6,7 @@ import torch
 
 from avatar.decoder import SIDE_PLANES, TriplaneDecoder, sample_static_planes
 from avatar.surface_field import (
+    FRONT_RGB,
     FRONT_WALL,
     HeadWalls,
     front_texture_channels,
@@ -106,10 +107,19 @@ def test_raster_depth_test_keeps_static_hair_in_front(synthetic):
     fringe = torch.from_numpy((np.abs(cols) < 0.05) & (np.abs(rows - 0.15) < 0.03))
     planes[1, FRONT_WALL][fringe] = -0.45               # a static surface at z = 0.45, in front of any face
     decoder = TriplaneDecoder.from_asset(synthetic.decoder)
-    composed = FrontPlaneComposer(head, synthetic.identity, planes, decoder).planes(None, None)
+    composer = FrontPlaneComposer(head, synthetic.identity, planes, decoder)
+    composed = composer.planes(None, None)
     assert torch.allclose(composed[0, FRONT_WALL][fringe], torch.tensor(-0.45))
     elsewhere = torch.from_numpy((np.abs(cols) < 0.05) & (np.abs(rows + 0.1) < 0.02))
     assert (composed[0, FRONT_WALL][elsewhere] > -0.35).all()   # the mesh's own depth (z < 0.35)
+    # mesh_texels says the same: the texture is read under the face, not under the fringe, and where it is
+    # read the composed colour is the texture's at that UV.
+    uv, shown = composer.mesh_texels()
+    assert not shown[fringe].any() and shown[elsewhere].all()
+    red = FRONT_RGB[0]
+    read = torch.nn.functional.grid_sample(planes[0:1, red:red + 1], (uv[shown] * 2 - 1).view(1, 1, -1, 2),
+                                           align_corners=False, padding_mode="border")[0, 0, 0]
+    assert torch.allclose(composed[0, red][shown], read, atol=1e-5)
 
 
 def test_the_split_is_sharp():

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 import trimesh
 
 from avatar import camera as cam
 from avatar import raster
+from avatar.decoder import SIDE_PLANES, plane_coordinates
 from avatar.head_model import PART_ID, HeadModel
 from avatar.synthetic import prior_texture
 
@@ -25,6 +27,7 @@ MATTE_MIN = 0.5
 VISIBILITY_EPS = 0.01    # depth tolerance of the visibility test, in world units
 # match_mirror: scales as fractions of the texture's side (measured at 256: light over 6 texels, detail
 # over 3; frontal face PSNR +0.2 to +2.0 dB on the reference portraits, the ghost face gone at +-45).
+FIT_DAMPING = 0.1         # fit_to_pixels: texels read by less than ~this many pixels' worth barely move
 MIRROR_LIGHT_SIGMA = 6 / 256
 MIRROR_BLUR_SIGMA = 3 / 256
 MIRROR_OVERLAP = 0.5     # both views at least this confident: their light compares
@@ -36,9 +39,11 @@ LIGHT_EPS = 0.02         # colours compared in log(c + eps): black hair does not
 class Projection:
     texture: np.ndarray      # (R, R, 3) float colour in UV space (row = v)
     seen: np.ndarray         # (R, R) float weight of texels coloured from the photo (incl. mirrored)
-    direct: np.ndarray       # (R, R) float weight of texels the photo shows themselves (not their mirror)
     points: np.ndarray       # (R, R, 3) surface point of each texel
     covered: np.ndarray      # (R, R) bool: a triangle covers the texel
+    direct: np.ndarray       # (R, R) float weight of texels the photo shows themselves (not their mirror)
+    facing: np.ndarray       # (R, R) float: how squarely the camera sees each texel's surface (facing_weight)
+    part: np.ndarray         # (R, R) int: each texel's part id (PART_ID, or EYE_SACK; see surface_texels)
 
 
 def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -86,6 +91,33 @@ def view_depth(vertices: np.ndarray, faces: np.ndarray, camera_vec: np.ndarray, 
     return depth_map
 
 
+def shown_share(head: HeadModel, seen: np.ndarray, shown: np.ndarray, camera_vec: np.ndarray, resolution: int
+                ) -> np.ndarray:
+    """(R, R) float in [0, 1]: how much of what a camera shows of each texel's surface with the head's
+    vertices (N, 3) at `shown` it shows with them at `seen`: the texel's triangle's projected area (its
+    area times how squarely the camera faces it) in the first pose over that in the second; 1 where the
+    second shows it no larger, 0 where the first sees it edge-on or from behind. R = resolution, rows = v."""
+    def projected(vertices: np.ndarray) -> np.ndarray:
+        mesh = trimesh.Trimesh(vertices, head.faces, process=False)
+        cosine = cam.view_cosine(mesh.triangles_center, mesh.face_normals, camera_vec)
+        area: np.ndarray = mesh.area_faces * np.maximum(cosine, 0)
+        return area
+
+    a_seen, a_shown = projected(seen), projected(shown)
+    per_face = np.where(a_shown > a_seen, a_seen / np.maximum(a_shown, 1e-12), 1.0)
+    face = _texel_faces(head, resolution)
+    out: np.ndarray = np.where(face >= 0, per_face[np.maximum(face, 0)], 1.0).astype(np.float32)
+    return out
+
+
+def _texel_faces(head: HeadModel, resolution: int) -> np.ndarray:
+    """(R, R) int64: the face each UV texel lies in, -1 where none (rows = v)."""
+    rast = raster.rasterize(raster.uv_clip(head.uv), torch.from_numpy(head.faces_uv.astype(np.int32)),
+                            resolution, resolution)
+    out: np.ndarray = rast[..., 3].numpy().astype(np.int64) - 1
+    return out
+
+
 def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per UV texel (R = resolution, rows = v): the 3D surface point (R, R, 3) float32, its unit normal
@@ -107,11 +139,18 @@ def surface_texels(head: HeadModel, vertices: np.ndarray, resolution: int
     return pts, nrm, rast[..., 3].numpy() > 0, part
 
 
+def facing_weight(points: np.ndarray, normals: np.ndarray, camera_vec: np.ndarray) -> np.ndarray:
+    """How squarely the camera sees surface points (..., 3) with unit normals (..., 3): the cosine of the
+    angle between normal and view ray over FACING_FULL, clipped to [0, 1] (0 facing away)."""
+    out: np.ndarray = np.clip(cam.view_cosine(points, normals, camera_vec) / FACING_FULL, 0, 1)
+    return out
+
+
 def _observe(points: np.ndarray, normals: np.ndarray, covered: np.ndarray, image: np.ndarray, matte: np.ndarray,
              camera_vec: np.ndarray, depth_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Colour and confidence of surface points as the photo shows them."""
     uv, depth = cam.project(points, camera_vec)
-    facing = np.clip(cam.view_cosine(points, normals, camera_vec) / FACING_FULL, 0, 1)
+    facing = facing_weight(points, normals, camera_vec)
     inside = (uv >= 0).all(-1) & (uv <= 1).all(-1)
     size = depth_map.shape[0]
     px = np.clip((uv * size).astype(np.int64), 0, size - 1)
@@ -167,16 +206,20 @@ def _visibility_depth(depth_map: np.ndarray) -> np.ndarray:
 def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, matte: np.ndarray,
                     camera_vec: np.ndarray, resolution: int,
                     skin_fallback: tuple[float, float, float] | None = None,
-                    behind_fill: Callable[[np.ndarray], np.ndarray] | None = None) -> Projection:
+                    behind_fill: Callable[[np.ndarray], np.ndarray] | None = None,
+                    trust: np.ndarray | None = None) -> Projection:
     """Neural-texture colours: the photo where the surface is seen, its mirror image where only the
     other side is seen, and region priors (skin tone from the photo) elsewhere. `behind_fill(points)`
     colours unseen skin behind the ears (the back of the skull and neck), where the nearest seen texel
-    would only smear the face's edge round the head."""
+    would only smear the face's edge round the head. `trust` (R, R) in [0, 1] scales how far the photo
+    colours each texel (the rest is its mirror or the fill; default 1)."""
     img = image.astype(np.float32) / 255.0
     matte_f = matte.astype(np.float32)
     depth_map = _visibility_depth(view_depth(vertices, head.faces, camera_vec, image.shape[0]))
     pts, nrm, covered, part = surface_texels(head, vertices, resolution)
     colour, weight = _observe(pts, nrm, covered, img, matte_f, camera_vec, depth_map)
+    if trust is not None:
+        weight = weight * trust
     mirror = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
     m_colour, m_weight = _observe(pts * mirror, nrm * mirror, covered, img, matte_f, camera_vec, depth_map)
     # Only skin is mirrored: an eyeball or the mouth interior has its own visible counterpart.
@@ -211,4 +254,51 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
         fill = fill * (1 - behind) + behind_fill(pts) * behind
     texture = blended * seen[..., None] + fill * (1 - seen[..., None])
     return Projection(texture=np.clip(texture, 0, 1).astype(np.float32), seen=seen.astype(np.float32),
-                      direct=np.clip(weight, 0, 1).astype(np.float32), points=pts, covered=covered)
+                      direct=np.clip(weight, 0, 1).astype(np.float32), points=pts, covered=covered,
+                      facing=(facing_weight(pts, nrm, camera_vec) * covered).astype(np.float32), part=part)
+
+
+def fit_to_pixels(values: np.ndarray, points: np.ndarray, front_uv: np.ndarray, front_shown: np.ndarray,
+                  resolution: int, iterations: int, free: np.ndarray | None = None) -> np.ndarray:
+    """The change of the neural texture (R, R, C) after which a render reads per-pixel `values` (P, C)
+    (least squares; R = resolution, rows = v); texels no pixel reads, and texels not `free` ((R, R) bool,
+    all by default), do not change: the pixels that read those are fitted by the others alone.
+
+    How a render reads the texture is linear (avatar.planes): each front-plane texel samples it
+    bilinearly at its mesh point's UV, each rendered point samples the front plane bilinearly at its
+    x, y. points (P, 3): the rendered surface point of each pixel; front_uv (H, W, 2): the UV each
+    front-plane texel reads (rows = y, as the xy plane); front_shown (H, W) bool: where the front plane
+    reads the texture at all. Solved by `iterations` Jacobi steps, each moving a texel by the mean
+    residual of the pixels that read it: the first alone is that mean (a blur of the values over a
+    front-plane texel's footprint), the later ones restore the detail the front plane can hold.
+
+    Damped (Tikhonov, FIT_DAMPING): a pixel on an occlusion edge reads only a sliver of texture (the rest
+    is static hair), and undamped the few texels it reads would swing to whatever explains the whole
+    pixel, step after step, up to the logit limit: streaks of saturated colour where another view shows
+    those texels whole (beside an earring at +30 deg on a talking-head frame)."""
+    grid = torch.from_numpy(front_uv * 2 - 1).to(torch.float64)[None]
+    shown = torch.from_numpy(front_shown)
+    xy = SIDE_PLANES.index("xy")
+    at = plane_coordinates(torch.from_numpy(points).to(torch.float64), SIDE_PLANES)[xy:xy + 1, None]
+    held = torch.zeros(resolution, resolution, dtype=torch.bool) if free is None else \
+        torch.from_numpy(~np.asarray(free, dtype=bool))
+
+    def read(texture: torch.Tensor) -> torch.Tensor:
+        front = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False) * shown
+        return F.grid_sample(front, at, mode="bilinear", padding_mode="zeros", align_corners=False)[0, :, 0]
+
+    target = torch.from_numpy(np.asarray(values, dtype=np.float64)).t()       # (C, P)
+    probe = torch.zeros(1, len(target), resolution, resolution, dtype=torch.float64, requires_grad=True)
+
+    def carried(residual: torch.Tensor) -> torch.Tensor:
+        """The transpose of `read` applied to per-pixel values (C, P), on the free texels: the read is
+        linear, so that is the gradient of their inner product with the read."""
+        (grad,) = torch.autograd.grad((read(probe) * residual).sum(), probe)
+        return grad.masked_fill(held, 0.0)
+
+    weights = carried(torch.ones_like(target))   # how much the pixels read each texel, in pixels
+    change = torch.zeros_like(probe, requires_grad=False)
+    for _ in range(iterations):
+        change = change + (carried(target - read(change)) - FIT_DAMPING * change) / (weights + FIT_DAMPING)
+    out: np.ndarray = change[0].permute(1, 2, 0).numpy().astype(np.float32)
+    return out
