@@ -224,6 +224,36 @@ def test_personalised_lids_stay_clear_of_the_eyeball(model):
     np.testing.assert_array_equal(head.expression_basis[:, far], model.expression_basis[:, far])
     assert head.base_model is model
 
+def test_a_personalised_blink_shuts_the_eye(model):
+    """A correction that opens the left eye wider than the model's (lids pulled apart about the eye's
+    centre, as a portrait with wide eyes fits) still shuts on a blink: the upper lid lands on the corrected
+    lower lid, and a camera in front sees no eyeball through the closed lids."""
+    import torch
+
+    from avatar import camera as cam
+    from avatar import raster
+
+    radius, centre = model.eyeball_radius, model.eye_centers[0]
+    skin = model.part_vertices("skin")
+    offsets = np.zeros_like(model.vertices)
+    rel = model.vertices[skin] - centre
+    near = np.clip(2.0 - np.linalg.norm(rel, axis=1) / radius, 0, 1)        # fades out by 2 radii
+    offsets[skin, 1] = 0.25 * rel[:, 1] * near
+    head = model.personalised(offsets)
+    camera = cam.camera_vector(fov_deg=5.0, shift=(float(centre[0]), float(centre[1]), 0.0))
+    faces = torch.from_numpy(head.faces.astype(np.int32))
+    ball = PART_ID["eyeball_left"]
+
+    def eyeball_pixels(pose: np.ndarray | None) -> int:
+        vertices = torch.from_numpy(head.posed(pose).astype(np.float32))
+        face = raster.rasterize(raster.perspective_clip(vertices, camera), faces, 256, 256)[..., 3].numpy()
+        shown = face[face > 0].astype(np.int64) - 1
+        return int((head.face_part[shown] == ball).sum())
+
+    assert eyeball_pixels(None) > 2000
+    assert eyeball_pixels(weights(eyeBlinkLeft=1)) == 0
+
+
 def test_eye_look_rotates_the_eyeball(model):
     radius = model.eyeball_radius
     for side, eye in (("Left", 0), ("Right", 1)):

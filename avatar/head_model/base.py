@@ -5,14 +5,18 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from avatar.expressions import NUM_EXPRESSIONS
+from avatar.expressions import NUM_EXPRESSIONS, index_of
 
 # Part ids used in `vertex_part` / `face_part`.
 PART_NAMES: tuple[str, ...] = ("skin", "eyeball_left", "eyeball_right", "mouth_cavity", "teeth", "tongue")
 PART_ID = {n: i for i, n in enumerate(PART_NAMES)}
 # The eyeballs in the order of every per-eye array (eye_centers, the eye 4-vector): the left eye first.
 EYEBALL_PARTS = ("eyeball_left", "eyeball_right")
+BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")
+LANDING_NEIGHBOURS = 4   # rest vertices a blinked lid vertex takes the shape correction of, by inverse distance
+MOVED = 1e-6             # world units: a vertex a blendshape moves less than this is not moved by it
 
 
 class HeadModelError(ValueError):
@@ -127,9 +131,35 @@ class HeadModel:
             idx = self.part_vertices(part)
             if len(idx):
                 centres[side] += off[idx].mean(axis=0)
-        vertices, basis = self._skin_clear_of_eyeballs(self.vertices + off, centres)
+        basis = self._lids_closing_on_the_correction(off)
+        vertices, basis = self._skin_clear_of_eyeballs(self.vertices + off, centres, basis)
         return replace(self, vertices=vertices.astype(np.float32), expression_basis=basis, eye_centers=centres,
                        personalised_from=self.base_model)
+
+    def _lids_closing_on_the_correction(self, off: np.ndarray) -> np.ndarray:
+        """The expression basis (52, N, 3) with each blink's lid landing on the corrected face.
+
+        A blink carries the upper lid onto the lower lid's margin; with a correction that differs between
+        the two lids (the person's eye opens wider or narrower than the model's), the lid moved by the base
+        model's delta stops short of the corrected lower lid (or passes it) and a sliver of eyeball shows
+        through the shut eye. So a vertex a blink moves takes, in its blinked pose, the correction of the
+        surface it lands on (interpolated from the nearest rest vertices) rather than its own."""
+        basis: np.ndarray = self.expression_basis.copy()
+        skin = self.part_vertices("skin")
+        if not len(skin):
+            return basis
+        tree = cKDTree(self.vertices[skin])
+        for name in BLINKS:
+            k = index_of(name)
+            moved = skin[np.linalg.norm(basis[k, skin], axis=1) > MOVED]
+            if not len(moved):
+                continue
+            landed = self.vertices[moved] + basis[k, moved]
+            distance, near = tree.query(landed, k=LANDING_NEIGHBOURS)
+            weight = 1.0 / np.maximum(distance, 1e-6)
+            there = np.einsum("pk,pkd->pd", weight, off[skin][near]) / weight.sum(axis=1, keepdims=True)
+            basis[k, moved] += there - off[moved]
+        return basis
 
     @cached_property
     def eye_clearance(self) -> np.ndarray:
@@ -152,11 +182,12 @@ class HeadModel:
         skin = self.part_vertices("skin")
         return skin, np.linalg.norm(self.expression_basis[:, skin], axis=-1).max(axis=0)
 
-    def _skin_clear_of_eyeballs(self, vertices: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(vertices (N, 3), expression basis (52, N, 3)) for corrected neutral `vertices` and eyeball centres
-        `centres` (2, 3): skin pushed out along the radius from each eyeball's centre to the base model's
-        `eye_clearance`, at the neutral and at each blendshape's full weight. Eyeballs and other parts are
-        left as they are.
+    def _skin_clear_of_eyeballs(self, vertices: np.ndarray, centres: np.ndarray, basis: np.ndarray
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """(vertices (N, 3), expression basis (52, N, 3)) for corrected neutral `vertices`, eyeball centres
+        `centres` (2, 3) and blendshape deltas `basis` (52, N, 3): skin pushed out along the radius from each
+        eyeball's centre to the base model's `eye_clearance`, at the neutral and at each blendshape's full
+        weight. Eyeballs and other parts are left as they are.
 
         Why: a per-person correction is smooth over the face while each eyeball moves rigidly (by its lids'
         mean correction), so it can carry lid skin, and the sack behind it, into the eyeball; and a blink,
@@ -167,10 +198,10 @@ class HeadModel:
         eyes = [(c, r) for c, r in zip(centres, self.base_model.eye_clearance) if np.isfinite(r)]
         skin, reach = self._skin_reach
         if not eyes or not len(skin):
-            return vertices, self.expression_basis
+            return vertices, basis
         margin = np.min([np.linalg.norm(vertices[skin] - c, axis=1) - r for c, r in eyes], axis=0)
         near = skin[margin < reach]               # only these can come too close in some pose
-        poses = vertices[near] + np.concatenate([np.zeros((1, len(near), 3)), self.expression_basis[:, near]])
+        poses = vertices[near] + np.concatenate([np.zeros((1, len(near), 3)), basis[:, near]])
         pushed = np.zeros(poses.shape[:2], bool)
         for centre, radius in eyes:
             outward = poses - centre
@@ -178,7 +209,7 @@ class HeadModel:
             short = distance < radius
             poses[short] = centre + outward[short] * (radius / np.maximum(distance[short], 1e-12))[:, None]
             pushed |= short
-        out, basis = vertices.copy(), self.expression_basis.copy()
+        out, basis = vertices.copy(), basis.copy()
         out[near] = poses[0]
         # Only the deltas of pushed vertices are rewritten: elsewhere (v + d) - v would round d.
         changed = pushed[1:] | pushed[:1]
