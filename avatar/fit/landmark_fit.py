@@ -25,9 +25,10 @@ the identity basis cannot reach) onto the mesh.
 
 Input: MediaPipe's points in pixels of a square crop of side `image_size`, x right, y down, z relative depth
 in the same pixel scale (negative toward the camera). x and y drive the fit; z is used weakly (it is
-relative and noisy; `shape_offsets` takes the profile from it), and not at all when the points carry none (a
-caller's 2-D landmarks, padded with zeros); the face-oval points (they slide along the cheek) and the rings
-round the eyes (they do not follow the lids) weigh less. The lid margins are best taken from the iris
+relative and noisy; `shape_offsets` takes the profile from it), more with the identity free (the identity's
+profile components are seen only in depth), and not at all when the points carry none (a caller's 2-D
+landmarks, padded with zeros); the face-oval points (they slide along the cheek) and the rings round the
+eyes (they do not follow the lids) weigh less. The lid margins are best taken from the iris
 model's eye contours (avatar.portrait.face_mesh.refined_lids): the mesh's own lids barely close on a blink.
 Of the iris rings only their centres are used (pipelines order the ring points differently).
 """
@@ -78,7 +79,14 @@ __all__ = ["FaceFit", "LandmarkFitError", "fit_landmarks", "model_points", "rela
 CONTOUR_WEIGHT = 0.3
 PERIOCULAR_WEIGHT = 0.3
 IRIS_WEIGHT = 1.0
+# Depth, against one mesh point's x or y. With the identity held (a clip's frames) depth steers only pose
+# and expression, where MediaPipe's per-frame z noise would move the weights: it weighs little. With the
+# identity free (a lone portrait) it is the only evidence of the identity's profile components, which x and
+# y do not see (the embedded model's lip fullness moves its points in depth alone): weighed as lightly, the
+# identity prior holds them at the mean head. shape_offsets corrects the depth at the landmarks only, fading
+# out a few centimetres beyond them; the identity carries the profile to the head round them.
 DEPTH_WEIGHT = 0.15
+FREE_DEPTH_WEIGHT = 0.6
 # Priors, in the residuals' unit (fractions of the image side) per unit of the parameter.
 IDENTITY_PRIOR = 0.01
 EYE_PRIOR = 0.002
@@ -243,6 +251,7 @@ class _Problem:
         self.xy, self.w = xy[self.rows], weights[self.rows]
         mesh = np.arange(MESH_POINTS)
         self.z = landmark_depth(target)
+        self.depth_weight = DEPTH_WEIGHT if identity is not None else FREE_DEPTH_WEIGHT
         self.z_rows = mesh                                         # rows of self.rows with a depth
         self.log_f0 = math.log(cam.focal_from_fov(cam.DEFAULT_FOV_DEG if fixed_fov is None else fixed_fov))
 
@@ -311,7 +320,7 @@ class _Problem:
         uv, q, f = self.project(p[self.rows], self.rotation(c) if rot is None else rot, c)
         r = [((uv - self.xy) * self.w[:, None]).reshape(-1)]
         if self.z is not None:
-            r.append(DEPTH_WEIGHT * (relative_depth(q[self.z_rows, 2], f) - self.z))
+            r.append(self.depth_weight * (relative_depth(q[self.z_rows, 2], f) - self.z))
         return np.concatenate(r)
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
@@ -363,7 +372,7 @@ class _Problem:
             dmean = dd.mean(axis=1, keepdims=True)
             dz = f * (dd - dmean) / mean - f * (depth - mean) / mean ** 2 * dmean
             dz[6] += f * (depth - mean) / mean
-            jac[2 * n_rows:n_data] = DEPTH_WEIGHT * (dz - dz.mean(axis=1, keepdims=True)).T
+            jac[2 * n_rows:n_data] = self.depth_weight * (dz - dz.mean(axis=1, keepdims=True)).T
         row, col = n_data, 7                                                # priors
         if self.fixed_identity is None:
             jac[row + np.arange(self.k), col + np.arange(self.k)] = IDENTITY_PRIOR

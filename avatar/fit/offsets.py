@@ -113,9 +113,9 @@ def _fade(tree: cKDTree, x: np.ndarray) -> np.ndarray:
 def _seen_depth(landmarks: np.ndarray, points: np.ndarray, camera_vector: np.ndarray) -> np.ndarray | None:
     """Camera depths of the model's mesh `points` moved to the landmarks' own relative depth (normalised
     landmarks, as fit_landmarks reads them), about the points' mean depth; None when the landmarks carry
-    no depth. The fit weighs depth lightly against x and y (DEPTH_WEIGHT) and the identity basis is small,
-    so the fitted profile is mostly the model's: the nose's length or the cheeks' set, which a turned
-    view shows, would otherwise be the average head's."""
+    no depth. The fit weighs depth below x and y (landmark_fit.FREE_DEPTH_WEIGHT) and the identity basis
+    is small, so the fitted profile is mostly the model's: the nose's length or the cheeks' set, which a
+    turned view shows, would otherwise be the average head's."""
     seen = landmark_depth(landmarks)
     if seen is None:
         return None
