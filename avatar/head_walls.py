@@ -25,6 +25,8 @@ FRONT_PREFERENCE = 0.15    # a side view must see a point this much better (cosi
 MOVING = 0.01              # a vertex some blendshape moves further than this belongs to the moving face
 FACE_CLEARANCE = 4          # voxels the side walls stand off the front-facing moving face
 FACING_FRONT = 0.3         # ... and the front map keeps it where it faces the front at least this much
+CROWN_FACING = (0.45, 0.75)  # the crown: a wall surface turned up this much (its normal's y), seen edge-on
+CROWN_BLUR = 8.0           # texels (sigma) the crown's colours are smoothed along x (_crown_smoothed)
 MOUTH_CURTAIN = 2          # texels in front of its column's split the curtain across an open mouth stands
 # Expressions that move the mesh furthest: the walls hold the mesh at each, so none cuts them off.
 SWEPT_EXPRESSIONS = (
@@ -170,6 +172,8 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     deep_rgb = torch.nn.functional.grid_sample(tex, torch.from_numpy(deep_uv * 2 - 1)[None], mode="bilinear",
                                                padding_mode="border", align_corners=False)[0].permute(1, 2, 0).numpy()
     front_rgb = np.where(curtain[..., None], deep_rgb, front_rgb)
+    front_rgb = _crown_smoothed(front_rgb, wall_points("front", walls["front"]), normals, np.isfinite(walls["front"]))
+    back_rgb = _crown_smoothed(back.rgb, back.points, normals, np.isfinite(walls["back"]))
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
     for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
         view = wall_colour(side)
@@ -199,8 +203,23 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     np.fmax.at(px, at, x + voxel)
     np.fmin.at(nx, at, x - voxel)
     return HeadWalls(front_static=front_static, back=back.coord - voxel, px=px, nx=nx,
-                     front_rgb=front_rgb, back_rgb=back.rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
+                     front_rgb=front_rgb, back_rgb=back_rgb, px_rgb=side_rgb["px"], nx_rgb=side_rgb["nx"],
                      split=split, owned=owned)
+
+
+def _crown_smoothed(rgb: np.ndarray, points: np.ndarray, normals: Callable[[np.ndarray], np.ndarray],
+                    seen: np.ndarray) -> np.ndarray:
+    """A front or back wall's colours (R, R, 3; rows y, columns x) with the crown's smoothed along x.
+
+    The front and back colours hold along z, and both walls see the crown edge-on along the top of the
+    head: whatever varies along x at that edge (strands, highlights, the hair's parting) ran over the whole
+    crown as stripes. Where the wall's surface faces up (CROWN_FACING, its normal's y) the colours blend
+    toward a copy smoothed along x over the wall's own texels (`seen`)."""
+    up = np.clip((normals(points)[..., 1] - CROWN_FACING[0]) / (CROWN_FACING[1] - CROWN_FACING[0]), 0, 1) * seen
+    weight = ndimage.gaussian_filter1d(seen.astype(np.float32), CROWN_BLUR, axis=1)
+    smooth = ndimage.gaussian_filter1d(rgb * seen[..., None], CROWN_BLUR, axis=1) / np.maximum(weight, 1e-6)[..., None]
+    blended: np.ndarray = rgb * (1 - up[..., None]) + smooth * up[..., None]
+    return blended.astype(np.float32)
 
 
 def _deepest_front(head: HeadModel, identity: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,36 @@
+"""The walls' colours where no view sees the surface squarely (avatar.head_walls)."""
+import numpy as np
+from scipy import ndimage
+
+from avatar.head_model import embedded_head_model
+from avatar.head_walls import CROWN_FACING, VolumeNormals, assemble_walls, swept_mesh_volume, volume_walls, wall_points
+from avatar.surface_field import texel_centres
+
+RESOLUTION = 256
+
+
+def test_the_crown_does_not_carry_the_top_edges_strands_back_over_the_head():
+    # The front and back colours hold along z; both walls see the crown edge-on, so whatever varies along x
+    # at the top of the head (strands, highlights) ran back over the whole crown as stripes.
+    head = embedded_head_model()
+    identity = np.zeros(len(head.identity_names), np.float32)
+    texture = np.full((RESOLUTION, RESOLUTION, 3), 0.5, np.float32)
+    mesh = swept_mesh_volume(head, identity, RESOLUTION)
+    # Hair a few voxels thick over the upper half of the head, in strands one texel wide along x.
+    y = texel_centres(RESOLUTION)[None, :, None]
+    hair = ndimage.binary_dilation(mesh, iterations=4) & ~mesh & (y > 0.05)
+    vol = mesh | hair
+    normals = VolumeNormals(vol)
+
+    def strands(points: np.ndarray) -> np.ndarray:
+        lit = np.floor((points[..., 0] + 0.5) * RESOLUTION) % 2 == 0
+        return np.repeat(np.where(lit, 0.8, 0.2)[..., None], 3, axis=-1).astype(np.float32)
+
+    walls = assemble_walls(head, identity, texture, vol, hair, strands, normals, RESOLUTION)
+    for name, rgb in (("front", walls.front_rgb), ("back", walls.back_rgb)):
+        wall = volume_walls(vol)[name]
+        up = (normals(wall_points(name, wall))[..., 1] > CROWN_FACING[1]) & np.isfinite(wall)
+        pairs = up[:, 1:] & up[:, :-1]
+        assert pairs.sum() > 200, name
+        jumps = np.abs(np.diff(rgb[..., 0], axis=1))[pairs]
+        assert jumps.mean() < 0.05, (name, jumps.mean())
