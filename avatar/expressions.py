@@ -24,6 +24,7 @@ ARKIT_NAMES: tuple[str, ...] = (
     "noseSneerRight", "tongueOut",
 )
 NUM_EXPRESSIONS = len(ARKIT_NAMES)
+EYE_BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")   # per eye, the left first (as every per-eye array)
 
 # Unreal's EARFaceBlendShape enum order (PascalCase).
 UNREAL_NAMES: tuple[str, ...] = (

@@ -124,18 +124,21 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     walls = volume_walls(vol)
     moving = np.linalg.norm(head.expression_basis, axis=2).max(axis=0) > MOVING
     tri = torch.from_numpy(head.faces.astype(np.int32))
-    tri_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
-    uv_coords = torch.from_numpy(head.uv.astype(np.float32))
     tex = torch.from_numpy(texture.astype(np.float32)).permute(2, 0, 1)[None]
+
+    def texture_at(uv: np.ndarray) -> np.ndarray:
+        """The neural texture's colour (R, R, 3) at texture coordinates (R, R, 2) in [0, 1]."""
+        grid = torch.from_numpy(np.asarray(uv, dtype=np.float32) * 2 - 1)[None]
+        rgb: np.ndarray = torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode="border",
+                                                          align_corners=False)[0].permute(1, 2, 0).numpy()
+        return rgb
 
     def wall_colour(name: str) -> WallView:
         pts = wall_points(name, walls[name])
         mesh_coord, rast = mesh_wall(neutral, head.faces, name, resolution)
         on_mesh = np.isfinite(mesh_coord) & (np.abs(np.nan_to_num(mesh_coord) - np.nan_to_num(walls[name]))
                                              < 2.5 / resolution)
-        uv = raster.interpolate(uv_coords, rast, tri_uv)
-        mesh_rgb = torch.nn.functional.grid_sample(tex, (uv * 2 - 1)[None], mode="bilinear", padding_mode="border",
-                                                   align_corners=False)[0].permute(1, 2, 0).numpy()
+        mesh_rgb = texture_at(_surface_uv(head, rast))
         move = raster.interpolate(torch.from_numpy(moving.astype(np.float32))[:, None], rast, tri)[..., 0].numpy()
         rgb = np.where(on_mesh[..., None], mesh_rgb, colour(pts))
         idx = texel_index(pts, resolution)
@@ -169,9 +172,7 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     curtain = (np.isfinite(deep) & (deep < curtain_z) & (np.nan_to_num(front.coord, nan=-1.0) > curtain_z)
                & ~(np.nan_to_num(front_static, nan=-1.0) >= curtain_z))
     front_static = np.where(curtain, curtain_z, front_static)
-    deep_rgb = torch.nn.functional.grid_sample(tex, torch.from_numpy(deep_uv * 2 - 1)[None], mode="bilinear",
-                                               padding_mode="border", align_corners=False)[0].permute(1, 2, 0).numpy()
-    front_rgb = np.where(curtain[..., None], deep_rgb, front_rgb)
+    front_rgb = np.where(curtain[..., None], texture_at(deep_uv), front_rgb)
     front_rgb = _crown_smoothed(front_rgb, wall_points("front", walls["front"]), normals, np.isfinite(walls["front"]))
     back_rgb = _crown_smoothed(back.rgb, back.points, normals, np.isfinite(walls["back"]))
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
@@ -225,18 +226,23 @@ def _crown_smoothed(rgb: np.ndarray, points: np.ndarray, normals: Callable[[np.n
 def _deepest_front(head: HeadModel, identity: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """On the xy grid: the rearmost first surface the front view sees at neutral or at any of
     SWEPT_EXPRESSIONS, (R, R) z (NaN where the mesh never covers), and its texture coordinates (R, R, 2)."""
-    tri_uv = torch.from_numpy(head.faces_uv.astype(np.int32))
-    uv_coords = torch.from_numpy(head.uv.astype(np.float32))
     depth, uv = [], []
     for verts in _swept_poses(head, identity):
         z, rast = mesh_wall(verts, head.faces, "front", resolution)
         depth.append(np.where(np.isfinite(z), z, np.inf))
-        uv.append(raster.interpolate(uv_coords, rast, tri_uv).numpy())
+        uv.append(_surface_uv(head, rast))
     stack = np.stack(depth)
     pick = np.argmin(stack, axis=0)
     deepest = np.take_along_axis(stack, pick[None], axis=0)[0]
     chosen = np.take_along_axis(np.stack(uv), pick[None, ..., None], axis=0)[0]
     return np.where(np.isfinite(deepest), deepest, np.nan), chosen.astype(np.float32)
+
+
+def _surface_uv(head: HeadModel, rast: torch.Tensor) -> np.ndarray:
+    """(R, R, 2) texture coordinates of the mesh surface a wall's raster (mesh_wall) shows."""
+    uv: np.ndarray = raster.interpolate(torch.from_numpy(head.uv.astype(np.float32)), rast,
+                                        torch.from_numpy(head.faces_uv.astype(np.int32))).numpy()
+    return uv
 
 
 def _sample_xy(values: np.ndarray, points: np.ndarray) -> np.ndarray:

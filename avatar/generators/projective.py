@@ -25,7 +25,7 @@ from avatar import camera as cam
 from avatar import portrait as portrait_prep
 from avatar.asset import Avatar, avatar_id_for
 from avatar.decoder import SIDE_PLANES
-from avatar.expressions import index_of
+from avatar.expressions import EYE_BLINKS, index_of
 from avatar.fit import FaceFit, fit_landmarks, shape_offsets
 from avatar.generators import ProgressFn
 from avatar.generators.projection import (
@@ -239,7 +239,7 @@ def _blink_trust(head: HeadModel, fit: FaceFit, posed: np.ndarray) -> np.ndarray
     lid would otherwise wear as dark bands like an open eye's outline; that skin takes the colour of the
     skin round it (the first pass's fill) as far as the portrait does not show it."""
     shut = np.array(fit.expression, dtype=np.float32)
-    shut[[index_of("eyeBlinkLeft"), index_of("eyeBlinkRight")]] = 1.0
+    shut[[index_of(name) for name in EYE_BLINKS]] = 1.0
     return shown_share(head, posed, head.posed(shut, fit.identity, fit.eye), fit.camera, RESOLUTION)
 
 

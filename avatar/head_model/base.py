@@ -7,14 +7,13 @@ from functools import cached_property
 import numpy as np
 from scipy.spatial import cKDTree
 
-from avatar.expressions import NUM_EXPRESSIONS, index_of
+from avatar.expressions import EYE_BLINKS, NUM_EXPRESSIONS, index_of
 
 # Part ids used in `vertex_part` / `face_part`.
 PART_NAMES: tuple[str, ...] = ("skin", "eyeball_left", "eyeball_right", "mouth_cavity", "teeth", "tongue")
 PART_ID = {n: i for i, n in enumerate(PART_NAMES)}
 # The eyeballs in the order of every per-eye array (eye_centers, the eye 4-vector): the left eye first.
 EYEBALL_PARTS = ("eyeball_left", "eyeball_right")
-BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")
 LANDING_NEIGHBOURS = 4   # rest vertices a blinked lid vertex takes the shape correction of, by inverse distance
 MOVED = 1e-6             # world units: a vertex a blendshape moves less than this is not moved by it
 
@@ -149,7 +148,7 @@ class HeadModel:
         if not len(skin):
             return basis
         tree = cKDTree(self.vertices[skin])
-        for name in BLINKS:
+        for name in EYE_BLINKS:
             k = index_of(name)
             moved = skin[np.linalg.norm(basis[k, skin], axis=1) > MOVED]
             if not len(moved):
