@@ -168,7 +168,12 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     # hair further back, e.g. behind the neck, stays hidden behind it as behind the face). Moving the
     # split behind the mouth instead gives the crown in the mouth's columns the front view's colours.
     deep, deep_uv = _deepest_front(head, identity, resolution)
-    curtain_z = split[None, :] + MOUTH_CURTAIN / resolution
+    # The curtain stands in front of its column's own split or the continuous one, whichever is further
+    # forward: the continuous split may run centimetres behind a column's own across the face, and a
+    # curtain that deep stood past the jaw's outline where the portrait sees beside the mesh (it took the
+    # outline's pixels: -0.9 dB frontal face PSNR on one portrait). In front of both it is front half.
+    column_split = np.maximum(split, split_depth(walls["front"], walls["back"], continuous=False))
+    curtain_z = column_split[None, :] + MOUTH_CURTAIN / resolution
     curtain = (np.isfinite(deep) & (deep < curtain_z) & (np.nan_to_num(front.coord, nan=-1.0) > curtain_z)
                & ~(np.nan_to_num(front_static, nan=-1.0) >= curtain_z))
     front_static = np.where(curtain, curtain_z, front_static)

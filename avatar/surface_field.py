@@ -41,7 +41,8 @@ three logits (the gate is shared by the three): across the split their sum stays
 |c_f - m_f| of c_f where c_b = c_f, and ramps from one to the other otherwise, overshooting
 neither by more than that.
 A claim's gate is open within `CLAIM_DEPTH` behind its wall where the ownership map says 0, and shut
-where it says NOT_OWNED; between texels of both it ramps, so neighbouring owners meet between texels.
+where it says NOT_OWNED (or -HANDOVER at texels the side's other half claims); between texels of both
+it ramps, so neighbouring owners meet between texels.
 """
 from __future__ import annotations
 
@@ -80,6 +81,14 @@ RELU_GAIN_COLOUR = 20.0
 EMPTY = 1.0                # a wall value that puts every point of the box outside
 SPLIT_MARGIN = 0.02        # the split sits this far behind a column's rearmost front surface
 NOT_OWNED = -3 * CLAIM_DEPTH
+# Where a side claims both halves, each half's claim reaches toward the other's texels as far as this,
+# not NOT_OWNED: a surface about a voxel inside its wall (where the side walls stand) is claimed about
+# halfway between the two texels, and no claim is open at the other half's texel centres even at the
+# wall itself (CLAIM_DEPTH - HANDOVER leaves the gate below -CLAIM_OFFSET - LOGIT_LIMIT * 2).
+# With NOT_OWNED neither claim reached the middle third between them: a line of the default colour
+# (the front or back wall's, seen at a graze) along every boundary between the halves.
+HANDOVER = 2 * CLAIM_DEPTH
+SPLIT_JUMP_COST = 0.25     # wall points the split may misplace to move a texel less between columns
 PROFILE_REACH = 2          # texels the side walls reach past the head's profile (past_profile)
 
 SEMANTICS = {
@@ -188,28 +197,79 @@ def texel_centres(resolution: int, box_half: float = 0.5) -> np.ndarray:
     return ((np.arange(resolution) + 0.5) / resolution * 2 - 1) * box_half
 
 
-def split_depth(z_front: np.ndarray, z_back: np.ndarray) -> np.ndarray:
+def split_depth(z_front: np.ndarray, z_back: np.ndarray, continuous: bool = True) -> np.ndarray:
     """Per column x, the depth separating front-coloured from back-coloured surfaces, (R,).
 
     z_front / z_back (R, R) on the xy grid, NaN where empty. In each column the split is the depth that
     leaves the fewest front-wall points behind it and back-wall points in front of it (ties: the
     rearmost such depth, less SPLIT_MARGIN), so the front view keeps every surface it sees unless a
     surface further down the column overlaps the back of the head in depth.
+
+    It is also continuous: moving it by a texel between neighbouring columns costs SPLIT_JUMP_COST of a
+    misplaced point (dynamic programming over the columns), and it lies on a texel edge of z. A side
+    claim corrects the default of its texel's half (surface_planes), judged at the column under its wall,
+    while the surface it colours lies up to a column or two deeper. Near the sides of the head the front
+    and back walls both see the side, depths centimetres apart misplace about as few points, and the
+    split jumped between them from one column to the next: the claims corrected the wrong default along
+    whole rows of texels (stepped dark lines along the jaw and down the neck in side views). On a texel
+    edge, each side texel lies wholly in one half. `continuous=False` gives each column's own choice.
     """
     r = z_front.shape[1]
+    columns = [(np.sort(z_front[:, col][np.isfinite(z_front[:, col])]),
+                np.sort(z_back[:, col][np.isfinite(z_back[:, col])])) for col in range(r)]
     out = np.zeros(r, np.float32)
-    for col in range(r):
-        front = np.sort(z_front[:, col][np.isfinite(z_front[:, col])])
-        back = np.sort(z_back[:, col][np.isfinite(z_back[:, col])])
+    # Candidate splits: the texel edges of z, moved by the half-width of the split's ramp so the default
+    # colour switches on the edge itself (surface_planes: at G (z - split) = -COLOUR_OFFSET).
+    edges = np.arange(r + 1) / r - 0.5 + COLOUR_OFFSET / SPLIT_SLOPE
+    steps = np.abs(np.arange(r + 1)[:, None] - np.arange(r + 1)[None, :])
+    # Dynamic programming over the columns, left to right: the cheapest total of misplaced points and
+    # moves up to each column for each edge, and the edge of the previous column it came from.
+    jump = SPLIT_JUMP_COST * steps
+    total: np.ndarray | None = None
+    choice: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for col, (front, back) in enumerate(columns):
         if not len(front):
+            total = None
+            choice.append(None)
             continue
         candidates = np.concatenate([front - SPLIT_MARGIN, back + 1e-4])
-        # front points behind the split + back points in front of it
-        cost = np.searchsorted(front, candidates, side="left") + (len(back) - np.searchsorted(back, candidates,
-                                                                                             side="right"))
+        cost = _split_cost(front, back, candidates)
         best = cost.min()
-        out[col] = candidates[cost == best].max() if best < len(front) else front.min() - SPLIT_MARGIN
+        alone = candidates[cost == best].max() if best < len(front) else front.min() - SPLIT_MARGIN
+        out[col] = alone
+        if not continuous:
+            continue
+        # Among equal costs the edge nearest the column's own choice (a tie-break, far below one point).
+        here = _split_cost(front, back, edges) + 1e-3 * np.abs(edges - alone) * r
+        if total is None:
+            total, came = here.astype(np.float64), np.full(r + 1, -1)
+        else:
+            through = total[None, :] + jump
+            came = np.argmin(through, axis=1)
+            total = here + through[np.arange(r + 1), came]
+        choice.append((total.copy(), came))
+    if not continuous:
+        return out
+    # Back through each run of columns from its cheapest end.
+    k = -1
+    for col in range(r - 1, -1, -1):
+        step = choice[col]
+        if step is None:
+            k = -1
+            continue
+        totals, came = step
+        if k < 0:
+            k = int(np.argmin(totals))
+        out[col] = edges[k]
+        k = int(came[k])
     return out
+
+
+def _split_cost(front: np.ndarray, back: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """For splits at depths z (K,): how many of a column's sorted front-wall depths lie behind each plus
+    how many of its sorted back-wall depths lie in front of it."""
+    cost: np.ndarray = np.searchsorted(front, z, side="left") + (len(back) - np.searchsorted(back, z, side="right"))
+    return cost
 
 
 def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
@@ -261,7 +321,9 @@ def surface_planes(texture_rgb: np.ndarray, walls: HeadWalls) -> torch.Tensor:
         side_wall = zy[PX_WALL if side == "px" else NX_WALL]
         front_half = _front_half(walls, side)
         in_half = walls.owned[side] & (front_half if half == "front" else ~front_half)
-        own = torch.where(torch.from_numpy(in_half), 0.0, NOT_OWNED)
+        # Where the other half claims, this one reaches about halfway to its texels (HANDOVER).
+        other_half = walls.owned[side] & ~in_half
+        own = torch.from_numpy(np.where(in_half, 0.0, np.where(other_half, -HANDOVER, NOT_OWNED)).astype(np.float32))
         own_zy = CLAIM_SLOPE * (CLAIM_DEPTH + side_wall + own)
         own_xz = CLAIM_SLOPE * sign * x_ramp
         side_rgb = encode_colour(walls.px_rgb if side == "px" else walls.nx_rgb).permute(2, 0, 1)

@@ -6,8 +6,10 @@ import torch
 
 from avatar.decoder import SIDE_PLANES, TriplaneDecoder, sample_static_planes
 from avatar.surface_field import (
+    COLOUR_OFFSET,
     FRONT_RGB,
     FRONT_WALL,
+    SPLIT_SLOPE,
     HeadWalls,
     front_texture_channels,
     split_depth,
@@ -70,8 +72,12 @@ def test_each_wall_shows_its_own_colour(point, rgb):
 
 
 def test_the_split_sits_just_behind_the_front():
+    # SPLIT_MARGIN behind the front, moved to the nearest texel edge of z (where the default switches).
     in_box = np.abs(texel_centres(R)) < 0.2
-    assert np.allclose(box_walls().split[in_box], 0.28)
+    split = box_walls().split[in_box]
+    assert np.allclose(split, 0.28, atol=0.5 / R)
+    edge = (split - COLOUR_OFFSET / SPLIT_SLOPE + 0.5) * R
+    assert np.allclose(edge, np.round(edge), atol=1e-3)
 
 
 def test_without_a_claim_a_side_shows_the_default():
