@@ -12,11 +12,11 @@ clip's open eye (`track_frames`). A frame without a face, or whose fit fails, is
 holds the last values.
 
 Identity and neutral are one per clip (`estimate_face`): the identity is the median of free fits, the
-neutral (`avatar.fit.neutral_offsets`) what fits with that identity leave over, so the person's own
-proportions are not read as expression. Live (`FaceTracker`) they are estimated from the first
-IDENTITY_FRAMES frames with a face, then held. For a whole clip (`track_frames`, `track_clip`) they are
-estimated first, from frames spread over the clip's first IDENTITY_WINDOW frames, and the gaps left by
-lost frames are interpolated from their neighbours.
+neutral (`avatar.fit.neutral_offsets`) what fits with that identity leave over on the frames whose lips
+are closest together, so the person's own proportions, and not their speech, are the face at weight 0.
+Live (`FaceTracker`) they are estimated from the first IDENTITY_FRAMES frames with a face, then held. For
+a whole clip (`track_frames`, `track_clip`) they are estimated first, from the clip's first
+IDENTITY_WINDOW frames, and the gaps left by lost frames are interpolated from their neighbours.
 
 A clip tracked whole has its future frames, so its head pose is smoothed both ways (`_smooth_pose_backward`):
 the tracked poses are filtered once more from the clip's end to its start by a One-Euro filter driven as the
@@ -57,9 +57,18 @@ from avatar.track.follow import MeshFollower, MeshObservation
 from avatar.track.video import Clip, ClipError, ClipLimits
 
 IDENTITY_FRAMES = 4
-NEUTRAL_FRAMES = 12     # frames whose misses give the clip's neutral (a median: a passing expression is outvoted)
+# Frames whose misses give the clip's neutral: those of the clip's first ones whose lips are closest together
+# (least_open), and a median over them, so a passing expression is outvoted. A face at rest has its lips
+# together, and the fits leave part of an open mouth over as a miss (the model's weights do not reach every
+# mouth's opening): frames spread over the first seconds of a clip whose person talks from the start put
+# their median miss, a parted mouth, into the neutral, and every frame then read that much less opening
+# than it showed. Measured on talking_d10 (talking from its first frame; inner-lip gap, % of the
+# inter-ocular distance): the neutral's gap 9.0 -> 4.0 (the frames' closed lips 2.4-2.8), the head's own
+# mouth opening over the clip's first seconds 8.8 -> 10.1 (the landmarks' 18.1).
+NEUTRAL_FRAMES = 12
 # MediaPipe's iris centres (subject's right, left): their distance is the face's scale for confidences.
 IRIS_CENTRES = (468, 473)
+INNER_LIPS = (13, 14)   # MediaPipe's inner-lip midpoints, upper and lower
 # A fit whose RMS landmark error reaches this fraction of the inter-ocular distance has confidence 0.
 WORST_RELATIVE_ERROR = 0.15
 
@@ -473,8 +482,8 @@ def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, ident
                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """The clip's (identity (K,), neutral (478, 3)) from landmarks of its frames (square-frame pixels, in
     order): the median identity of free fits on IDENTITY_FRAMES of them spread over the list (unless
-    `identity` is given), then the neutral from fits with it on NEUTRAL_FRAMES of them. None when too
-    few of them can be fitted."""
+    `identity` is given), then the neutral from fits with it on the NEUTRAL_FRAMES of them whose lips are
+    closest together (least_open). None when too few of them can be fitted."""
     def spread(count: int) -> list[np.ndarray]:
         picks = np.unique(np.linspace(0, len(landmarks) - 1, min(count, len(landmarks))).round().astype(int))
         return [landmarks[k] for k in picks]
@@ -494,10 +503,18 @@ def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, ident
             return None
         identity = np.median([f.identity for f, _ in free], axis=0)
     chosen = np.asarray(identity, np.float32)
-    held = fits(spread(NEUTRAL_FRAMES), identity=chosen)
+    held = fits(least_open(landmarks, NEUTRAL_FRAMES), identity=chosen)
     if not held:
         return None
     return chosen, neutral_offsets(head, [f for f, _ in held], [lm for _, lm in held], size)
+
+
+def least_open(landmarks: list[np.ndarray], count: int) -> list[np.ndarray]:
+    """The `count` face meshes of `landmarks` ((478, 3) pixels each) whose inner lips are closest together,
+    relative to the inter-ocular distance, in their order in the list."""
+    gaps = [np.linalg.norm(lm[INNER_LIPS[0], :2] - lm[INNER_LIPS[1], :2]) / max(_interocular(lm), 1e-9)
+            for lm in landmarks]
+    return [landmarks[k] for k in np.sort(np.argsort(gaps, kind="stable")[:count])]
 
 
 def _assemble(rows: list[TrackedFrame], frame_rate: float, shape: tuple[int, int], identity: np.ndarray,
