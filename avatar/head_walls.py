@@ -26,7 +26,10 @@ MOVING = 0.01              # a vertex some blendshape moves further than this be
 FACE_CLEARANCE = 4          # voxels the side walls stand off the front-facing moving face
 FACING_FRONT = 0.3         # ... and the front map keeps it where it faces the front at least this much
 CROWN_FACING = (0.45, 0.75)  # the crown: a wall surface turned up this much (its normal's y), seen edge-on
-CROWN_BLUR = 8.0           # texels (sigma) the crown's colours are smoothed along x (_crown_smoothed)
+# Where both the front and back walls' surfaces face up this much they share one colour (_crown_coloured): the
+# top of the head, where the split crosses it. Only the top: the portrait camera sees the crown's front slope.
+SHARED_CROWN_FACING = (0.8, 0.95)
+CROWN_BLUR = 8.0           # texels (sigma) the crown's colours are smoothed along x (_crown_coloured)
 MOUTH_CURTAIN = 2          # texels in front of its column's split the curtain across an open mouth stands
 # Expressions that move the mesh furthest: the walls hold the mesh at each, so none cuts them off.
 SWEPT_EXPRESSIONS = (
@@ -178,8 +181,8 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
                & ~(np.nan_to_num(front_static, nan=-1.0) >= curtain_z))
     front_static = np.where(curtain, curtain_z, front_static)
     front_rgb = np.where(curtain[..., None], texture_at(deep_uv), front_rgb)
-    front_rgb = _crown_smoothed(front_rgb, wall_points("front", walls["front"]), normals, np.isfinite(walls["front"]))
-    back_rgb = _crown_smoothed(back.rgb, back.points, normals, np.isfinite(walls["back"]))
+    front_rgb, back_rgb = _crown_coloured((front_rgb, back.rgb), (wall_points("front", walls["front"]), back.points),
+                                          normals, (np.isfinite(walls["front"]), np.isfinite(walls["back"])))
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
     for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
         view = wall_colour(side)
@@ -213,19 +216,43 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
                      split=split, owned=owned)
 
 
-def _crown_smoothed(rgb: np.ndarray, points: np.ndarray, normals: Callable[[np.ndarray], np.ndarray],
-                    seen: np.ndarray) -> np.ndarray:
-    """A front or back wall's colours (R, R, 3; rows y, columns x) with the crown's smoothed along x.
+def _facing_up(normal: np.ndarray, facing: tuple[float, float]) -> np.ndarray:
+    """In [0, 1], how far surfaces with these unit normals (..., 3) are turned up: none below facing[0] (their
+    normal's y), wholly above facing[1]."""
+    up: np.ndarray = np.clip((normal[..., 1] - facing[0]) / (facing[1] - facing[0]), 0, 1)
+    return up
+
+
+def _crown_coloured(rgb: tuple[np.ndarray, np.ndarray], points: tuple[np.ndarray, np.ndarray],
+                    normals: Callable[[np.ndarray], np.ndarray], seen: tuple[np.ndarray, np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The front and back walls' colours (R, R, 3 each; rows y, columns x) with the crown's smoothed along x
+    and shared between the two.
 
     The front and back colours hold along z, and both walls see the crown edge-on along the top of the
     head: whatever varies along x at that edge (strands, highlights, the hair's parting) ran over the whole
-    crown as stripes. Where the wall's surface faces up (CROWN_FACING, its normal's y) the colours blend
-    toward a copy smoothed along x over the wall's own texels (`seen`)."""
-    up = np.clip((normals(points)[..., 1] - CROWN_FACING[0]) / (CROWN_FACING[1] - CROWN_FACING[0]), 0, 1) * seen
-    weight = ndimage.gaussian_filter1d(seen.astype(np.float32), CROWN_BLUR, axis=1)
-    smooth = ndimage.gaussian_filter1d(rgb * seen[..., None], CROWN_BLUR, axis=1) / np.maximum(weight, 1e-6)[..., None]
-    blended: np.ndarray = rgb * (1 - up[..., None]) + smooth * up[..., None]
-    return blended.astype(np.float32)
+    crown as stripes. Where a wall's surface faces up (CROWN_FACING, its normal's y) its colours blend
+    toward a copy smoothed along x over the wall's own texels (`seen`). The top of the head is also where the
+    front colour gives way to the back colour (the split), at the same texel of both walls' maps: where both
+    walls face up there (SHARED_CROWN_FACING), both take their mean, so no seam crosses it (seen from above, the
+    two colours met along the split's steps in a stepped edge)."""
+    ups, tops, smooth = [], [], []
+    for colours, at, wall_seen in zip(rgb, points, seen):
+        n = normals(at)
+        up = _facing_up(n, CROWN_FACING)
+        tops.append(_facing_up(n, SHARED_CROWN_FACING) * wall_seen)
+        weight = ndimage.gaussian_filter1d(wall_seen.astype(np.float32), CROWN_BLUR, axis=1)
+        blurred = ndimage.gaussian_filter1d(colours * wall_seen[..., None], CROWN_BLUR, axis=1)
+        ups.append(up * wall_seen)
+        smooth.append(blurred / np.maximum(weight, 1e-6)[..., None])
+    both = np.minimum(*tops)[..., None]
+    total = np.maximum(ups[0] + ups[1], 1e-6)[..., None]
+    shared = (smooth[0] * ups[0][..., None] + smooth[1] * ups[1][..., None]) / total
+    out = []
+    for colours, up, own in zip(rgb, ups, smooth):
+        crown = own * (1 - both) + shared * both
+        out.append((colours * (1 - up[..., None]) + crown * up[..., None]).astype(np.float32))
+    return out[0], out[1]
 
 
 def _deepest_front(head: HeadModel, identity: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
