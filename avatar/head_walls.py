@@ -29,7 +29,7 @@ CROWN_FACING = (0.45, 0.75)  # the crown: a wall surface turned up this much (it
 # Where both the front and back walls' surfaces face up this much they share one colour (_crown_coloured): the
 # top of the head, where the split crosses it. Only the top: the portrait camera sees the crown's front slope.
 SHARED_CROWN_FACING = (0.8, 0.95)
-CROWN_BLUR = 8.0           # texels (sigma) the crown's colours are smoothed along x (_crown_coloured)
+CROWN_BLUR = 8.0           # texels (sigma) the crown's colours are smoothed along x, and y on the top (_crown_coloured)
 MOUTH_CURTAIN = 2          # texels in front of its column's split the curtain across an open mouth stands
 # Expressions that move the mesh furthest: the walls hold the mesh at each, so none cuts them off.
 SWEPT_EXPRESSIONS = (
@@ -110,6 +110,7 @@ class WallView(NamedTuple):
     rgb: np.ndarray          # colour of the first surface seen
     points: np.ndarray       # its world points
     moving_face: np.ndarray  # on the part of the mesh expressions move
+    on_mesh: np.ndarray      # on the neutral mesh
     real: np.ndarray         # on a surface at rest (the mesh or `extra`)
     coord: np.ndarray        # the wall coordinate: the mesh's own on the mesh, the volume's elsewhere
 
@@ -148,7 +149,7 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         on_extra = np.isfinite(walls[name]) & extra[idx[..., 0], idx[..., 1], idx[..., 2]]
         # What is neither the neutral mesh nor `extra` is room kept for the moving mesh (an open jaw):
         # no surface at rest, so no view colours it.
-        return WallView(rgb, pts, on_mesh & (move > 0.5), on_mesh | on_extra,
+        return WallView(rgb, pts, on_mesh & (move > 0.5), on_mesh, on_mesh | on_extra,
                         np.where(on_mesh, mesh_coord, walls[name]))
 
     hair_front = volume_walls(extra)["front"]
@@ -183,6 +184,16 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     front_rgb = np.where(curtain[..., None], texture_at(deep_uv), front_rgb)
     front_rgb, back_rgb = _crown_coloured((front_rgb, back.rgb), (wall_points("front", walls["front"]), back.points),
                                           normals, (np.isfinite(walls["front"]), np.isfinite(walls["back"])))
+    # Under the mesh the front colour is the neural texture, rasterized each frame, which the crown's colouring
+    # above cannot reach: where the scalp's top is the first surface the front view sees (no hair, or the
+    # head model's crown standing above the hair), it sees it edge-on, and seen from above the texel at the
+    # front edge of each row covered the band behind it (a bright or dark rectangle in the middle of the
+    # crown). There a static front wall a quarter voxel in front of the mesh wins the front plane's depth test
+    # (avatar.planes) and wears the crown's colour. Only the top (SHARED_CROWN_FACING): the portrait sees the
+    # crown's front slope, where the texture fitted to it should show; the scalp does not move with expressions.
+    scalp_top = (_facing_up(normals(front.points), SHARED_CROWN_FACING) > 0) & front.on_mesh & ~front.moving_face \
+        & ~hair_first & ~curtain & ~(np.nan_to_num(front_static, nan=-1.0) >= front.coord)
+    front_static = np.where(scalp_top, front.coord + 0.25 / resolution, front_static)
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
     for side, axis_sign in (("px", 1.0), ("nx", -1.0)):
         view = wall_colour(side)
@@ -199,6 +210,11 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
         # of its way, or its voxel terraces would cut the cheek into scales.
         clearance[side] = np.where(front_face, FACE_CLEARANCE / resolution, 0.0)
         owns &= ~(on_default & (default_score + FRONT_PREFERENCE >= axis_sign * n[..., 0]))
+        # A side view sees the top of the head edge-on, as the front and back views do, and the colour it gives
+        # each row's outermost texel changes from row to row: seen from above, every row's claimed strip was a
+        # block (bars, a mosaic of the side map's colours over the crown). The crown's shared front and back
+        # colours (_crown_coloured) colour the top instead.
+        owns &= n[..., 1] < SHARED_CROWN_FACING[0]
         owned[side] = owns
         side_rgb[side] = view.rgb
     # The back and side walls stand one voxel out: where they meet the front wall's outline at a graze,
@@ -227,7 +243,7 @@ def _crown_coloured(rgb: tuple[np.ndarray, np.ndarray], points: tuple[np.ndarray
                     normals: Callable[[np.ndarray], np.ndarray], seen: tuple[np.ndarray, np.ndarray]
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The front and back walls' colours (R, R, 3 each; rows y, columns x) with the crown's smoothed along x
-    and shared between the two.
+    (and along y too where the surface faces up as SHARED_CROWN_FACING) and shared between the two.
 
     The front and back colours hold along z, and both walls see the crown edge-on along the top of the
     head: whatever varies along x at that edge (strands, highlights, the hair's parting) ran over the whole
@@ -243,8 +259,17 @@ def _crown_coloured(rgb: tuple[np.ndarray, np.ndarray], points: tuple[np.ndarray
         tops.append(_facing_up(n, SHARED_CROWN_FACING) * wall_seen)
         weight = ndimage.gaussian_filter1d(wall_seen.astype(np.float32), CROWN_BLUR, axis=1)
         blurred = ndimage.gaussian_filter1d(colours * wall_seen[..., None], CROWN_BLUR, axis=1)
+        along_x = blurred / np.maximum(weight, 1e-6)[..., None]
+        # Seen from above, each row of a wall's map covers a band of the nearly level top (it steps up a voxel
+        # every few texels of depth): colours that change from row to row (a turban's folds) showed as a
+        # mosaic of blocks. On the top the colours are smoothed along y as well.
+        sigma = (CROWN_BLUR, CROWN_BLUR)
+        weight_xy = ndimage.gaussian_filter(wall_seen.astype(np.float32), sigma)
+        along_xy = ndimage.gaussian_filter(colours * wall_seen[..., None], (*sigma, 0)) / \
+            np.maximum(weight_xy, 1e-6)[..., None]
+        top = tops[-1][..., None]
         ups.append(up * wall_seen)
-        smooth.append(blurred / np.maximum(weight, 1e-6)[..., None])
+        smooth.append(along_x * (1 - top) + along_xy * top)
     both = np.minimum(*tops)[..., None]
     total = np.maximum(ups[0] + ups[1], 1e-6)[..., None]
     shared = (smooth[0] * ups[0][..., None] + smooth[1] * ups[1][..., None]) / total

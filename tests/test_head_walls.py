@@ -63,3 +63,55 @@ def test_the_front_and_back_colours_agree_on_the_crown():
     assert crown.sum() > 20  # the top of the head, where both walls face up
     difference = np.abs(walls.front_rgb - walls.back_rgb).max(axis=-1)[crown]
     assert np.percentile(difference, 95) < 0.05, np.percentile(difference, 95)
+
+
+def test_the_top_of_the_head_does_not_change_colour_from_row_to_row():
+    # Seen from above, each row of the front and back maps covers a band of the nearly level top of the head
+    # (the top steps up a voxel every few texels of depth): colours that change from one row to the next showed
+    # as a mosaic of blocks there (a turban's folds, a strand's highlight).
+    def rows(points: np.ndarray) -> np.ndarray:   # one texel high along y
+        lit = np.floor((points[..., 1] + 0.5) * RESOLUTION) % 2 == 0
+        return np.repeat(np.where(lit, 0.8, 0.2)[..., None], 3, axis=-1).astype(np.float32)
+
+    walls, vol, normals = _hair_walls(rows)
+    for name, rgb in (("front", walls.front_rgb), ("back", walls.back_rgb)):
+        wall = volume_walls(vol)[name]
+        top = (normals(wall_points(name, wall))[..., 1] > SHARED_CROWN_FACING[1]) & np.isfinite(wall)
+        pairs = top[1:] & top[:-1]
+        assert pairs.sum() > 10, name
+        jumps = np.abs(np.diff(rgb[..., 0], axis=0))[pairs]
+        assert jumps.mean() < 0.05, (name, jumps.mean())
+
+
+def test_no_side_view_claims_the_top_of_the_head():
+    # A side view sees the top of the head edge-on, as the front and back views do, and the colour it gives
+    # each row's outermost texel changes from row to row: seen from above, the claimed strip of every row was
+    # a block (bars and a mosaic of the side maps' colours over the crown).
+    walls, vol, normals = _hair_walls(lambda p: np.full(p.shape, 0.5, np.float32))
+    for side in ("px", "nx"):
+        wall = volume_walls(vol)[side]
+        top = (normals(wall_points(side, wall))[..., 1] >= SHARED_CROWN_FACING[0]) & np.isfinite(wall)
+        assert top.sum() > 50, side
+        assert not walls.owned[side][top].any(), (side, walls.owned[side][top].sum())
+
+
+def test_the_top_of_a_bald_scalp_wears_the_crowns_colour():
+    # Under the mesh the front colour is the neural texture, rasterized each frame: the crown's smoothing
+    # cannot reach it, and seen from above the texel at the front edge of each row of the scalp's top covered
+    # a band behind it (a bright or dark rectangle in the middle of the crown). A static front wall just in
+    # front of the mesh's top wins the front plane's depth test and carries the crown's colour there.
+    head = embedded_head_model()
+    identity = np.zeros(len(head.identity_names), np.float32)
+    rng = np.random.default_rng(0)
+    texture = rng.uniform(0.1, 0.9, (RESOLUTION, RESOLUTION, 3)).astype(np.float32)
+    vol = swept_mesh_volume(head, identity, RESOLUTION)
+    normals = VolumeNormals(vol)
+    walls = assemble_walls(head, identity, texture, vol, np.zeros_like(vol), lambda p: np.full(p.shape, 0.5),
+                           normals, RESOLUTION)
+    front = volume_walls(vol)["front"]
+    top = (normals(wall_points("front", front))[..., 1] > SHARED_CROWN_FACING[1]) & np.isfinite(front)
+    assert top.sum() > 20
+    assert (np.nan_to_num(walls.front_static, nan=-1.0)[top] > front[top]).all()
+    pairs = top[1:] & top[:-1]
+    jumps = np.abs(np.diff(walls.front_rgb[..., 0], axis=0))[pairs]
+    assert jumps.mean() < 0.05, jumps.mean()
