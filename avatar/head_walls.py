@@ -182,8 +182,9 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
                & ~(np.nan_to_num(front_static, nan=-1.0) >= curtain_z))
     front_static = np.where(curtain, curtain_z, front_static)
     front_rgb = np.where(curtain[..., None], texture_at(deep_uv), front_rgb)
-    front_rgb, back_rgb = _crown_coloured((front_rgb, back.rgb), (wall_points("front", walls["front"]), back.points),
-                                          normals, (np.isfinite(walls["front"]), np.isfinite(walls["back"])))
+    front_normals, back_normals = normals(front.points), normals(back.points)
+    front_rgb, back_rgb = _crown_coloured((front_rgb, back.rgb), (front_normals, back_normals),
+                                          (np.isfinite(walls["front"]), np.isfinite(walls["back"])))
     # Under the mesh the front colour is the neural texture, rasterized each frame, which the crown's colouring
     # above cannot reach: where the scalp's top is the first surface the front view sees (no hair, or the
     # head model's crown standing above the hair), it sees it edge-on, and seen from above the texel at the
@@ -191,7 +192,7 @@ def assemble_walls(head: HeadModel, identity: np.ndarray, texture: np.ndarray, v
     # crown). There a static front wall a quarter voxel in front of the mesh wins the front plane's depth test
     # (avatar.planes) and wears the crown's colour. Only the top (SHARED_CROWN_FACING): the portrait sees the
     # crown's front slope, where the texture fitted to it should show; the scalp does not move with expressions.
-    scalp_top = (_facing_up(normals(front.points), SHARED_CROWN_FACING) > 0) & front.on_mesh & ~front.moving_face \
+    scalp_top = (_facing_up(front_normals, SHARED_CROWN_FACING) > 0) & front.on_mesh & ~front.moving_face \
         & ~hair_first & ~curtain & ~(np.nan_to_num(front_static, nan=-1.0) >= front.coord)
     front_static = np.where(scalp_top, front.coord + 0.25 / resolution, front_static)
     owned, side_rgb, clearance, side_wall = {}, {}, {}, {}
@@ -239,10 +240,18 @@ def _facing_up(normal: np.ndarray, facing: tuple[float, float]) -> np.ndarray:
     return up
 
 
-def _crown_coloured(rgb: tuple[np.ndarray, np.ndarray], points: tuple[np.ndarray, np.ndarray],
-                    normals: Callable[[np.ndarray], np.ndarray], seen: tuple[np.ndarray, np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """The front and back walls' colours (R, R, 3 each; rows y, columns x) with the crown's smoothed along x
+def _seen_blur(colours: np.ndarray, seen: np.ndarray, sigma: tuple[float, float]) -> np.ndarray:
+    """Colours (R, R, 3) smoothed by a Gaussian of `sigma` texels (rows, columns) over the `seen` texels only."""
+    weight = ndimage.gaussian_filter(seen.astype(np.float32), sigma)
+    blurred: np.ndarray = ndimage.gaussian_filter(colours * seen[..., None], (*sigma, 0)) / \
+        np.maximum(weight, 1e-6)[..., None]
+    return blurred
+
+
+def _crown_coloured(rgb: tuple[np.ndarray, np.ndarray], normals: tuple[np.ndarray, np.ndarray],
+                    seen: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The front and back walls' colours (R, R, 3 each; rows y, columns x; `normals` (R, R, 3) of their
+    surfaces) with the crown's smoothed along x
     (and along y too where the surface faces up as SHARED_CROWN_FACING) and shared between the two.
 
     The front and back colours hold along z, and both walls see the crown edge-on along the top of the
@@ -253,20 +262,14 @@ def _crown_coloured(rgb: tuple[np.ndarray, np.ndarray], points: tuple[np.ndarray
     walls face up there (SHARED_CROWN_FACING), both take their mean, so no seam crosses it (seen from above, the
     two colours met along the split's steps in a stepped edge)."""
     ups, tops, smooth = [], [], []
-    for colours, at, wall_seen in zip(rgb, points, seen):
-        n = normals(at)
+    for colours, n, wall_seen in zip(rgb, normals, seen):
         up = _facing_up(n, CROWN_FACING)
         tops.append(_facing_up(n, SHARED_CROWN_FACING) * wall_seen)
-        weight = ndimage.gaussian_filter1d(wall_seen.astype(np.float32), CROWN_BLUR, axis=1)
-        blurred = ndimage.gaussian_filter1d(colours * wall_seen[..., None], CROWN_BLUR, axis=1)
-        along_x = blurred / np.maximum(weight, 1e-6)[..., None]
+        along_x = _seen_blur(colours, wall_seen, (0.0, CROWN_BLUR))
         # Seen from above, each row of a wall's map covers a band of the nearly level top (it steps up a voxel
         # every few texels of depth): colours that change from row to row (a turban's folds) showed as a
         # mosaic of blocks. On the top the colours are smoothed along y as well.
-        sigma = (CROWN_BLUR, CROWN_BLUR)
-        weight_xy = ndimage.gaussian_filter(wall_seen.astype(np.float32), sigma)
-        along_xy = ndimage.gaussian_filter(colours * wall_seen[..., None], (*sigma, 0)) / \
-            np.maximum(weight_xy, 1e-6)[..., None]
+        along_xy = _seen_blur(colours, wall_seen, (CROWN_BLUR, CROWN_BLUR))
         top = tops[-1][..., None]
         ups.append(up * wall_seen)
         smooth.append(along_x * (1 - top) + along_xy * top)

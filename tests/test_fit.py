@@ -5,14 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from fit_helpers import SIZE, synthetic_landmarks
 
 from avatar import camera as cam
 from avatar.expressions import ARKIT_NAMES, index_of
 from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks, mean_face, model_points, shape_offsets
 from avatar.fit.correspondence import IRIS_CENTRES, MESH_POINTS, NUM_POINTS, correspondence
 from avatar.head_model import PART_ID, FaceVerseSource, embedded_head_model
-
-SIZE = 512
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +24,6 @@ def weights(**named) -> np.ndarray:
     for name, value in named.items():
         w[index_of(name)] = value
     return w
-
-
-def synthetic_landmarks(points: np.ndarray, orbit: cam.Orbit, shift=(0.0, 0.0, 0.0), noise=0.0, seed=0):
-    """MediaPipe-style (478, 3) crop pixels of world points seen by an orbit camera, plus Gaussian noise."""
-    vec = cam.camera_vector(orbit, shift)
-    uv, depth = cam.project(points, vec)
-    f = cam.focal_from_fov(orbit.fov_deg)
-    z = f * (depth - depth.mean()) / depth.mean()
-    out = np.column_stack([uv, z]) * SIZE
-    out[:, :2] += np.random.default_rng(seed).normal(0.0, noise, (len(out), 2))
-    return out
 
 
 # -- correspondence --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The walls' colours where no view sees the surface squarely (avatar.head_walls)."""
 import numpy as np
-from scipy import ndimage
+from walls_helpers import hair_over_head
 
 from avatar.head_model import embedded_head_model
 from avatar.head_walls import (
@@ -12,7 +12,6 @@ from avatar.head_walls import (
     volume_walls,
     wall_points,
 )
-from avatar.surface_field import texel_centres
 
 RESOLUTION = 256
 
@@ -23,10 +22,7 @@ def _hair_walls(colour):
     head = embedded_head_model()
     identity = np.zeros(len(head.identity_names), np.float32)
     texture = np.full((RESOLUTION, RESOLUTION, 3), 0.5, np.float32)
-    mesh = swept_mesh_volume(head, identity, RESOLUTION)
-    y = texel_centres(RESOLUTION)[None, :, None]
-    hair = ndimage.binary_dilation(mesh, iterations=4) & ~mesh & (y > 0.05)
-    vol = mesh | hair
+    vol, hair = hair_over_head(head, identity, RESOLUTION, thickness=4, above=0.05)
     normals = VolumeNormals(vol)
     return assemble_walls(head, identity, texture, vol, hair, colour, normals, RESOLUTION), vol, normals
 

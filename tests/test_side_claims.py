@@ -6,12 +6,13 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy import ndimage
+from walls_helpers import hair_over_head
 
 from avatar import camera
 from avatar.head_model import embedded_head_model
-from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
+from avatar.head_walls import VolumeNormals, assemble_walls
 from avatar.render import Renderer
-from avatar.surface_field import surface_planes, texel_centres, texel_index
+from avatar.surface_field import surface_planes, texel_index
 from avatar.synthetic import synthetic_avatar
 
 RESOLUTION = 256
@@ -31,10 +32,7 @@ def hair_avatar():
     head = embedded_head_model()
     identity = np.zeros(len(head.identity_names), np.float32)
     texture = np.full((RESOLUTION, RESOLUTION, 3), 0.5, np.float32)
-    mesh = swept_mesh_volume(head, identity, RESOLUTION)
-    y = texel_centres(RESOLUTION)[None, :, None]
-    hair = ndimage.binary_dilation(mesh, iterations=6) & ~mesh & (y > -0.05)
-    vol = mesh | hair
+    vol, hair = hair_over_head(head, identity, RESOLUTION, thickness=6, above=-0.05)
     walls = assemble_walls(head, identity, texture, vol, hair, tint, VolumeNormals(vol), RESOLUTION)
     avatar = synthetic_avatar(0, head)
     avatar = dataclasses.replace(avatar, planes=surface_planes(texture, walls), identity=identity)

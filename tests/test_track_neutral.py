@@ -5,29 +5,19 @@ import math
 
 import numpy as np
 import pytest
+from fit_helpers import SIZE, synthetic_landmarks
 
 from avatar import camera as cam
 from avatar.expressions import index_of
 from avatar.fit import fit_landmarks, model_points
 from avatar.head_model import embedded_head_model
 
-SIZE = 512
 INNER_LOWER_LIP = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
 
 
 @pytest.fixture(scope="module")
 def head():
     return embedded_head_model()
-
-
-def _landmarks(points: np.ndarray, orbit: cam.Orbit, seed: int) -> np.ndarray:
-    """MediaPipe-style (478, 3) crop pixels of head points seen by an orbit camera, with 0.5 px of noise."""
-    vec = cam.camera_vector(orbit)
-    uv, depth = cam.project(points, vec)
-    z = cam.focal_from_fov(orbit.fov_deg) * (depth - depth.mean()) / depth.mean()
-    out = np.column_stack([uv, z]) * SIZE
-    out[:, :2] += np.random.default_rng(seed).normal(0.0, 0.5, (len(out), 2))
-    return out
 
 
 def _lip_gap(points: np.ndarray) -> float:
@@ -49,7 +39,8 @@ def test_a_clip_that_talks_from_its_start_keeps_a_closed_mouth_in_its_neutral(he
 
     def frame(k: int, speech: float) -> np.ndarray:
         orbit = cam.Orbit(6 * math.sin(0.3 * k), 3 * math.cos(0.2 * k), 0)
-        return _landmarks(model_points(head, identity, 0.5 * speech * jaw) + speech * beyond, orbit, seed=k)
+        return synthetic_landmarks(model_points(head, identity, 0.5 * speech * jaw) + speech * beyond, orbit,
+                                   noise=0.5, seed=k)
 
     jaw = np.eye(52)[index_of("jawOpen")]
     speech = [0.0 if k % 3 == 0 else 0.5 + 0.5 * abs(math.sin(k)) for k in range(IDENTITY_WINDOW)]

@@ -48,6 +48,7 @@ from avatar.fit import FaceFit, LandmarkFitError, fit_landmarks, neutral_offsets
 from avatar.fit.correspondence import MESH_POINTS, NUM_POINTS, REGIONS
 from avatar.head_model import HeadModel, embedded_head_model
 from avatar.portrait.face_mesh import CONTOUR_POINTS, LID_RING
+from avatar.portrait.landmarks import MP_LIP_CENTRES
 from avatar.track.blink import BLINK_CHANNELS as EYE_BLINKS
 from avatar.track.blink import BlinkReader, clip_open_aperture
 from avatar.track.eyelids import apertures
@@ -68,7 +69,6 @@ IDENTITY_FRAMES = 4
 NEUTRAL_FRAMES = 12
 # MediaPipe's iris centres (subject's right, left): their distance is the face's scale for confidences.
 IRIS_CENTRES = (468, 473)
-INNER_LIPS = (13, 14)   # MediaPipe's inner-lip midpoints, upper and lower
 # A fit whose RMS landmark error reaches this fraction of the inter-ocular distance has confidence 0.
 WORST_RELATIVE_ERROR = 0.15
 
@@ -512,7 +512,7 @@ def estimate_face(head: HeadModel, landmarks: list[np.ndarray], size: int, ident
 def least_open(landmarks: list[np.ndarray], count: int) -> list[np.ndarray]:
     """The `count` face meshes of `landmarks` ((478, 3) pixels each) whose inner lips are closest together,
     relative to the inter-ocular distance, in their order in the list."""
-    gaps = [np.linalg.norm(lm[INNER_LIPS[0], :2] - lm[INNER_LIPS[1], :2]) / max(_interocular(lm), 1e-9)
+    gaps = [np.linalg.norm(lm[MP_LIP_CENTRES[0], :2] - lm[MP_LIP_CENTRES[1], :2]) / max(_interocular(lm), 1e-9)
             for lm in landmarks]
     return [landmarks[k] for k in np.sort(np.argsort(gaps, kind="stable")[:count])]
 
