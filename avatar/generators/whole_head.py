@@ -308,8 +308,11 @@ def head_silhouette(view: PortraitView, mesh_mask: np.ndarray) -> np.ndarray:
     lower = person & (rows >= start - 1) & ~mesh_mask & ~view.face_mask
     lab = cv2.cvtColor(view.image, cv2.COLOR_RGB2LAB).astype(np.float32)
     hair_like = _closer_to(lab, lower, lab[hair_seed], lab[not_hair])
-    # Strands, highlights and earrings leave small gaps a colour test cannot close.
-    hair_like = ndimage.binary_closing(hair_like, np.ones((7, 7), bool)) & lower
+    # Strands, highlights and earrings leave small gaps a colour test cannot close; so does light on hair
+    # where it leaves the head (a lit band at the ears, nearer the face's colour than the hair's above it):
+    # closed together with the head above, hair hanging on below such a band still hangs from the head.
+    head_above = person & (rows < start - 1) & ~mesh_mask & ~view.face_mask
+    hair_like = ndimage.binary_closing(hair_like | head_above, np.ones((7, 7), bool)) & lower
     hanging = np.zeros_like(person)
     hanging[start - 1] = hair_like[start - 1]
     spread = np.ones(2 * HAIR_SPREAD + 1, bool)
