@@ -7,6 +7,9 @@ symmetric by construction; unpaired targets are symmetrized.
 """
 from __future__ import annotations
 
+import functools
+import itertools
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -19,6 +22,14 @@ from avatar.head_model.shape import JAW_HINGE, MOUTH_HALF_WIDTH, NECK_AXIS_Z, NE
 JAW_OPEN_ANGLE = 0.30       # radians (~17 degrees): lips part by ~3 cm at life size
 EYE_LOOK_ANGLE = 0.42       # radians (~24 degrees)
 REGION_THRESHOLD = 0.02     # a vertex belongs to a target's region where its weight reaches this
+# The brows move as whole features, as far as a face moves them: ARKit's weight 1 is the extreme of the motion.
+# Bumps peaked on the brow's upper edge moved its lower edge half as far, its outer end not at all, and its
+# points on average a quarter to two fifths as far as a face's own frown or raise, so a clip's fits sat at 1
+# and the avatar's brows stayed short of the person's. Every point within BROW_CORE of the brow's line moves
+# fully, the motion fading out by BROW_REACH (rig units: 0.0035 is 1 mm).
+BROW_CORE, BROW_REACH = 0.03, 0.06
+BROW_DOWN = np.array([-0.004, -0.020, 0.003])   # a full frown lowers the inner brow ~6 mm, pulls it in ~1 mm
+BROW_UP = 0.024                                 # a full raise lifts the brow ~7 mm
 
 
 def _rotate_about_y(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -30,6 +41,15 @@ def _rotate_about_y(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.
     out[..., 2] = -rel[..., 0] * sa + rel[..., 2] * ca
     rotated: np.ndarray = out + centre
     return rotated
+
+
+def _polyline_distance(p: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """(N,) distance of each point of `p` (N, 3) to the polyline through `knots` (K, 3)."""
+    best = np.full(len(p), np.inf)
+    for a, b in itertools.pairwise(knots):
+        t = np.clip((p - a) @ (b - a) / ((b - a) @ (b - a)), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1))
+    return best
 
 
 class _Author:
@@ -61,6 +81,23 @@ class _Author:
                      * rig.surface * (rig.sack != 2) * (rig.sack != 3))
         self.left_half = smoothstep(-0.03, 0.03, p[:, 0])
 
+    @functools.cached_property
+    def brow(self) -> tuple[np.ndarray, np.ndarray]:
+        """The left brow's (weight, position along it) per vertex: weight 1 within BROW_CORE of the brow's line
+        (inner end, middle, outer end above the eye's outer corner), 0 past BROW_REACH and on the lids;
+        position 0 at the inner end, 1 at the outer (by x)."""
+        lm = self.lm
+        inner = lm["brow_inner_left"]
+        outer = lm["eye_outer_left"] + [0.0, 0.042, -0.005]
+        # The line runs on to the midline, where the left brow's half of the glabella hands over to the
+        # right's (left_half): the skin between the brows moves with them, one smooth field (ending the field
+        # at the inner brow sheared the glabella into a seam).
+        midline = inner * [0.0, 1.0, 1.0]
+        distance = _polyline_distance(self.p, np.stack([midline, inner, lm["brow_left"], outer]))
+        along = np.clip((self.p[:, 0] - inner[0]) / (outer[0] - inner[0]), 0.0, 1.0)
+        weight = (1.0 - smoothstep(BROW_CORE, BROW_REACH, distance)) * self.left_half * self.ex * self.skin
+        return weight, along
+
     # -- building blocks -------------------------------------------------------------------------
     def translate(self, weight: np.ndarray, vec: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         return weight[:, None] * np.asarray(vec, dtype=np.float64), weight
@@ -89,13 +126,13 @@ def _left_targets(a: _Author) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Targets authored on the subject's left (+x); their Right twins are mirrors."""
     p, lm, ex, skin = a.p, a.lm, a.ex, a.skin
     corner = lm["mouth_corner_left"]
-    brow = lm["brow_left"]
     ml = a.mouth_lower
     t = {}
-    t["browDownLeft"] = a.translate(bump(p, brow + [-0.01, 0, 0], (0.075, 0.045, 0.07)) * ex * skin,
-                                    (-0.004, -0.014, 0.002))
-    t["browOuterUpLeft"] = a.translate(bump(p, brow + [0.03, 0.0, -0.01], (0.06, 0.05, 0.07)) * ex * skin,
-                                       (0.0, 0.016, 0.0))
+    w_brow, along = a.brow
+    # The frown pulls the inner brow down and in most; the outer end follows at ~0.6 (a face's own: on
+    # talking_d10's landmarks the outer brow moves 0.62 as far as the inner).
+    t["browDownLeft"] = a.translate(w_brow * (1.0 - 0.4 * along), BROW_DOWN)
+    t["browOuterUpLeft"] = a.translate(w_brow * smoothstep(0.2, 0.8, along), (0.0, BROW_UP, 0.0))
     t["cheekSquintLeft"] = a.translate(bump(p, (0.115, -0.02, 0.30), (0.06, 0.05, 0.08)) * ex * skin,
                                        (0.002, 0.012, 0.004))
     t["eyeBlinkLeft"] = a.lid(0, +1, -(LID_OPEN_UP + LID_OPEN_DOWN))
@@ -128,13 +165,13 @@ def _left_targets(a: _Author) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _centre_targets(a: _Author) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    p, lm, ex, skin = a.p, a.lm, a.ex, a.skin
+    p, ex, skin = a.p, a.ex, a.skin
     ml = a.mouth_lower
     n = len(p)
     t = {}
-    inner_brows = (bump(p, lm["brow_inner_left"], (0.05, 0.045, 0.06))
-                   + bump(p, lm["brow_inner_right"], (0.05, 0.045, 0.06))) * ex * skin
-    t["browInnerUp"] = a.translate(inner_brows, (0.0, 0.016, 0.002))
+    w_brow, along = a.brow
+    inner = w_brow * (1.0 - smoothstep(0.2, 0.8, along))    # with browOuterUp at 1 too, the whole brow
+    t["browInnerUp"] = a.translate(inner + mirrored(a.rig, inner), (0.0, BROW_UP, 0.002))
     cheeks = np.zeros((n, 3))
     w_cheeks = np.zeros(n)
     for s in (1, -1):
