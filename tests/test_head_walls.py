@@ -27,21 +27,33 @@ def _hair_walls(colour):
     return assemble_walls(head, identity, texture, vol, hair, colour, normals, RESOLUTION), vol, normals
 
 
+def _stripes(axis: int):
+    """A colour alternating 0.8 / 0.2 grey from one texel to the next along world `axis` (0 = x, 1 = y)."""
+    def colour(points: np.ndarray) -> np.ndarray:
+        lit = np.floor((points[..., axis] + 0.5) * RESOLUTION) % 2 == 0
+        return np.repeat(np.where(lit, 0.8, 0.2)[..., None], 3, axis=-1).astype(np.float32)
+    return colour
+
+
+def _jumps_where_facing_up(walls, vol, normals, facing: float, axis: int):
+    """Per front and back wall: (name, how many neighbouring texel pairs along its map's `axis` (0 = rows,
+    1 = columns) both face up more than `facing`, the mean change of red between them)."""
+    out = []
+    for name, rgb in (("front", walls.front_rgb), ("back", walls.back_rgb)):
+        wall = volume_walls(vol)[name]
+        up = (normals(wall_points(name, wall))[..., 1] > facing) & np.isfinite(wall)
+        pairs = (up[1:] & up[:-1]) if axis == 0 else (up[:, 1:] & up[:, :-1])
+        out.append((name, pairs.sum(), np.abs(np.diff(rgb[..., 0], axis=axis))[pairs].mean()))
+    return out
+
+
 def test_the_crown_does_not_carry_the_top_edges_strands_back_over_the_head():
     # The front and back colours hold along z; both walls see the crown edge-on, so whatever varies along x
     # at the top of the head (strands, highlights) ran back over the whole crown as stripes.
-    def strands(points: np.ndarray) -> np.ndarray:   # one texel wide along x
-        lit = np.floor((points[..., 0] + 0.5) * RESOLUTION) % 2 == 0
-        return np.repeat(np.where(lit, 0.8, 0.2)[..., None], 3, axis=-1).astype(np.float32)
-
-    walls, vol, normals = _hair_walls(strands)
-    for name, rgb in (("front", walls.front_rgb), ("back", walls.back_rgb)):
-        wall = volume_walls(vol)[name]
-        up = (normals(wall_points(name, wall))[..., 1] > CROWN_FACING[1]) & np.isfinite(wall)
-        pairs = up[:, 1:] & up[:, :-1]
-        assert pairs.sum() > 200, name
-        jumps = np.abs(np.diff(rgb[..., 0], axis=1))[pairs]
-        assert jumps.mean() < 0.05, (name, jumps.mean())
+    walls, vol, normals = _hair_walls(_stripes(0))   # strands one texel wide along x
+    for name, pairs, jump in _jumps_where_facing_up(walls, vol, normals, CROWN_FACING[1], axis=1):
+        assert pairs > 200, name
+        assert jump < 0.05, (name, jump)
 
 
 def test_the_front_and_back_colours_agree_on_the_crown():
@@ -65,18 +77,10 @@ def test_the_top_of_the_head_does_not_change_colour_from_row_to_row():
     # Seen from above, each row of the front and back maps covers a band of the nearly level top of the head
     # (the top steps up a voxel every few texels of depth): colours that change from one row to the next showed
     # as a mosaic of blocks there (a turban's folds, a strand's highlight).
-    def rows(points: np.ndarray) -> np.ndarray:   # one texel high along y
-        lit = np.floor((points[..., 1] + 0.5) * RESOLUTION) % 2 == 0
-        return np.repeat(np.where(lit, 0.8, 0.2)[..., None], 3, axis=-1).astype(np.float32)
-
-    walls, vol, normals = _hair_walls(rows)
-    for name, rgb in (("front", walls.front_rgb), ("back", walls.back_rgb)):
-        wall = volume_walls(vol)[name]
-        top = (normals(wall_points(name, wall))[..., 1] > SHARED_CROWN_FACING[1]) & np.isfinite(wall)
-        pairs = top[1:] & top[:-1]
-        assert pairs.sum() > 10, name
-        jumps = np.abs(np.diff(rgb[..., 0], axis=0))[pairs]
-        assert jumps.mean() < 0.05, (name, jumps.mean())
+    walls, vol, normals = _hair_walls(_stripes(1))   # one texel high along y
+    for name, pairs, jump in _jumps_where_facing_up(walls, vol, normals, SHARED_CROWN_FACING[1], axis=0):
+        assert pairs > 10, name
+        assert jump < 0.05, (name, jump)
 
 
 def test_no_side_view_claims_the_top_of_the_head():
