@@ -33,8 +33,9 @@ Per clip of ../shared/reference/videos (or --videos), tracked whole by avatar.tr
   smoothing (a clip tracked whole reads them against the whole clip's open eye, as the reference does; a
   live stream learns it from the frames so far).
   blink_lag_frames: the smoothed onset minus the unsmoothed onset, mean over events.
-- round_trip (skip with --no-round-trip): issue 9's self-reenactment (benchmarks.reenact, QUICK sampling of
-  benchmarks.fidelity), whose avatar is driven by this tracker: the avatar made from a frontal, mouth-closed,
+- round_trip (skip with --no-round-trip): issue 9's self-reenactment (benchmarks.reenact, with benchmarks.fidelity's
+  sampling of target frames: FULL, or QUICK with --quick, whose few frames per bin make a noisy median), whose
+  avatar is driven by this tracker: the avatar made from a frontal, mouth-closed,
   eyes-open frame of each clip, rendered with the tracked weights, pose and gaze of the other sampled frames; medians
   per |delta yaw| bin of the face and head figures, next to the "no 3D" baseline.
 - speed: frames per second of the whole tracking of the file (decode, mesh, identity, smoothing, fits; the
@@ -225,14 +226,15 @@ def run_clip(path: Path, frames: int | None, head) -> dict:
 ROUND_TRIP_KEYS = ("face_psnr", "face_ssim", "landmark_error", "head_iou", "head_psnr", "sharpness")
 
 
-def round_trip(clips: list[Path]) -> dict:
-    """Issue 9's self-reenactment figures with the avatar driven by the tracker (benchmarks.reenact)."""
+def round_trip(clips: list[Path], quick: bool) -> dict:
+    """Issue 9's self-reenactment figures with the avatar driven by the tracker (benchmarks.reenact), sampled as
+    benchmarks.fidelity samples them, so the two report the same figures."""
     from avatar.generators import get_generator
     from benchmarks import fidelity_metrics as fm
-    from benchmarks.fidelity import QUICK
+    from benchmarks.fidelity import FULL, QUICK
     from benchmarks.reenact import run_clips
 
-    ours, base, per_clip = run_clips(clips, get_generator("projective"), *QUICK)
+    ours, base, per_clip = run_clips(clips, get_generator("projective"), *(QUICK if quick else FULL))
     return {"avatar": fm.summarise_bins(ours, ROUND_TRIP_KEYS), "baseline": fm.summarise_bins(base, ROUND_TRIP_KEYS),
             "clips": per_clip}
 
@@ -244,6 +246,7 @@ def main(argv=None) -> None:
     parser.add_argument("--videos", type=Path, default=REFERENCE)
     parser.add_argument("--frames", type=int, default=0, help="track only the first N frames of each clip")
     parser.add_argument("--no-round-trip", action="store_true", help="skip the self-reenactment round trip")
+    parser.add_argument("--quick", action="store_true", help="the round trip on fewer target frames (a smoke run)")
     args = parser.parse_args(argv)
     clips = sorted(p for p in args.videos.glob("*") if p.suffix.lower() in (".mp4", ".mov", ".webm")) \
         if args.videos.is_dir() else []
@@ -258,7 +261,7 @@ def main(argv=None) -> None:
                         "fps": ">= 30 at 512^2"}
     out = {"summary": summary, "clips": per_clip}
     if not args.no_round_trip:
-        out["round_trip"] = round_trip(clips)
+        out["round_trip"] = round_trip(clips, args.quick)
     print(json.dumps(out))
 
 
