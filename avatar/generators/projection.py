@@ -44,6 +44,7 @@ class Projection:
     direct: np.ndarray       # (R, R) float weight of texels the photo shows themselves (not their mirror)
     facing: np.ndarray       # (R, R) float: how squarely the camera sees each texel's surface (facing_weight)
     part: np.ndarray         # (R, R) int: each texel's part id (PART_ID, or EYE_SACK; see surface_texels)
+    shown: np.ndarray        # (R, R) float: how surely its pixel shows the texel's own surface (SkinShown)
 
 
 def sample_image(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -146,9 +147,27 @@ def facing_weight(points: np.ndarray, normals: np.ndarray, camera_vec: np.ndarra
     return out
 
 
+@dataclass(frozen=True)
+class SkinShown:
+    """Texels that, seen at a graze, count as seen only as far as the photo shows bare skin where they
+    land (project_texture)."""
+
+    bare: np.ndarray      # (S, S, 1) float in [0, 1]: how surely each pixel shows the head's bare skin
+    needs: np.ndarray     # (R, R) bool: the texels it applies to
+
+    def at(self, uv: np.ndarray, facing: np.ndarray) -> np.ndarray:
+        """(R, R) float: how far the photo shows each texel's surface, landing at `uv` (R, R, 2) and seen
+        as squarely as `facing` (R, R; facing_weight): where the texel needs it, its pixel's bare skin,
+        and the rest as far as the texel faces the camera; 1 elsewhere."""
+        bare = sample_image(self.bare, uv)[..., 0]
+        out: np.ndarray = np.where(self.needs, bare + (1.0 - bare) * facing, 1.0)
+        return out
+
+
 def _observe(points: np.ndarray, normals: np.ndarray, covered: np.ndarray, image: np.ndarray, matte: np.ndarray,
-             camera_vec: np.ndarray, depth_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Colour and confidence of surface points as the photo shows them."""
+             camera_vec: np.ndarray, depth_map: np.ndarray, skin: SkinShown | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Colour and confidence of surface points as the photo shows them (`skin`: see SkinShown)."""
     uv, depth = cam.project(points, camera_vec)
     facing = facing_weight(points, normals, camera_vec)
     inside = (uv >= 0).all(-1) & (uv <= 1).all(-1)
@@ -157,6 +176,8 @@ def _observe(points: np.ndarray, normals: np.ndarray, covered: np.ndarray, image
     visible = depth <= depth_map[px[..., 1], px[..., 0]] + VISIBILITY_EPS
     in_matte = sample_image(matte, uv)[..., 0] > MATTE_MIN
     weight = facing * (covered & inside & visible & in_matte)
+    if skin is not None:
+        weight = weight * skin.at(uv, facing)
     return sample_image(image, uv), weight
 
 
@@ -207,23 +228,37 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
                     camera_vec: np.ndarray, resolution: int,
                     skin_fallback: tuple[float, float, float] | None = None,
                     behind_fill: Callable[[np.ndarray], np.ndarray] | None = None,
-                    trust: np.ndarray | None = None) -> Projection:
+                    trust: np.ndarray | None = None, bare_skin: np.ndarray | None = None) -> Projection:
     """Neural-texture colours: the photo where the surface is seen, its mirror image where only the
     other side is seen, and region priors (skin tone from the photo) elsewhere. `behind_fill(points)`
     colours unseen skin behind the ears (the back of the skull and neck), where the nearest seen texel
     would only smear the face's edge round the head. `trust` (R, R) in [0, 1] scales how far the photo
-    colours each texel (the rest is its mirror or the fill; default 1)."""
+    colours each texel (the rest is its mirror or the fill; default 1).
+
+    `bare_skin` (S, S) in [0, 1]: how surely each pixel of the photo shows the head's bare skin
+    (whole_head.bare_skin). Below the brows, hair in the photo hangs in front of the head rather than
+    lying on it, and what lies beside the jaw and neck (hair, a collar, the background at the outline)
+    is not their surface: there a skin texel the photo sees at a graze counts as seen only as far as its
+    pixel shows skin, and takes the rest from its mirror or the fill of the skin round it (SkinShown).
+    Every side view stretches those texels: taken from the pixels beside the face they were streaks of
+    collar down the neck's sides and a dark smear between the jaw and the light fill behind it. Texels
+    the photo sees squarely keep its colour whatever it shows (a collar, a shadow under the jaw): the
+    portrait view and the face mesh's jaw line on a turned view need them."""
     img = image.astype(np.float32) / 255.0
     matte_f = matte.astype(np.float32)
     depth_map = _visibility_depth(view_depth(vertices, head.faces, camera_vec, image.shape[0]))
     pts, nrm, covered, part = surface_texels(head, vertices, resolution)
-    colour, weight = _observe(pts, nrm, covered, img, matte_f, camera_vec, depth_map)
+    is_skin = part == PART_ID["skin"]
+    shows = None
+    if bare_skin is not None:
+        brow_y = vertices[[head.landmarks["brow_left"], head.landmarks["brow_right"]], 1].mean()
+        shows = SkinShown(bare_skin.astype(np.float32)[..., None], is_skin & (pts[..., 1] < brow_y))
+    colour, weight = _observe(pts, nrm, covered, img, matte_f, camera_vec, depth_map, shows)
     if trust is not None:
         weight = weight * trust
     mirror = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
-    m_colour, m_weight = _observe(pts * mirror, nrm * mirror, covered, img, matte_f, camera_vec, depth_map)
+    m_colour, m_weight = _observe(pts * mirror, nrm * mirror, covered, img, matte_f, camera_vec, depth_map, shows)
     # Only skin is mirrored: an eyeball or the mouth interior has its own visible counterpart.
-    is_skin = part == PART_ID["skin"]
     m_colour = match_mirror(colour, weight, m_colour, m_weight, is_skin)
     m_weight = m_weight * is_skin * (1 - weight)
 
@@ -253,9 +288,11 @@ def project_texture(head: HeadModel, vertices: np.ndarray, image: np.ndarray, ma
         behind = np.clip((ear_z - pts[..., 2]) / BEHIND_BLEND, 0, 1)[..., None] * (part == PART_ID["skin"])[..., None]
         fill = fill * (1 - behind) + behind_fill(pts) * behind
     texture = blended * seen[..., None] + fill * (1 - seen[..., None])
+    facing = facing_weight(pts, nrm, camera_vec)
+    shown = np.ones_like(seen) if shows is None else shows.at(cam.project(pts, camera_vec)[0], facing)
     return Projection(texture=np.clip(texture, 0, 1).astype(np.float32), seen=seen.astype(np.float32),
                       direct=np.clip(weight, 0, 1).astype(np.float32), points=pts, covered=covered,
-                      facing=(facing_weight(pts, nrm, camera_vec) * covered).astype(np.float32), part=part)
+                      facing=(facing * covered).astype(np.float32), part=part, shown=shown.astype(np.float32))
 
 
 def fit_to_pixels(values: np.ndarray, points: np.ndarray, front_uv: np.ndarray, front_shown: np.ndarray,

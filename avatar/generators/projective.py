@@ -36,7 +36,7 @@ from avatar.generators.projection import (
     sample_image,
     shown_share,
 )
-from avatar.generators.whole_head import PortraitView, build_walls, head_outline
+from avatar.generators.whole_head import PortraitView, bare_skin, build_walls, head_outline
 from avatar.head_model import PART_ID, PART_NAMES, HeadModel, embedded_head_model
 from avatar.portrait.landmarks import face_hull_mask
 from avatar.portrait.models import missing_models, model_dir
@@ -68,7 +68,7 @@ def _no_progress(stage: str, fraction: float, message: str) -> None:
 
 class ProjectiveGenerator:
     name = "projective"
-    version = "27"
+    version = "28"
     description = ("CPU fit-and-project generator: head model fitted to the face, photo projected onto it "
                    "(no learned prior)")
 
@@ -102,7 +102,8 @@ class ProjectiveGenerator:
         # The photo is projected onto the head as the photo shows it (its expression); the texture is
         # then worn by the neutral head.
         proj = project_texture(head, posed, prepared.image, prepared.matte, fit.camera, RESOLUTION,
-                               behind_fill=outline.fill, trust=_blink_trust(head, fit, posed))
+                               behind_fill=outline.fill, trust=_blink_trust(head, fit, posed),
+                               bare_skin=bare_skin(view, outline, RESOLUTION))
 
         report("planes", 0.55, "building hair and the whole head from the matte")
         walls = build_walls(head, fit.identity, proj.texture, view, outline, RESOLUTION)
@@ -218,7 +219,8 @@ class ResidualTexels:
     patches that the face mesh reads as an open eye's (the astronaut's left eye, half open at 192 px in
     tests/test_track.py's blink), and an open mouth showed lip-pink teeth (talking_d10's reenactment)."""
 
-    facing: np.ndarray    # (R, R) float: how far a fitted texel takes its fit (Projection.facing)
+    facing: np.ndarray    # (R, R) float: how far a fitted texel takes its fit (Projection.facing, times .shown:
+    #                       a collar or hair beside the jaw, fitted onto the skin behind it, is a streak at the side)
     inner: np.ndarray     # (R, R) bool: behind an opening, corrected where it lands in the portrait instead
     direct: np.ndarray    # (R, R) float: how far an inner texel takes that correction (Projection.direct)
     uv: np.ndarray        # (R, R, 2) where each texel lands in the portrait (normalised image coordinates)
@@ -227,7 +229,7 @@ class ResidualTexels:
     def of(cls, proj: Projection, camera: np.ndarray) -> ResidualTexels:
         """The texels of a first-pass projection through the portrait's camera (4x4 + intrinsics vector)."""
         inner = np.isin(proj.part, [PART_ID[name] for name in PART_NAMES if name != "skin"])
-        return cls(facing=proj.facing * ~inner, inner=inner, direct=proj.direct * proj.covered,
+        return cls(facing=proj.facing * proj.shown * ~inner, inner=inner, direct=proj.direct * proj.covered,
                    uv=cam.project(proj.points, camera)[0])
 
 
