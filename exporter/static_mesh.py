@@ -14,7 +14,9 @@ rest is decimated to the triangle budget, given smooth normals and UV-unwrapped 
 Where the cut leaves an open edge beside the head, that edge is tucked just under the head's surface:
 hair lying on the head closer than the cut distance would otherwise leave a thin gap along the head's
 outline, and the tucked edge stays hidden under the head mesh (the face itself is all cut away, so
-expressions never uncover it). The hair just behind it slopes down to it rather than ending in a wall.
+expressions never uncover it). The hair just behind it slopes down to it rather than ending in a wall,
+and is shaded as the head it runs into: lit, a slope turned away from the light drew a dark groove round
+the hair's edge.
 """
 from __future__ import annotations
 
@@ -74,7 +76,8 @@ def half_opaque_level(resolution: int, box_half: float = BOX_HALF) -> float:
 
 class _HeadSurface:
     """Points spread over each head triangle (a small barycentric lattice) with the triangle's unit
-    normal, for distance and nearest-point queries, and whether the triangle is still."""
+    normal, for distance and nearest-point queries, the head's smooth shading normal there (as the head
+    mesh is exported with), and whether the triangle is still."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, still_faces: np.ndarray):
         n = _SUBDIVISION
@@ -84,6 +87,9 @@ class _HeadSurface:
         cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
         unit = cross / np.maximum(np.linalg.norm(cross, axis=1, keepdims=True), 1e-20)
         self.normals = np.repeat(unit, len(weights), axis=0)
+        smooth = vertex_normals(np.asarray(vertices, np.float32), np.asarray(faces))[np.asarray(faces)]
+        shading = np.einsum("kc,fcd->fkd", weights, smooth).reshape(-1, 3)
+        self.shading = shading / np.maximum(np.linalg.norm(shading, axis=1, keepdims=True), 1e-20)
         self.tree = cKDTree(self.points)
         self.still = np.repeat(still_faces, len(weights))
         moving = self.points[~self.still]
@@ -102,22 +108,24 @@ class _HeadSurface:
 
 
 def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, depth: float,
-                    slope_width: float) -> trimesh.Trimesh:
+                    slope_width: float) -> tuple[trimesh.Trimesh, np.ndarray]:
     """Move the open-edge vertices within `near` of the head to `depth` under its surface, after
     smoothing the open edges along themselves (a cut made triangle by triangle is saw-toothed). The hair
     within `slope_width` of a tucked edge goes down to it along the head's normal, by a smooth function
     of its distance from the edge, so it slopes into the head instead of ending in a wall as high as
     the cut distance. (Sloping by rings of the decimated mesh instead moved neighbours by different
-    amounts wherever its triangles are long and thin: a frill along the hairline under light.)"""
+    amounts wherever its triangles are long and thin: a frill along the hairline under light.)
+    Also returns, per vertex, how far down that slope it lies (1 at a tucked edge, 0 off the slope)."""
     open_edges, _ = _open_edges(mesh)
     rim = np.unique(open_edges)
+    down_slope = np.zeros(len(mesh.vertices))
     if len(rim) == 0:
-        return mesh
+        return mesh, down_slope
     vertices = _smooth_along(np.array(mesh.vertices), open_edges, RIM_SMOOTHING_ITERATIONS)
     dist, idx = head.query(vertices[rim])
     rim, idx = rim[dist <= near], idx[dist <= near]
     if len(rim) == 0:
-        return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
+        return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False), down_slope
     from_rim = cKDTree(vertices[rim]).query(vertices, k=1)[0]
     vertices[rim] = head.points[idx] - depth * head.normals[idx]
     ramp = np.clip(from_rim / slope_width, 0.0, 1.0)
@@ -129,7 +137,17 @@ def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, dept
     low = (dist <= 2 * near) & (height > -depth)   # hair beside the head, not strands hanging free of it
     down = (1.0 - ramp[members[low]]) * (height[low] + depth)
     vertices[members[low]] -= down[:, None] * head.normals[idx[low]]
-    return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
+    down_slope[rim] = 1.0
+    down_slope[members[low]] = 1.0 - ramp[members[low]]
+    return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False), down_slope
+
+
+def _shaded_as_head(normals: np.ndarray, vertices: np.ndarray, head: _HeadSurface, weight: np.ndarray) -> np.ndarray:
+    """`normals` (V, 3) turned toward the head's shading normal nearest each vertex, as far as `weight` (V,)."""
+    _, idx = head.query(vertices)
+    blended = normals * (1.0 - weight[:, None]) + head.shading[idx] * weight[:, None]
+    out: np.ndarray = (blended / np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return out
 
 
 def _still_faces(vertices: np.ndarray, faces: np.ndarray, motion: np.ndarray | None, lift: float) -> np.ndarray:
@@ -280,11 +298,11 @@ def extract_static_mesh(density: np.ndarray, level: float, head_vertices: np.nda
         return None
     # After decimation, which would otherwise pull lifted surfaces back in and tucked rims back out.
     mesh = _lift_off_still_head(mesh, head, cell)
-    mesh = _tuck_cut_edges(mesh, head, (HEAD_CLEARANCE_CELLS + CUT_EDGE_CELLS) * cell, TUCK_DEPTH_CELLS * cell,
-                           RIM_SLOPE_CELLS * cell)
+    mesh, down_slope = _tuck_cut_edges(mesh, head, (HEAD_CLEARANCE_CELLS + CUT_EDGE_CELLS) * cell,
+                                       TUCK_DEPTH_CELLS * cell, RIM_SLOPE_CELLS * cell)
 
     vertices = np.asarray(mesh.vertices, np.float32)
-    normals = vertex_normals(vertices, np.asarray(mesh.faces))
+    normals = _shaded_as_head(vertex_normals(vertices, np.asarray(mesh.faces)), vertices, head, down_slope)
     vmapping, indices, uvs = _unwrap(vertices, np.asarray(mesh.faces), atlas_resolution)
     return StaticMesh(vertices=vertices[vmapping], faces=indices.astype(np.int32), uv=uvs.astype(np.float32),
                       normals=normals[vmapping])

@@ -137,3 +137,27 @@ def test_cut_edges_tuck_under_the_head_and_normals_point_out():
     outward = np.sum(mesh.normals * mesh.vertices, axis=1) > 0
     assert outward.mean() > 0.95
     np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=1e-5)
+
+
+def test_hair_sloping_into_its_tucked_edge_is_shaded_as_the_head():
+    # Lit, the slope down to the tucked edge turned away from the light: a dark groove round the hair's edge
+    # on the head (measured before: 37.6 degrees on average from the head's normal within a cell of it).
+    from exporter.head_mesh import vertex_normals
+    from exporter.static_mesh import extract_static_mesh, half_opaque_level
+
+    head = small_head_model()
+    res = 64
+    cap = _ball(res, (0.0, 0.02, 0.0), 0.33) & (np.arange(res)[None, :, None] >= res // 2 + 4)
+    density = np.where(cap | _ball(res, (0, 0, 0), 0.3), 300.0, 0.0)
+    mesh = extract_static_mesh(density, half_opaque_level(res), head.vertices, head.faces, 5000)
+    head_mesh = trimesh.Trimesh(head.vertices, head.faces, process=False)
+    points, triangle = trimesh.sample.sample_surface_even(head_mesh, 200_000, seed=0)
+    distance, nearest = cKDTree(points).query(mesh.vertices)
+    corners = head.faces[triangle[nearest]]
+    bary = trimesh.triangles.points_to_barycentric(head_mesh.triangles[triangle[nearest]], points[nearest])
+    shading = np.einsum("vk,vkd->vd", bary, vertex_normals(head.vertices.astype(np.float32), head.faces)[corners])
+    shading /= np.linalg.norm(shading, axis=1, keepdims=True)
+    near = distance < 1.0 / res
+    assert near.sum() > 100
+    angle = np.degrees(np.arccos(np.clip(np.sum(mesh.normals[near] * shading[near], axis=1), -1, 1)))
+    assert angle.mean() < 15, angle.mean()
