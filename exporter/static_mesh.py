@@ -144,9 +144,12 @@ def _tuck_cut_edges(mesh: trimesh.Trimesh, head: _HeadSurface, near: float, dept
 
 def _shaded_as_head(normals: np.ndarray, vertices: np.ndarray, head: _HeadSurface, weight: np.ndarray) -> np.ndarray:
     """`normals` (V, 3) turned toward the head's shading normal nearest each vertex, as far as `weight` (V,)."""
-    _, idx = head.query(vertices)
-    blended = normals * (1.0 - weight[:, None]) + head.shading[idx] * weight[:, None]
-    out: np.ndarray = (blended / np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    out = np.array(normals, np.float32)
+    turned = np.flatnonzero(weight > 0)   # the slopes only: most of the hair is off them
+    _, idx = head.query(vertices[turned])
+    w = weight[turned, None]
+    blended = normals[turned] * (1.0 - w) + head.shading[idx] * w
+    out[turned] = blended / np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)
     return out
 
 

@@ -111,16 +111,21 @@ def test_floating_fragments_are_dropped_and_attached_parts_kept():
     assert (v[:, 1] > 0.3).any(), "the cap on the crown is kept"
 
 
-def test_cut_edges_tuck_under_the_head_and_normals_point_out():
+def _hair_cap():
+    """The test head, the static mesh of hair lying on its upper half (closer to it than the cut distance at
+    its rim), and the density grid's resolution."""
     from exporter.static_mesh import extract_static_mesh, half_opaque_level
 
     head = small_head_model()
     res = 64
-    cell = 1.0 / res
-    # Hair lying on the upper half of the head, closer to it than the cut distance at its rim.
     cap = _ball(res, (0.0, 0.02, 0.0), 0.33) & (np.arange(res)[None, :, None] >= res // 2 + 4)
     density = np.where(cap | _ball(res, (0, 0, 0), 0.3), 300.0, 0.0)
-    mesh = extract_static_mesh(density, half_opaque_level(res), head.vertices, head.faces, 5000)
+    return head, extract_static_mesh(density, half_opaque_level(res), head.vertices, head.faces, 5000), res
+
+
+def test_cut_edges_tuck_under_the_head_and_normals_point_out():
+    head, mesh, res = _hair_cap()
+    cell = 1.0 / res
     merged = _merged(mesh)
     edges, counts = np.unique(merged.edges_sorted, axis=0, return_counts=True)
     rim = np.unique(edges[counts == 1])
@@ -143,13 +148,8 @@ def test_hair_sloping_into_its_tucked_edge_is_shaded_as_the_head():
     # Lit, the slope down to the tucked edge turned away from the light: a dark groove round the hair's edge
     # on the head (measured before: 37.6 degrees on average from the head's normal within a cell of it).
     from exporter.head_mesh import vertex_normals
-    from exporter.static_mesh import extract_static_mesh, half_opaque_level
 
-    head = small_head_model()
-    res = 64
-    cap = _ball(res, (0.0, 0.02, 0.0), 0.33) & (np.arange(res)[None, :, None] >= res // 2 + 4)
-    density = np.where(cap | _ball(res, (0, 0, 0), 0.3), 300.0, 0.0)
-    mesh = extract_static_mesh(density, half_opaque_level(res), head.vertices, head.faces, 5000)
+    head, mesh, res = _hair_cap()
     head_mesh = trimesh.Trimesh(head.vertices, head.faces, process=False)
     points, triangle = trimesh.sample.sample_surface_even(head_mesh, 200_000, seed=0)
     distance, nearest = cKDTree(points).query(mesh.vertices)
