@@ -47,15 +47,21 @@ def _swept_poses(head: HeadModel, identity: np.ndarray) -> list[np.ndarray]:
 def swept_mesh_volume(head: HeadModel, identity: np.ndarray, resolution: int) -> np.ndarray:
     """(R, R, R) bool [x, y, z]: inside the mesh at neutral or at any of SWEPT_EXPRESSIONS, each taken
     as the span between a column's front and back surface."""
-    poses = _swept_poses(head, identity)
-    c = texel_centres(resolution).reshape(1, 1, -1)
     vol = np.zeros((resolution,) * 3, bool)
-    for verts in poses:
-        zf, _ = mesh_wall(verts, head.faces, "front", resolution)
-        zb, _ = mesh_wall(verts, head.faces, "back", resolution)
-        ok = np.isfinite(zf) & np.isfinite(zb)
-        vol |= (c <= np.where(ok, zf, -np.inf).T[:, :, None]) & (c >= np.where(ok, zb, np.inf).T[:, :, None])
+    for verts in _swept_poses(head, identity):
+        vol |= mesh_inside(verts, head.faces, resolution)
     return vol
+
+
+def mesh_inside(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R, R) bool [x, y, z]: between each column's front and back surface of the mesh."""
+    z = texel_centres(resolution).reshape(1, 1, -1)
+    zf, _ = mesh_wall(vertices, faces, "front", resolution)
+    zb, _ = mesh_wall(vertices, faces, "back", resolution)
+    covered = np.isfinite(zf) & np.isfinite(zb)
+    inside: np.ndarray = (z <= np.where(covered, zf, -np.inf).T[:, :, None]) & \
+        (z >= np.where(covered, zb, np.inf).T[:, :, None])
+    return inside
 
 
 def volume_walls(vol: np.ndarray) -> dict[str, np.ndarray]:

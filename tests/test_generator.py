@@ -270,16 +270,15 @@ def test_visibility_allows_a_pixel_of_slope_but_not_occlusion():
     assert np.isinf(limit[0, 0]) and np.isinf(limit[7, 7])                   # nothing there to be seen
 
 
-def test_hair_beside_the_cheeks_is_geometry_in_front_of_the_ears():
-    """Hair the photo shows hanging beside the cheeks is hair geometry from the face's outline back to the
-    head, so a side view shows hair there rather than the face mesh's texture; it never lies over the face
-    the photo shows."""
+def _hair_round_a_face(resolution: int):
+    """The embedded head's neutral mesh, a frontal portrait view of it (256 px) whose hair covers the head and
+    falls straight down either side of the face to below the chin, and the hair volume built from it at
+    `resolution`: (hair, head, neutral, view, face mask)."""
     from avatar.fit.correspondence import correspondence
     from avatar.generators.whole_head import PortraitView, _mesh_mask, hair_volume
     from avatar.head_model import embedded_head_model
-    from avatar.surface_field import texel_centres
 
-    s, n = 256, 128
+    s = 256
     head = embedded_head_model()
     neutral = head.identity_vertices()
     cam = camera.camera_vector()
@@ -290,10 +289,20 @@ def test_hair_beside_the_cheeks_is_geometry_in_front_of_the_ears():
     mesh = _mesh_mask(neutral, head.faces, view)
     rows, cols = np.mgrid[:s, :s]
     face_cols = np.flatnonzero(face.any(axis=0))
-    # Hair over the head and falling straight down either side of the face to below the chin.
     hair_px = (mesh | ((cols > face_cols[0] - 25) & (cols < face_cols[-1] + 25) & (rows < view.chin_row + 10))) & ~face
     silhouette = hair_px | face
-    hair = hair_volume(view, silhouette, face, mesh, hair_px, head, neutral, n)
+    hair = hair_volume(view, silhouette, face, mesh, hair_px, head, neutral, resolution)
+    return hair, head, neutral, view, face
+
+
+def test_hair_beside_the_cheeks_is_geometry_in_front_of_the_ears():
+    """Hair the photo shows hanging beside the cheeks is hair geometry from the face's outline back to the
+    head, so a side view shows hair there rather than the face mesh's texture; it never lies over the face
+    the photo shows."""
+    from avatar.surface_field import texel_centres
+
+    n = 128
+    hair, head, neutral, view, face = _hair_round_a_face(n)
     c = texel_centres(n)
     marks = {k: neutral[head.landmarks[k]] for k in ("ear_left", "brow_left", "cheek_left", "chin")}
     ear_z = marks["ear_left"][2]
@@ -306,9 +315,32 @@ def test_hair_beside_the_cheeks_is_geometry_in_front_of_the_ears():
     # None of it over the cheeks and jaw the photo shows.
     xs, ys, zs = np.nonzero(hair)
     in_front = (c[zs] > ear_z) & band[ys]
-    huv, _ = camera.project(np.stack([c[xs], c[ys], c[zs]], axis=-1)[in_front], cam)
+    huv, _ = camera.project(np.stack([c[xs], c[ys], c[zs]], axis=-1)[in_front], view.camera)
+    s = face.shape[0]
     px = np.clip((huv * s).astype(int), 0, s - 1)
     assert not face[px[:, 1], px[:, 0]].any()
+
+
+def test_the_hair_edges_are_smooth_at_the_walls_resolution():
+    """The hair volume is built on a coarser grid than the walls. Copied voxel by voxel its edges are stairs
+    two wall texels high, which every turned view showed along the hairline; resampled smoothly, the
+    edge runs through the coarse voxels: many of the coarse cells on the hair's outer surface are part
+    hair, part air at the walls' resolution (none are, copied)."""
+    from scipy import ndimage
+
+    from avatar.head_walls import mesh_inside
+
+    r = 256
+    hair, head, neutral, _, _ = _hair_round_a_face(r)
+    cells = hair.reshape(r // 2, 2, r // 2, 2, r // 2, 2).sum(axis=(1, 3, 5))
+    # Away from the head, where the mesh's own finer surface cuts the hair.
+    clear = ~ndimage.binary_dilation(mesh_inside(neutral, head.faces, r).reshape(
+        r // 2, 2, r // 2, 2, r // 2, 2).any(axis=(1, 3, 5)))
+    part = (cells > 0) & (cells < 8) & clear
+    full = cells == 8
+    outer = full & ~ndimage.binary_erosion(full) & clear
+    assert outer.sum() > 1000
+    assert part.sum() > 0.3 * outer.sum()
 
 
 def test_the_mirror_takes_the_light_of_the_side_it_stands_in_for():

@@ -29,6 +29,7 @@ from typing import TypeAlias
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 import trimesh
 from scipy import ndimage
 from skimage import measure
@@ -37,7 +38,7 @@ from avatar import camera as cam
 from avatar import raster
 from avatar.generators.projection import sample_image, view_depth
 from avatar.head_model import HeadModel
-from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
+from avatar.head_walls import VolumeNormals, assemble_walls, mesh_inside, swept_mesh_volume
 from avatar.surface_field import HeadWalls, mesh_wall, texel_centres
 
 MATTE_MIN = 0.5
@@ -54,7 +55,8 @@ SIDE_HAIR_FORWARD = 0.03     # below the brows, hair the photo does not show bes
 SIDE_HAIR_LAYER = 0.02       # world units (about 8 mm): hair lying on the side of the head is at least a
                              # layer of strands thick, however little the silhouette reaches beyond the mesh
 MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair is at least this deep
-HULL_RESOLUTION = 128        # the hair volume's grid (doubled to the walls' resolution)
+HULL_RESOLUTION = 128        # the hair volume's grid (resampled to the walls' resolution)
+HAIR_EDGE_SIGMA = 0.7        # voxels (of HULL_RESOLUTION) the hair's edges are smoothed over when resampled
 EDGE_BAND = 0.05             # narrowest strip (x image size) the fill reads at the silhouette's sides: reflected,
                              # a narrower one would repeat every few pixels round the head, as stripes
 NECK_BLUR = 0.02             # blur (x image size) of what the fill reads below the chin
@@ -394,10 +396,8 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     c = texel_centres(n)
     voxel = c[1] - c[0]
     zf, _ = mesh_wall(neutral, head.faces, "front", n)
-    zb, _ = mesh_wall(neutral, head.faces, "back", n)
-    covered = np.isfinite(zf)
     z = c.reshape(1, 1, -1)
-    inside = (z <= np.where(covered, zf, -np.inf).T[:, :, None]) & (z >= np.where(covered, zb, np.inf).T[:, :, None])
+    inside = mesh_inside(neutral, head.faces, n)
     distance = ndimage.distance_transform_edt(~inside) * voxel
     # Toward the face the hair thins out: it lies on the skull at the hairline.
     ear_z = neutral[[head.landmarks["ear_left"], head.landmarks["ear_right"]], 2].mean()
@@ -429,9 +429,19 @@ def hair_volume(view: PortraitView, silhouette: np.ndarray, skin: np.ndarray, me
     # walls: every column holds at least a few voxels of depth, grown backwards.
     hair = ndimage.binary_dilation(hair, np.ones((1, 1, 2 * MIN_HAIR_DEPTH + 1), bool),
                                    origin=(0, 0, MIN_HAIR_DEPTH)) & ~inside
-    factor = resolution // n
-    fine: np.ndarray = hair.repeat(factor, 0).repeat(factor, 1).repeat(factor, 2)
-    return fine
+    out: np.ndarray = _resampled(hair, resolution) & ~mesh_inside(neutral, head.faces, resolution)
+    return out
+
+
+def _resampled(coarse: np.ndarray, resolution: int) -> np.ndarray:
+    """A boolean volume on a grid `resolution` voxels wide, its edges smoothed over HAIR_EDGE_SIGMA coarse
+    voxels. Copied voxel by voxel, the hair's edges were stairs of coarse voxels that every turned view
+    showed, the clearest along the hairline on the forehead; smoothed and resampled they run as smoothly
+    as the walls' grid allows."""
+    soft = torch.from_numpy(ndimage.gaussian_filter(coarse.astype(np.float32), HAIR_EDGE_SIGMA))
+    fine = F.interpolate(soft[None, None], size=(resolution,) * 3, mode="trilinear", align_corners=False)
+    out: np.ndarray = fine[0, 0].numpy() > 0.5
+    return out
 
 
 def grown_face(view: PortraitView, skin: np.ndarray, mesh_mask: np.ndarray, head: HeadModel,
