@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -131,8 +130,6 @@ def _size(size: int | tuple[int, int]) -> tuple[int, int]:
 # fringes), which the upsampler leaves as bilinear made it.
 SILHOUETTE_STEP = 0.8
 SMOOTHING = 0.7  # Gaussian sigma in neural pixels (measured against native renders: 0.35..1 within 0.5 dB)
-COLOURED_ALPHA = 0.05  # a neural pixel this opaque has a colour of its own (below: taken from its neighbours)
-COLOUR_REACH = 2       # neural pixels the colour is carried past the silhouette: a bicubic kernel's reach
 
 
 def _silhouette_guides(alpha_low: torch.Tensor) -> torch.Tensor:
@@ -152,42 +149,6 @@ def _silhouette_guides(alpha_low: torch.Tensor) -> torch.Tensor:
     smooth = F.conv2d(F.pad(a, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
     smooth = F.conv2d(F.pad(smooth, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))
     return torch.cat([smooth, edge], dim=1)[0]
-
-
-def _edge_upsample(rgb: torch.Tensor, alpha: torch.Tensor, depth: torch.Tensor, h: int, w: int) -> RenderResult:
-    """The neural image enlarged to (h, w), on the CPU: alpha and depth bilinear, the silhouette
-    re-sharpened from the alpha (`_sharpen_silhouette`), and the colour bicubic (bilinear blurs what
-    detail the neural image holds: frontal face PSNR +0.2 to +1.4 dB at 4x on the reference portraits),
-    read from the surface's own colour carried a few pixels past the silhouette, so it neither rings
-    against the background nor darkens where the sharpened alpha covers what bilinear had half
-    transparent."""
-    rgb, alpha, depth = rgb.cpu(), alpha.cpu(), depth.cpu()
-    stack = torch.cat([alpha[None], (depth * alpha)[None], _silhouette_guides(alpha)])[None]
-    out = F.interpolate(stack, size=(h, w), mode="bilinear", align_corners=False)[0]
-    a = out[0].clamp(0, 1)
-    sharp = _sharpen_silhouette(a, out[2], out[3], h / rgb.shape[0])
-    colour = cv2.resize(_colour_past_silhouette(rgb.numpy(), alpha.numpy()), (w, h), interpolation=cv2.INTER_CUBIC)
-    np.clip(colour, 0, 1, out=colour)
-    return RenderResult(torch.from_numpy(colour) * sharp[..., None], sharp, _unweighted_depth(out[1], a))
-
-
-def _unweighted_depth(weighted: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Depth from its alpha-weighted resampling (0 where nothing is hit)."""
-    return torch.where(alpha > 1e-4, weighted / alpha.clamp(min=1e-4), torch.zeros_like(alpha))
-
-
-def _colour_past_silhouette(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """(h, w, 3) float32: the colour of premultiplied `rgb` (h, w, 3) without its `alpha` (h, w), carried
-    COLOUR_REACH pixels past the silhouette (each step, the mean of the coloured neighbours)."""
-    has = (alpha > COLOURED_ALPHA).astype(np.float32)
-    colour = rgb / np.maximum(alpha, COLOURED_ALPHA)[..., None] * has[..., None]
-    for _ in range(COLOUR_REACH):
-        total = cv2.boxFilter(colour, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        weight = cv2.boxFilter(has, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        colour = np.where(has[..., None] > 0, colour, total / np.maximum(weight, 1e-6)[..., None])
-        has = (weight > 0).astype(np.float32)
-    out: np.ndarray = colour.astype(np.float32)
-    return out
 
 
 def _sharpen_silhouette(alpha_up: torch.Tensor, smooth_up: torch.Tensor, edge_up: torch.Tensor,
@@ -370,16 +331,27 @@ class Renderer:
     def _resample(rgb: torch.Tensor, alpha: torch.Tensor, depth: torch.Tensor, h: int, w: int,
                   upsampler: str = "edge") -> RenderResult:
         """The neural-resolution image at (h, w). Downsampling is antialiased bilinear; upsampling is
-        bilinear, or with `upsampler="edge"` see `_edge_upsample`."""
+        bilinear, and with `upsampler="edge"` the silhouette is then re-sharpened from the alpha (see
+        `_sharpen_silhouette`)."""
         if rgb.shape[:2] == (h, w):
             return RenderResult(rgb, alpha, depth)
-        if upsampler == "edge" and h > rgb.shape[0]:
-            return _edge_upsample(rgb, alpha, depth, h, w)
-        stack = torch.cat([rgb, alpha[..., None], (depth * alpha)[..., None]], dim=-1).permute(2, 0, 1)[None]
+        sharpen = upsampler == "edge" and h > rgb.shape[0]
+        channels = [rgb, alpha[..., None], (depth * alpha)[..., None]]
+        if sharpen:
+            channels.append(_silhouette_guides(alpha).permute(1, 2, 0))
+        stack = torch.cat(channels, dim=-1).permute(2, 0, 1)[None]
         out = F.interpolate(stack, size=(h, w), mode="bilinear", align_corners=False,
                             antialias=h < rgb.shape[0])[0].permute(1, 2, 0)
         a = out[..., 3].clamp(0, 1)
-        return RenderResult(out[..., :3].clamp(min=0), a, _unweighted_depth(out[..., 4], a))
+        d = torch.where(a > 1e-4, out[..., 4] / a.clamp(min=1e-4), torch.zeros_like(a))
+        colour = out[..., :3].clamp(min=0)
+        if sharpen:
+            sharp = _sharpen_silhouette(a, out[..., 5], out[..., 6], h / rgb.shape[0])
+            # Premultiplied / alpha, both bilinear, is the alpha-weighted mean colour: no dark fringe
+            # where the sharpened alpha now covers what bilinear had half transparent.
+            colour = colour / a.clamp(min=1e-4)[..., None] * sharp[..., None]
+            a = sharp
+        return RenderResult(colour, a, d)
 
     def _march_reference(self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, t0: torch.Tensor,
                          t1: torch.Tensor, samples: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

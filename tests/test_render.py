@@ -137,7 +137,7 @@ def test_front_raster_equals_full_rasterization(renderer):
 
 def test_edge_upsampler_is_closer_to_a_native_render(renderer):
     """A 4x-upsampled frame: the edge-aware upsampler puts the silhouette nearer a native-resolution
-    render than bilinear does, and the inside of the head too (its colour is bicubic)."""
+    render than bilinear does, and leaves the inside of the head as bilinear made it."""
     cam = camera.camera_vector(yaw_deg=-20, pitch_deg=5)
     native = renderer.render(cam, size=256, neural_resolution=256)
     bilinear = renderer.render(cam, size=256, neural_resolution=64, upsampler="bilinear")
@@ -145,11 +145,9 @@ def test_edge_upsampler_is_closer_to_a_native_render(renderer):
     for background in ((0, 0, 0), (1, 1, 1)):
         assert psnr(edge.over(background), native.over(background)) > psnr(bilinear.over(background),
                                                                            native.over(background)) + 0.5
-    inside = (bilinear.alpha > 0.999) & (edge.alpha > 0.999) & (native.alpha > 0.999)
+    inside = (bilinear.alpha > 0.999) & (edge.alpha > 0.999)
     assert inside.float().mean() > 0.2
-    error = {name: float(((frame.rgb - native.rgb)[inside] ** 2).mean()) for name, frame in
-             (("edge", edge), ("bilinear", bilinear))}
-    assert error["edge"] < 0.9 * error["bilinear"]
+    assert float((edge.rgb - bilinear.rgb)[inside].abs().max()) < 1e-3
     with pytest.raises(ValueError, match="upsampler must be one of"):
         renderer.render(cam, size=64, upsampler="bicubic")
     with pytest.raises(ValueError, match="neural resolution 4 is outside"):
