@@ -180,8 +180,8 @@ def test_round_trip_recovers_the_head_turn_and_the_blink(track):
 def test_the_blink_reference_of_the_benchmark_sees_the_rendered_blink(track):
     """benchmarks.track's reference (the aspect ratio of the raw landmarks with the iris model's lids) and
     the tracked eyeBlink channels find the rendered blink, one event per eye, within the closed frames and
-    nowhere else, and agree. (At 192 px the subject's left eye, turned away, reads just over half open on
-    its first closed frames: the contour of a shut eye keeps the lashes' width.)"""
+    nowhere else, and agree. (The subject's left eye, turned a little away, reads less closed than the
+    right: the contour of a shut eye keeps the lashes' width.)"""
     from benchmarks.track import _matched, reference_blinks, tracked_blinks
 
     assert track.eye_contours.shape == (FRAMES, 2, 71, 3) and np.isfinite(track.eye_contours).all()
