@@ -216,8 +216,9 @@ class ResidualTexels:
     openings over them (a blink, a look, an open jaw), and the front plane reads them along the openings'
     edges, where the portrait shows the lids, lashes, the eye's corners and the lips: fitted through that
     reading, they took those colours. A shut eye then showed the eyeball's dark corner texels as two dark
-    patches that the face mesh reads as an open eye's (the astronaut's left eye, half open at 192 px in
-    tests/test_track.py's blink), and an open mouth showed lip-pink teeth (talking_d10's reenactment)."""
+    patches that the face mesh reads as an open eye's (the astronaut's left eye, half open in
+    tests/test_track.py's blink clip when it was rendered at 192 px), and an open mouth showed lip-pink teeth
+    (talking_d10's reenactment)."""
 
     facing: np.ndarray    # (R, R) float: how far a fitted texel takes its fit (Projection.facing, times .shown:
     #                       a collar or hair beside the jaw, fitted onto the skin behind it, is a streak at the side)
