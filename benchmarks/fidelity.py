@@ -2,7 +2,10 @@
 
 - frontal: per test portrait, the avatar rendered from its portrait camera against the aligned portrait:
   PSNR and SSIM inside the face region (the face mesh's hull; goal >= 28 dB), and the head region's
-  figures as for reenactment (the matte above the chin line against the render's alpha).
+  figures as for reenactment (the matte above the chin line against the render's alpha). The goal is
+  judged at the renderer's default neural image (what the stream sends); face_psnr_planes_resolution is the
+  same figure with the volume rendered at the planes' own resolution, so an avatar's detail is told apart
+  from what the stream's smaller neural image drops (a painting's craquelure, say).
 - reenactment: per clip, an avatar from its most frontal mouth-closed frame, driven to the other sampled
   frames and scored per |delta yaw| bin (benchmarks.reenact), next to the "no 3D" baseline. Medians over
   the frames of all clips, per bin: face PSNR/SSIM, landmark error (% inter-ocular), head IoU/precision/
@@ -71,11 +74,12 @@ def portraits(folder: Path | None) -> list[tuple[str, bytes]]:
     return out
 
 
-def frontal(avatar, renderer, prepared) -> dict:
+def frontal(avatar, renderer, prepared, neural_resolution: int | None = None) -> dict:
     """The avatar from its portrait camera with the portrait's own expression and gaze (which reproduce the photo)
-    against the aligned portrait, scored like a reenactment frame."""
+    against the aligned portrait, scored like a reenactment frame (the volume at `neural_resolution`, the
+    renderer's default if None)."""
     result = renderer.render(avatar.portrait_camera, avatar.portrait_expression, eye=avatar.portrait_eye,
-                             size=FRONTAL_SIZE)
+                             size=FRONTAL_SIZE, neural_resolution=neural_resolution)
     photo = cv2.resize(prepared.image, (FRONTAL_SIZE, FRONTAL_SIZE), interpolation=cv2.INTER_AREA) / 255.0
     matte = cv2.resize(prepared.matte.astype(np.float32), (FRONTAL_SIZE,) * 2, interpolation=cv2.INTER_AREA)
     obs = from_prepared(prepared).scaled(FRONTAL_SIZE / prepared.image.shape[0])
@@ -148,7 +152,10 @@ def _portrait_summary(scored: list[dict]) -> dict:
     face = [p["face_psnr"] for p in scored if p["face_psnr"] is not None]
     return {
         "frontal": {**{k: fm.median(p[k] for p in scored) for k in FRONTAL_KEYS},
-                    "min_face_psnr": min(face, default=None)},
+                    "min_face_psnr": min(face, default=None),
+                    "min_face_psnr_planes_resolution": min((p["face_psnr_planes_resolution"] for p in scored
+                                                            if p["face_psnr_planes_resolution"] is not None),
+                                                           default=None)},
         "coverage_min_alpha": min((p["coverage"]["min_alpha"] for p in scored), default=None),
         "side_views": {"face_found": round(float(np.mean([v["face_found"] for v in views])), 3) if views else None,
                        "landmark_error": fm.median(v["landmark_error"] for v in views),
@@ -216,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         prepared = prepare(data)
         renderer = Renderer(avatar)
-        per_portrait[name] = {"create_seconds": round(seconds, 2), **_rounded(frontal(avatar, renderer, prepared)),
+        scores = frontal(avatar, renderer, prepared)
+        scores["face_psnr_planes_resolution"] = frontal(avatar, renderer, prepared,
+                                                        neural_resolution=avatar.planes.shape[-1])["face_psnr"]
+        per_portrait[name] = {"create_seconds": round(seconds, 2), **_rounded(scores),
                               "coverage": coverage(renderer), "side_views": side_views(avatar, renderer)}
     out.update(_portrait_summary([p for p in per_portrait.values() if "face_psnr" in p]))
 
