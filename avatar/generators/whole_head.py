@@ -57,8 +57,11 @@ SIDE_HAIR_LAYER = 0.02       # world units (about 8 mm): hair lying on the side 
 MIN_HAIR_DEPTH = 2           # voxels (of HULL_RESOLUTION) every column of hair is at least this deep
 HULL_RESOLUTION = 128        # the hair volume's grid (resampled to the walls' resolution)
 HAIR_EDGE_SIGMA = 0.7        # voxels (of HULL_RESOLUTION) the hair's edges are smoothed over when resampled
-EDGE_BAND = 0.05             # narrowest strip (x image size) the fill reads at the silhouette's sides: reflected,
-                             # a narrower one would repeat every few pixels round the head, as stripes
+EDGE_BAND = 0.05             # narrowest strip (x image size) the fill reads at the silhouette's sides: a narrower
+                             # one would repeat every few pixels round the head, as stripes
+FILL_TILE = 0.08             # side (x image size) of the triangles the fill's texture is laid in (EdgeFill)
+FILL_TABLE = 64              # the tiles' phases repeat after this many triangles
+FILL_SEED = 9                # the phases are random, and the same for every avatar
 NECK_BLUR = 0.02             # blur (x image size) of what the fill reads below the chin
 SIDE_BLEND = 0.25            # the fill's left and right strips cross-fade within this fraction of the head's
                              # half-width either side of its middle
@@ -103,15 +106,16 @@ class EdgeFill:
     camera's direction, reads the strip between the silhouette's left (or right) edge and what it must
     `avoid` (the face; above the chin, anything skin-coloured) in row r. Before the silhouette's edge
     (|a| < 90 degrees) it reads about where the photo shows it; past the edge, as far into the strip as it
-    lies round the head past the edge, in pixels of the photo, reflected back at the strip's ends: the
-    photo's texture continues round the head at the scale the photo shows it, never stretched along a row
-    and never averaged away. Left and right strips cross-fade down the middle of the back. Rows whose edge
+    lies round the head past the edge, in pixels of the photo. Further round than the strip is wide it
+    reads the strip in tiles, each from a phase of its own (`_tiles`): the photo's texture continues round
+    the head at the scale the photo shows it, never stretched along a row, never averaged away and never
+    repeated in step. Left and right strips cross-fade down the middle of the back. Rows whose edge
     shows nothing to read (a face turned away, an ear) read the nearest runs of rows that do, reflected,
     so no single row is stretched down the head either; a neck that shows only clothing is skin.
     """
 
     def __init__(self, view: PortraitView, silhouette: np.ndarray, avoid: np.ndarray, centre_z: float):
-        # Single pixels (noise, JPEG blocks) are softened: the reflections repeat what they read.
+        # Single pixels (noise, JPEG blocks) are softened: the tiles repeat what they read.
         self.image = cv2.GaussianBlur(view.image.astype(np.float32) / 255.0, (0, 0), sigmaX=1.0)
         s = self.image.shape[0]
         # A neck is smooth skin: below the chin the strips are read soft, so a collar's edge or a shadow
@@ -132,6 +136,10 @@ class EdgeFill:
             left = right
         self.left: Strips = left
         self.right: Strips = right or left
+        self.left_means = _strip_means(self.image, self.left)
+        self.right_means = _strip_means(self.image[:, ::-1], self.right)
+        # Each side's tiles take their phases from a table of their own, the same for every avatar.
+        self.phases = np.random.default_rng(FILL_SEED).random((2, FILL_TABLE, FILL_TABLE))
         rows = np.arange(s)
         lo, hi = np.full(s, np.nan), np.full(s, np.nan)
         for row in range(s):
@@ -164,8 +172,8 @@ class EdgeFill:
         # before the edge, the arc round the head past it.
         radius = self.radius[r]
         inward = np.where(turned <= np.pi / 2, radius * (1.0 - np.sin(turned)), radius * (turned - np.pi / 2))
-        left = self._read(self.left, r, inward, from_right=False)
-        right = self._read(self.right, r, inward, from_right=True)
+        left = self._read(self.left, self.left_means, r, inward, from_right=False)
+        right = self._read(self.right, self.right_means, r, inward, from_right=True)
         # Left and right meet down the middle of the silhouette's row, blended over a width in pixels (by
         # angle they would switch within a hair's breadth on the crown, whose points lie near the axis).
         offset = uv[:, 0] * self.size - self.middle[r]
@@ -174,20 +182,38 @@ class EdgeFill:
         colour: np.ndarray = left * (1 - t) + right * t
         return colour.reshape(*points.shape[:-1], 3).astype(np.float32)
 
-    def _read(self, strips: Strips, r: np.ndarray, inward: np.ndarray, from_right: bool) -> np.ndarray:
-        """(N, 3): the strips' colour `inward` pixels from their start (reflected at their ends) for
-        points at image rows `r`, both (N,)."""
+    def _read(self, strips: Strips, means: np.ndarray, r: np.ndarray, inward: np.ndarray, from_right: bool
+              ) -> np.ndarray:
+        """(N, 3): the strips' colour `inward` pixels from their start for points at image rows `r`, both (N,):
+        near the edge as the strip shows it, further round laid in the fill's tiles (`_tiles`), each reading
+        the strip from its own phase, wrapped at its end. `means` (S, 3): each row's strip's mean colour."""
         start, width, from_up, from_down, toward_down = strips
+        weights, phases = _tiles(inward, r.astype(np.float64), FILL_TILE * self.size, self.phases[int(from_right)])
         colour = np.zeros((len(r), 3), np.float32)
         for source, weight in ((from_up[r], 1.0 - toward_down[r]), (from_down[r], toward_down[r])):
             none = source < 0
             source = np.maximum(source, 0)
-            col = np.nan_to_num(start[source] + _reflect(inward, width[source]))
-            if from_right:
-                col = self.size - 1 - col
+            w = width[source]
             neck = source > self.chin_row
-            read = self._sample(col, source, self.image)
-            read[neck] = self._sample(col[neck], source[neck], self.soft)
+            # Within a strip's width of the edge the phases fade in: there the fill meets what the photo shows.
+            # A neck is read soft and whole (reflected at the strip's ends): in tiles its outline's shadow
+            # came back round it as stripes.
+            spread = np.clip(inward / np.maximum(w, 1.0), 0, 1)
+            spread = np.where(neck, 0.0, spread * spread * (3 - 2 * spread))
+            mean, whole, wrap = means[source], _reflect(inward, w), np.maximum(w, 1.0)
+            tiled = np.zeros((len(r), 3), np.float32)
+            for k in range(3):
+                along = np.where(neck, whole, np.mod(inward + spread * phases[:, k] * w, wrap))
+                col = np.nan_to_num(start[source] + along)
+                if from_right:
+                    col = self.size - 1 - col
+                read = self._sample(col, source, self.image)
+                read[neck] = self._sample(col[neck], source[neck], self.soft)
+                tiled += weights[:, k:k + 1] * (read - mean)
+            # Three tiles at unrelated phases, averaged, would wash the texture's contrast out toward the
+            # middle of each triangle: the blend keeps its variance (by-example noise) as far as they differ.
+            keep = 1.0 + spread * (1.0 / np.sqrt((weights ** 2).sum(axis=1)) - 1.0)
+            read = np.clip(mean + tiled * keep[:, None], 0.0, 1.0)
             read[none] = self.skin
             colour += read * weight[:, None]
         return colour
@@ -195,6 +221,45 @@ class EdgeFill:
     def _sample(self, col: np.ndarray, row: np.ndarray, image: np.ndarray) -> np.ndarray:
         uv = np.stack([(col + 0.5) / self.size, (row + 0.5) / self.size], axis=-1)
         return sample_image(image, uv)
+
+
+def _strip_means(image: np.ndarray, strips: Strips) -> np.ndarray:
+    """(S, 3): the mean colour of each row's strip (`image` as the strips were found on it; rows without a
+    strip are never read directly and take 0)."""
+    start, width = strips[0], strips[1]
+    means = np.zeros((image.shape[0], 3), np.float32)
+    for row in np.flatnonzero(np.isfinite(start)):
+        first = int(start[row])
+        means[row] = image[row, first:first + max(round(float(width[row])), 1)].mean(axis=0)
+    return means
+
+
+# The corners of the skewed lattice's two triangles in each unit cell, in the order of their weights (_tiles).
+_LOWER_CORNERS = np.array([[0, 0], [0, 1], [1, 0]])
+_UPPER_CORNERS = np.array([[1, 1], [1, 0], [0, 1]])
+
+
+def _tiles(inward: np.ndarray, row: np.ndarray, tile: float, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fill's tiling: the plane of (pixels past the edge, image row) cut into equilateral triangles of
+    about `tile` pixels, each lattice vertex with a random phase in [0, 1) from `table` (T, T). Per point
+    (N,), its triangle's three vertices' barycentric weights and phases, (N, 3) each.
+
+    Read on round the head, reflected at the strip's ends, the fill repeated the strip mirror for mirror: every
+    highlight and parting came back at the same distance in every row (rings and chevrons across the back).
+    Laid in tiles at unrelated phases, it repeats nowhere in step; each tile wraps the strip at its end, a
+    seam the other two tiles' blend (at other phases) covers."""
+    u, v = inward / tile, row / tile
+    # Skewed so the triangles' corners land on integers: a lattice vertex is (i, j).
+    a, b = u - v / np.sqrt(3.0), 2.0 * v / np.sqrt(3.0)
+    i, j = np.floor(a).astype(np.int64), np.floor(b).astype(np.int64)
+    fa, fb = a - i, b - j
+    rest = 1.0 - fa - fb
+    lower = rest > 0
+    corners = np.where(lower[:, None, None], _LOWER_CORNERS, _UPPER_CORNERS)
+    weights = np.where(lower[:, None], np.stack([rest, fb, fa], axis=1), np.stack([-rest, 1 - fb, 1 - fa], axis=1))
+    n = table.shape[0]
+    phases = table[(i[:, None] + corners[..., 0]) % n, (j[:, None] + corners[..., 1]) % n]
+    return weights, phases
 
 
 def _reflect(distance: np.ndarray, width: np.ndarray) -> np.ndarray:
