@@ -79,6 +79,8 @@ RIM_GRAZE = 0.3              # the face grows past its outline at vertices whose
 # A side strip the fill reads, (S,) each: per image row its first column and width (NaN where the row has
 # none); per row the two rows it reads (int64) and the weight of the second (`_gap_sources`).
 Strips: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# The fill's tiles at some points: barycentric weights (N, 3) and the lattice vertices' i and j (N, 3) each.
+Tiles: TypeAlias = tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -172,8 +174,10 @@ class EdgeFill:
         # before the edge, the arc round the head past it.
         radius = self.radius[r]
         inward = np.where(turned <= np.pi / 2, radius * (1.0 - np.sin(turned)), radius * (turned - np.pi / 2))
-        left = self._read(self.left, self.left_means, r, inward, from_right=False)
-        right = self._read(self.right, self.right_means, r, inward, from_right=True)
+        # Both sides' tiles share the lattice; each reads its own phases at the lattice's vertices.
+        tiles = _tiles(inward, r.astype(np.float64), FILL_TILE * self.size)
+        left = self._read(self.left, self.left_means, r, inward, tiles, from_right=False)
+        right = self._read(self.right, self.right_means, r, inward, tiles, from_right=True)
         # Left and right meet down the middle of the silhouette's row, blended over a width in pixels (by
         # angle they would switch within a hair's breadth on the crown, whose points lie near the axis).
         offset = uv[:, 0] * self.size - self.middle[r]
@@ -182,13 +186,16 @@ class EdgeFill:
         colour: np.ndarray = left * (1 - t) + right * t
         return colour.reshape(*points.shape[:-1], 3).astype(np.float32)
 
-    def _read(self, strips: Strips, means: np.ndarray, r: np.ndarray, inward: np.ndarray, from_right: bool
-              ) -> np.ndarray:
+    def _read(self, strips: Strips, means: np.ndarray, r: np.ndarray, inward: np.ndarray,
+              tiles: Tiles, from_right: bool) -> np.ndarray:
         """(N, 3): the strips' colour `inward` pixels from their start for points at image rows `r`, both (N,):
         near the edge as the strip shows it, further round laid in the fill's tiles (`_tiles`), each reading
-        the strip from its own phase, wrapped at its end. `means` (S, 3): each row's strip's mean colour."""
+        the strip from its own phase, wrapped at its end. `means` (S, 3): each row's strip's mean colour;
+        `tiles`: each point's tile weights and lattice vertices (`_tiles`)."""
         start, width, from_up, from_down, toward_down = strips
-        weights, phases = _tiles(inward, r.astype(np.float64), FILL_TILE * self.size, self.phases[int(from_right)])
+        weights, (vi, vj) = tiles
+        table = self.phases[int(from_right)]
+        phases = table[vi % table.shape[0], vj % table.shape[1]]
         colour = np.zeros((len(r), 3), np.float32)
         for source, weight in ((from_up[r], 1.0 - toward_down[r]), (from_down[r], toward_down[r])):
             none = source < 0
@@ -239,10 +246,10 @@ _LOWER_CORNERS = np.array([[0, 0], [0, 1], [1, 0]])
 _UPPER_CORNERS = np.array([[1, 1], [1, 0], [0, 1]])
 
 
-def _tiles(inward: np.ndarray, row: np.ndarray, tile: float, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _tiles(inward: np.ndarray, row: np.ndarray, tile: float) -> Tiles:
     """The fill's tiling: the plane of (pixels past the edge, image row) cut into equilateral triangles of
-    about `tile` pixels, each lattice vertex with a random phase in [0, 1) from `table` (T, T). Per point
-    (N,), its triangle's three vertices' barycentric weights and phases, (N, 3) each.
+    about `tile` pixels, whose lattice vertices each carry a random phase (EdgeFill.phases). Per point (N,),
+    its triangle's three vertices' barycentric weights (N, 3) and integer lattice coordinates, two (N, 3).
 
     Read on round the head, reflected at the strip's ends, the fill repeated the strip mirror for mirror: every
     highlight and parting came back at the same distance in every row (rings and chevrons across the back).
@@ -257,9 +264,7 @@ def _tiles(inward: np.ndarray, row: np.ndarray, tile: float, table: np.ndarray) 
     lower = rest > 0
     corners = np.where(lower[:, None, None], _LOWER_CORNERS, _UPPER_CORNERS)
     weights = np.where(lower[:, None], np.stack([rest, fb, fa], axis=1), np.stack([-rest, 1 - fb, 1 - fa], axis=1))
-    n = table.shape[0]
-    phases = table[(i[:, None] + corners[..., 0]) % n, (j[:, None] + corners[..., 1]) % n]
-    return weights, phases
+    return weights, (i[:, None] + corners[..., 0], j[:, None] + corners[..., 1])
 
 
 def _reflect(distance: np.ndarray, width: np.ndarray) -> np.ndarray:
