@@ -1,4 +1,4 @@
-"""The embedded head's brows move as whole features, and as far as faces move them.
+"""The embedded head's brows and mouth corners move as far as faces move them.
 
 A clip's fits read a feature's motion through the blendshapes that move its MediaPipe points. Where a target
 moved one edge of the brow and not the other, or moved it less far than a face does, the fits sat at the
@@ -18,6 +18,7 @@ IRISES = (468, 473)
 # MediaPipe's subject's-left brow (+x, the Left targets' side) from its inner end: lower edge, upper edge.
 BROW_LOWER = (285, 295, 282, 283, 276)
 BROW_UPPER = (336, 296, 334, 293, 300)
+LEFT_MOUTH_CORNER = 291
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +50,16 @@ def test_raised_brows_lift_the_whole_brow(model):
     moved = [p for p in BROW_LOWER + BROW_UPPER if _motion(model, "browDownLeft")[p, 1] < -0.01]
     assert dy[moved].min() > 0.03, dict(zip(moved, dy[moved]))
     assert dy[[BROW_LOWER[0], BROW_UPPER[0]]].min() > 0.08
+
+
+def test_a_full_smile_moves_the_mouth_corner_as_far_as_a_smile_does(model):
+    """mouthSmileLeft at 1 carries the mouth's corner up and out by ~16 % of the inter-ocular distance (a
+    spontaneous smile widens the mouth by ~27 %, the corners moving ~10 mm at ~47 degrees from the horizontal;
+    the old target moved it 8.8 %, and a talking clip's fits sat at the bound in a quarter of its frames),
+    and the other corner stays."""
+    motion = _motion(model, "mouthSmileLeft")
+    dx, dy = motion[LEFT_MOUTH_CORNER]
+    assert dx > 0 and dy > 0
+    assert 0.14 < np.hypot(dx, dy) < 0.2
+    assert 35 < np.degrees(np.arctan2(dy, dx)) < 60
+    assert np.abs(motion[61]).max() < 0.01   # the subject's right corner

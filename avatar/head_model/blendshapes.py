@@ -30,6 +30,12 @@ REGION_THRESHOLD = 0.02     # a vertex belongs to a target's region where its we
 BROW_CORE, BROW_REACH = 0.03, 0.06
 BROW_DOWN = np.array([-0.004, -0.020, 0.003])   # a full frown lowers the inner brow ~6 mm, pulls it in ~1 mm
 BROW_UP = 0.024                                 # a full raise lifts the brow ~7 mm
+# A full smile carries the mouth's corner ~9 mm up and out (spontaneous
+# smiles widen the mouth by ~27 %, its corners moving at ~47 degrees: Am J Orthod Dentofacial Orthop
+# 2005;128:8-15) and
+# ~3.5 mm back round the teeth; the cheek beside it goes along.
+SMILE = np.array([0.022, 0.024, -0.012])
+SMILE_REACH = (0.07, 0.065, 0.08)
 
 
 def _rotate_about_y(p: np.ndarray, centre: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -147,7 +153,7 @@ def _left_targets(a: _Author) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         weight: np.ndarray = bump(p, corner, radii) * skin
         return weight
 
-    t["mouthSmileLeft"] = a.translate(corner_w((0.06, 0.055, 0.07)), (0.010, 0.014, -0.006))
+    t["mouthSmileLeft"] = a.translate(corner_w(SMILE_REACH), SMILE)
     t["mouthFrownLeft"] = a.translate(corner_w((0.06, 0.055, 0.07)), (0.002, -0.014, -0.002))
     t["mouthDimpleLeft"] = a.translate(corner_w((0.045, 0.04, 0.06)), (0.006, 0.0, -0.010))
     t["mouthStretchLeft"] = a.translate(corner_w((0.06, 0.06, 0.07)), (0.014, -0.008, -0.004))
