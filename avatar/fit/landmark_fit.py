@@ -7,6 +7,7 @@ from a previous frame's fit, what sat at a bound there starts held at it) for:
   - the 52 ARKit weights in [0, 1] (canonical order), pulled toward 0 so weight 0 stays a neutral face
     (channels with little landmark motion harder while the identity is free; see landmark_model);
     eyeLook* and tongueOut are not fitted (gaze is the eye 4-vector; the tongue is never a landmark),
+    and two that pull one feature opposite ways (a corner's smile and frown) are not read together,
   - the eye 4-vector (FaceVerse layout, see HeadModel.posed) from the iris points,
   - the portrait camera: rotation, position and focal length.
 Identity and expression are solved together, so a smiling photo gives smile weights and a neutral
@@ -95,6 +96,13 @@ FOCAL_PRIOR = 1.0          # per unit of log focal length, toward the EG3D defau
 ROBUST_SCALE = 0.008       # soft-L1 knee: residuals beyond ~4 px of a 512 crop count linearly
 _FITTED_INDEX = {int(k): j for j, k in enumerate(FITTED)}
 _MOUTH_CLOSE, _JAW_OPEN = index_of("mouthClose"), index_of("jawOpen")
+# Antagonists: blendshapes that pull the same feature opposite ways. Together they cancel on this rig and sum
+# to a motion neither names (a smile and a frown on one corner carried it out and back, and stood in for
+# mouthStretch in most of a talking clip's frames); an engine's rig, driven by the exported weights, does not
+# cancel them the same way. Both on together costs BOUND_PENALTY per unit of their product.
+ANTAGONISTS = tuple((_FITTED_INDEX[index_of(a)], _FITTED_INDEX[index_of(b)]) for a, b in (
+    ("mouthSmileLeft", "mouthFrownLeft"), ("mouthSmileRight", "mouthFrownRight"),
+    ("mouthLeft", "mouthRight"), ("jawLeft", "jawRight")))
 _LOG_MIN_DISTANCE = math.log(1.2)   # camera to head centre, world units (the box's corner is at 0.87)
 # Bounds: head pose (radians), eye rotations (radians), field of view (degrees).
 MAX_YAW, MAX_PITCH, MAX_ROLL = math.radians(75), math.radians(60), math.radians(75)
@@ -329,12 +337,14 @@ class _Problem:
         priors = [self.expression_prior * expr[FITTED], EYE_PRIOR * eye, [FOCAL_PRIOR * (c[6] - self.log_f0)]]
         if self.fixed_identity is None:
             priors.insert(0, IDENTITY_PRIOR * ident)
+        fitted = expr[FITTED]
+        antagonists = [BOUND_PENALTY * fitted[a] * fitted[b] for a, b in ANTAGONISTS]
         # ARKit's mouthClose closes the lips over an open jaw: never more than jawOpen.
         closing = BOUND_PENALTY * max(expr[_MOUTH_CLOSE] - expr[_JAW_OPEN], 0.0)
         # The camera stays well outside the head's box (log distance = log f - log s).
         too_close = BOUND_PENALTY * min(c[6] - c[5] - _LOG_MIN_DISTANCE, 0.0)
         return np.concatenate([self.data_residuals(p, c)] + [np.asarray(v, np.float64) for v in priors]
-                              + [[closing, too_close]])
+                              + [antagonists, [closing, too_close]])
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)
@@ -363,7 +373,7 @@ class _Problem:
         dv[6] += uv[:, 1] - 0.5
         n_rows = len(self.rows)
         n_data = 2 * n_rows + (0 if self.z is None else len(self.z_rows))
-        jac = np.zeros((n_data + self.size() - 7 + 1 + 2, self.size()))
+        jac = np.zeros((n_data + self.size() - 7 + 1 + len(ANTAGONISTS) + 2, self.size()))
         jac[0:2 * n_rows:2], jac[1:2 * n_rows:2] = (du * self.w).T, (dv * self.w).T
         if self.z is not None:
             depth = q[self.z_rows, 2]
@@ -381,8 +391,11 @@ class _Problem:
         row, col = row + self.n_ex, col + self.n_ex
         jac[row + np.arange(4), col + np.arange(4)] = EYE_PRIOR
         jac[row + 4, 6] = FOCAL_PRIOR
+        first, fitted = 7 + self.n_id, expr[FITTED]
+        for k, (a, b) in enumerate(ANTAGONISTS):
+            jac[row + 5 + k, first + a] = BOUND_PENALTY * fitted[b]
+            jac[row + 5 + k, first + b] = BOUND_PENALTY * fitted[a]
         if expr[_MOUTH_CLOSE] > expr[_JAW_OPEN]:
-            first = 7 + self.n_id
             jac[-2, first + _FITTED_INDEX[_MOUTH_CLOSE]] = BOUND_PENALTY
             jac[-2, first + _FITTED_INDEX[_JAW_OPEN]] = -BOUND_PENALTY
         if c[6] - c[5] < _LOG_MIN_DISTANCE:
