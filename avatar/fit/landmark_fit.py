@@ -334,10 +334,10 @@ class _Problem:
     def residuals(self, x: np.ndarray) -> np.ndarray:
         c, ident, expr, eye = self.split(x)
         p, _ = self.points(ident, expr, eye)
-        priors = [self.expression_prior * expr[FITTED], EYE_PRIOR * eye, [FOCAL_PRIOR * (c[6] - self.log_f0)]]
+        fitted = expr[FITTED]
+        priors = [self.expression_prior * fitted, EYE_PRIOR * eye, [FOCAL_PRIOR * (c[6] - self.log_f0)]]
         if self.fixed_identity is None:
             priors.insert(0, IDENTITY_PRIOR * ident)
-        fitted = expr[FITTED]
         antagonists = [BOUND_PENALTY * fitted[a] * fitted[b] for a, b in ANTAGONISTS]
         # ARKit's mouthClose closes the lips over an open jaw: never more than jawOpen.
         closing = BOUND_PENALTY * max(expr[_MOUTH_CLOSE] - expr[_JAW_OPEN], 0.0)

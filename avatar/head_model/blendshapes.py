@@ -30,10 +30,9 @@ REGION_THRESHOLD = 0.02     # a vertex belongs to a target's region where its we
 BROW_CORE, BROW_REACH = 0.03, 0.06
 BROW_DOWN = np.array([-0.004, -0.020, 0.003])   # a full frown lowers the inner brow ~6 mm, pulls it in ~1 mm
 BROW_UP = 0.024                                 # a full raise lifts the brow ~7 mm
-# A full smile carries the mouth's corner ~9 mm up and out (spontaneous
-# smiles widen the mouth by ~27 %, its corners moving at ~47 degrees: Am J Orthod Dentofacial Orthop
-# 2005;128:8-15) and
-# ~3.5 mm back round the teeth; the cheek beside it goes along.
+# A full smile carries the mouth's corner ~9 mm up and out and ~3.5 mm back round the teeth, the cheek beside
+# it going along (spontaneous smiles widen the mouth by ~27 %, its corners moving at ~47 degrees: Am J Orthod
+# Dentofacial Orthop 2005;128:8-15).
 SMILE = np.array([0.022, 0.024, -0.012])
 SMILE_REACH = (0.07, 0.065, 0.08)
 
