@@ -19,7 +19,7 @@ from avatar.head_walls import VolumeNormals, assemble_walls, swept_mesh_volume
 from avatar.surface_field import SEMANTICS, surface_decoder, surface_planes
 
 GENERATOR_NAME = "synthetic"
-GENERATOR_VERSION = "11"
+GENERATOR_VERSION = "12"
 RESOLUTION = 256
 
 

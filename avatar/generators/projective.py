@@ -68,7 +68,7 @@ def _no_progress(stage: str, fraction: float, message: str) -> None:
 
 class ProjectiveGenerator:
     name = "projective"
-    version = "32"
+    version = "33"
     description = ("CPU fit-and-project generator: head model fitted to the face, photo projected onto it "
                    "(no learned prior)")
 

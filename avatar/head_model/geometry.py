@@ -176,14 +176,20 @@ def _rows(anchor_phis: list[float]) -> tuple[np.ndarray, list[int]]:
 
 
 def _eye_wrap(p: np.ndarray, side: int) -> np.ndarray:
-    """Drape the skin around one eye onto the lid sphere, keeping all skin outside that sphere."""
+    """Drape the skin around one eye onto the lid sphere, keeping all skin outside that sphere.
+
+    Skin inside the sphere is lifted onto it over a wide ellipse round the eye; skin standing off it is laid
+    onto it only over the opening, where the lids rest on the eye. Sunk onto it as far out as it is lifted,
+    the brow and cheek round the eye formed a trench that a lit engine render showed as goggles."""
     c = eye_centre(side)
     rel = p - c
     dist = np.linalg.norm(rel, axis=-1)
     n = rel / dist[..., None]
     q = np.hypot((p[..., 0] - c[0]) / 0.062, (p[..., 1] - c[1]) / 0.052)
-    w = (1.0 - smoothstep(1.0, 1.55, q)) * smoothstep(c[2] - 0.03, c[2], p[..., 2])
-    d2 = dist + (LID_RADIUS - dist) * w
+    front = smoothstep(c[2] - 0.03, c[2], p[..., 2])
+    lifts = (1.0 - smoothstep(1.0, 1.55, q)) * front
+    sinks = (1.0 - smoothstep(0.6, 0.95, q)) * front
+    d2 = dist + (LID_RADIUS - dist) * np.where(dist < LID_RADIUS, lifts, sinks)
     x = d2 - LID_RADIUS
     clamped = LID_RADIUS + 0.5 * (x + np.sqrt(x * x + 0.004 ** 2))
     d3 = clamped + (d2 - clamped) * smoothstep(0.08, 0.12, d2)
