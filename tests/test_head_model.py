@@ -20,7 +20,7 @@ from head_model_helpers import (
 from avatar.expressions import ARKIT_NAMES
 from avatar.head_model import PART_ID, PART_NAMES, HeadModel, HeadModelError, embedded_head_model, load_faceverse
 from avatar.head_model.embedded import embedded_head_model as cached_builder
-from avatar.head_model.geometry import _eye_wrap, build_rig, eye_centre
+from avatar.head_model.geometry import DRAPE_SINK, _eye_wrap, build_rig, drape_ellipse, eye_centre
 from avatar.head_model.shape import LID_RADIUS
 from avatar.synthetic import prior_texture, vertex_colours
 
@@ -204,15 +204,15 @@ def test_the_eye_drape_lays_the_lids_on_the_eye_and_sinks_nothing_beyond(side):
     # sphere is lifted onto it, and the lids over the opening rest on it.
     centre = eye_centre(side)
     gx, gy = np.meshgrid(np.linspace(-0.12, 0.12, 49), np.linspace(-0.1, 0.1, 41))
-    ellipse = np.hypot(gx / 0.062, gy / 0.052).reshape(-1)
     for depth in (0.03, 0.07):                                 # inside the lid sphere, then standing off it
         plane = np.stack([centre[0] + gx, centre[1] + gy, np.full_like(gx, centre[2] + depth)], -1).reshape(-1, 3)
+        ellipse = drape_ellipse(plane, centre)
         before = np.linalg.norm(plane - centre, axis=1)
         after = np.linalg.norm(_eye_wrap(plane, side) - centre, axis=1)
         assert after.min() >= LID_RADIUS - 1e-9
-        beyond = (ellipse >= 0.95) & (before > LID_RADIUS)
+        beyond = (ellipse >= DRAPE_SINK[1]) & (before > LID_RADIUS)
         assert (before - after)[beyond].max() < 1e-9              # never sunk toward the eye
-        opening = ellipse < 0.6
+        opening = ellipse < DRAPE_SINK[0]
         assert np.abs(after - LID_RADIUS)[opening].max() < 0.003
 
 

@@ -41,6 +41,11 @@ LID_OPEN_DOWN = 0.12    # neutral lower-lid opening
 LID_REACH_UP = 1.1      # how far above the lid margin (radians) the lid rotation fades out
 LID_REACH_DOWN = 0.8
 EYE_SACK_RINGS = 7
+# The eye drape (_eye_wrap) works in an ellipse round each eye: its half-axes in x and y, and the bands (in
+# units of that ellipse) over which it fades out, for skin lifted off the eyeball and for skin laid onto it.
+DRAPE_RADII = (0.062, 0.052)
+DRAPE_LIFT = (1.0, 1.55)
+DRAPE_SINK = (0.6, 0.95)
 # Mouth sack rings: depth behind the lip line, oval half-width/half-height, pull toward the oval.
 MOUTH_SACK: dict[str, Any] = {
     "depth": (0.012, 0.03, 0.06, 0.10, 0.15, 0.20, 0.25),
@@ -175,6 +180,12 @@ def _rows(anchor_phis: list[float]) -> tuple[np.ndarray, list[int]]:
     return row_phi, result
 
 
+def drape_ellipse(p: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Where points (..., 3) lie in the drape's ellipse round an eye centred at `centre` (1 on its rim)."""
+    q: np.ndarray = np.hypot((p[..., 0] - centre[0]) / DRAPE_RADII[0], (p[..., 1] - centre[1]) / DRAPE_RADII[1])
+    return q
+
+
 def _eye_wrap(p: np.ndarray, side: int) -> np.ndarray:
     """Drape the skin around one eye onto the lid sphere, keeping all skin outside that sphere.
 
@@ -185,10 +196,10 @@ def _eye_wrap(p: np.ndarray, side: int) -> np.ndarray:
     rel = p - c
     dist = np.linalg.norm(rel, axis=-1)
     n = rel / dist[..., None]
-    q = np.hypot((p[..., 0] - c[0]) / 0.062, (p[..., 1] - c[1]) / 0.052)
+    q = drape_ellipse(p, c)
     front = smoothstep(c[2] - 0.03, c[2], p[..., 2])
-    lifts = (1.0 - smoothstep(1.0, 1.55, q)) * front
-    sinks = (1.0 - smoothstep(0.6, 0.95, q)) * front
+    lifts = (1.0 - smoothstep(*DRAPE_LIFT, q)) * front
+    sinks = (1.0 - smoothstep(*DRAPE_SINK, q)) * front
     d2 = dist + (LID_RADIUS - dist) * np.where(dist < LID_RADIUS, lifts, sinks)
     x = d2 - LID_RADIUS
     clamped = LID_RADIUS + 0.5 * (x + np.sqrt(x * x + 0.004 ** 2))
