@@ -14,6 +14,7 @@ import base64
 import functools
 import math
 import os
+import time
 
 import grpc
 import numpy as np
@@ -444,6 +445,10 @@ landmark_lists = st.one_of(st.none(), st.lists(coordinate, max_size=12),
                                lambda n: st.lists(coordinate, min_size=n, max_size=n)))
 
 
+# Seconds a create may take in test_create_inputs_property before the test stops waiting for it.
+CREATE_DEADLINE = 6
+
+
 @bounded(5)
 @given(face_box=face_boxes, landmarks=landmark_lists, generator=st.sampled_from(["", "projective", "nope", "../x"]))
 def test_create_inputs_property(server, client, face_box, landmarks, generator):
@@ -454,14 +459,19 @@ def test_create_inputs_property(server, client, face_box, landmarks, generator):
         req.face_box.CopyFrom(pb.FaceBox(x=face_box[0], y=face_box[1], width=face_box[2], height=face_box[3]))
     if landmarks is not None:
         req.landmarks.CopyFrom(pb.Landmarks(xy=landmarks))
+    start = time.monotonic()
     try:
-        for _ in client.stub.CreateAvatar(req, timeout=6):
+        for _ in client.stub.CreateAvatar(req, timeout=CREATE_DEADLINE):
             pass
         event("created")
     except grpc.RpcError as e:
-        refused(ClientError(e.code(), e.details() or ""), grpc.StatusCode.INVALID_ARGUMENT,
-                grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.FAILED_PRECONDITION, server=server)
+        if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - start >= CREATE_DEADLINE:
+            # This test's own deadline: gRPC's client ends the call with its own two words, not a refusal.
+            event("ran past the deadline")
+        else:
+            refused(ClientError(e.code(), e.details() or ""), grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.FAILED_PRECONDITION, server=server)
     assert server.health() == SERVING
 
 
